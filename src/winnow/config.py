@@ -1,0 +1,129 @@
+"""Validated, frozen configuration objects and the YAML loader shared by every stage.
+
+Every CLI flag maps to a key of one of these models; a run saves its resolved config
+next to its results so it can be reproduced from that file alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration value or key a user gave is not valid; the message says the fix."""
+
+
+class ScanConfig(BaseModel):
+    """Settings of `winnow scan`.
+
+    image_size: side of the square pixel-cache images (aspect kept, letterboxed).
+    background: colour under transparent pixels and in the letterbox bars (any Pillow colour).
+    workers: decode processes; None = all cores.
+    max_pixels: images with more pixels than this are refused as `oversized` (bomb guard).
+    decode_memory_mb: largest in-memory decode; bigger images are streamed by libvips.
+    shard_mb: target size of one pixel-cache shard file.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image_size: int = 128
+    background: str = "white"
+    workers: int | None = None
+    max_pixels: int = 1_000_000_000
+    decode_memory_mb: int = 256
+    shard_mb: int = 64
+
+    @field_validator("image_size")
+    @classmethod
+    def _size_range(cls, value: int) -> int:
+        if not 16 <= value <= 1024:
+            raise ValueError(f"image_size must be between 16 and 1024, got {value}")
+        return value
+
+    @field_validator("background")
+    @classmethod
+    def _known_colour(cls, value: str) -> str:
+        from PIL import ImageColor
+
+        try:
+            ImageColor.getrgb(value)
+        except ValueError:
+            raise ValueError(
+                f"background {value!r} is not a colour Pillow knows; "
+                "use a name ('white') or hex ('#ffffff')"
+            ) from None
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _positive_workers(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"workers must be at least 1, got {value}")
+        return value
+
+    @field_validator("max_pixels", "decode_memory_mb", "shard_mb")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be positive, got {value}")
+        return value
+
+    def background_rgb(self) -> tuple[int, int, int]:
+        from PIL import ImageColor
+
+        return ImageColor.getrgb(self.background)[:3]
+
+    def pixel_settings(self) -> dict[str, Any]:
+        """The settings that change cached pixels: a cache made with others can't be reused."""
+        return {"image_size": self.image_size, "background": self.background_rgb()}
+
+
+def _explain_unknown_keys(model: type[BaseModel], data: dict[str, Any]) -> None:
+    known = list(model.model_fields)
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"Unknown {model.__name__} key {key!r}{hint} Valid keys: {', '.join(known)}."
+            )
+
+
+def build_config(model: type[M], data: dict[str, Any]) -> M:
+    """Validate `data` into `model`, turning pydantic's errors into one readable sentence."""
+    _explain_unknown_keys(model, data)
+    try:
+        return model(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid {model.__name__}: {problems}") from None
+
+
+def load_config(model: type[M], path: Path | None, overrides: dict[str, Any]) -> M:
+    """Read a YAML file (optional) and apply CLI overrides (None values are ignored)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"Cannot read config file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"Config file {path} must hold a mapping of keys to values.")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return build_config(model, data)
+
+
+def dump_config(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True, allow_unicode=True)

@@ -1,0 +1,210 @@
+"""Decode one image robustly: every failure becomes a status code and a sentence.
+
+Status codes (the manifest's `status` column):
+
+==============  ==========================================================================
+ok              decoded; pixels and hashes are present
+empty           the file has zero bytes
+truncated       the data stops before the image ends (found by a full decode, not verify())
+not_image       the content is not an image format we can read (the extension is ignored)
+corrupt         an image header, but the data is damaged (bad checksum, bad compression)
+oversized       more pixels than `max_pixels` (decompression-bomb guard); no decode attempted
+unreadable      the file can't be opened (permissions, broken link, I/O error)
+==============  ==========================================================================
+
+Images whose in-memory decode would exceed `decode_memory_mb` are decoded by libvips in a
+streaming, shrink-as-you-go pass, so legitimately huge drawings (600 MP clipart exists)
+are kept without running out of memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from winnow.config import ScanConfig
+from winnow.hashing import perceptual_hashes
+
+# Bytes a decode needs per pixel: the decoded frame, a mode conversion and a hashing copy.
+_BYTES_PER_PIXEL_IN_FLIGHT = 12
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What one decode pass learns about one file."""
+
+    status: str
+    error: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    mode: str | None = None
+    n_frames: int | None = None
+    has_alpha: bool | None = None
+    decoder: str | None = None
+    pixel_sha256: str | None = None
+    phash: int | None = None
+    dhash: int | None = None
+    pixels: np.ndarray | None = None  # (size, size, 3) uint8, letterboxed
+
+
+def prepare_worker() -> None:
+    """Process-wide settings for decoding: our own pixel cap replaces Pillow's warning band."""
+    Image.MAX_IMAGE_PIXELS = None
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    try:
+        import pyvips
+
+        pyvips.cache_set_max(0)
+        pyvips.concurrency_set(1)
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - optional speed-up
+        pass
+
+
+def decode_file(path: str, config: ScanConfig) -> Decoded:
+    """Decode `path` into cache pixels and hashes, or explain why it can't be."""
+    try:
+        image = Image.open(path)
+    except UnidentifiedImageError:
+        return Decoded("not_image", "content is not a recognised image format")
+    except PermissionError:
+        return Decoded("unreadable", "permission denied")
+    except FileNotFoundError:
+        return Decoded("unreadable", "file vanished during the scan")
+    except Image.DecompressionBombError as exc:  # only if a caller left Pillow's cap on
+        return Decoded("oversized", str(exc))
+    except (OSError, SyntaxError, ValueError) as exc:
+        return Decoded("corrupt", f"cannot parse image header: {exc}")
+    with image:
+        return _decode_opened(image, path, config)
+
+
+def _decode_opened(image: Image.Image, path: str, config: ScanConfig) -> Decoded:
+    facts = {
+        "format": image.format,
+        "width": image.width,
+        "height": image.height,
+        "mode": image.mode,
+        "n_frames": getattr(image, "n_frames", 1),
+    }
+    pixels = image.width * image.height
+    if pixels > config.max_pixels:
+        return Decoded(
+            "oversized",
+            f"{image.width}×{image.height} = {pixels / 1e6:.0f} MP is over the limit of "
+            f"{config.max_pixels / 1e6:.0f} MP (max_pixels); not decoded",
+            **facts,
+        )
+    if pixels * _BYTES_PER_PIXEL_IN_FLIGHT > config.decode_memory_mb * 2**20:
+        return _decode_streaming(path, config, facts)
+    try:
+        if image.format == "JPEG":
+            image.draft("RGB", (config.image_size * 2, config.image_size * 2))
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        rgb = _to_rgb_or_rgba(image)
+    except Image.DecompressionBombError as exc:
+        return Decoded("oversized", str(exc), **facts)
+    except OSError as exc:
+        return _failure(exc, facts)
+    except (SyntaxError, ValueError, EOFError) as exc:
+        return Decoded("corrupt", f"image data is damaged: {exc}", **facts)
+    pixel_sha = _pixel_digest(rgb)
+    return _finish(rgb, config, facts, decoder="pillow", pixel_sha=pixel_sha)
+
+
+def _failure(exc: OSError, facts: dict) -> Decoded:
+    message = str(exc)
+    if isinstance(exc, PermissionError):
+        return Decoded("unreadable", "permission denied", **facts)
+    if "truncated" in message.lower() or "end of file" in message.lower():
+        return Decoded("truncated", f"file ends before the image does ({message})", **facts)
+    return Decoded("corrupt", f"image data is damaged: {message}", **facts)
+
+
+def _to_rgb_or_rgba(image: Image.Image) -> Image.Image:
+    """Normalise any mode to 8-bit RGB, or RGBA when the image has real transparency."""
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if array.max(initial=0) > 255 else 255.0
+        gray = np.clip(array * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            return rgba
+        return rgba.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _pixel_digest(image: Image.Image) -> str:
+    digest = hashlib.sha256(f"{image.mode}:{image.width}x{image.height}:".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def _decode_streaming(path: str, config: ScanConfig, facts: dict) -> Decoded:
+    """Shrink a huge image with libvips without holding it in memory (no pixel digest)."""
+    try:
+        import pyvips
+    except (ImportError, OSError):
+        need = facts["width"] * facts["height"] * _BYTES_PER_PIXEL_IN_FLIGHT / 2**20
+        return Decoded(
+            "oversized",
+            f"{facts['width']}×{facts['height']} needs ~{need:.0f} MB to decode, over "
+            f"decode_memory_mb={config.decode_memory_mb}, and libvips is not installed",
+            **facts,
+        )
+    size = config.image_size
+    try:
+        thumb = pyvips.Image.thumbnail(path, size, height=size, size="down", fail_on="truncated")
+        if thumb.format != "uchar" or thumb.interpretation not in ("srgb", "b-w"):
+            thumb = thumb.colourspace("srgb")
+        array = thumb.numpy()
+    except pyvips.Error as exc:
+        message = str(exc).strip().replace("\n", " ")
+        status = "truncated" if "read error" in message or "truncat" in message else "corrupt"
+        return Decoded(status, f"streaming decode failed: {message}", **facts)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    bands = array.shape[2]
+    if bands in (1, 2):
+        gray = np.repeat(array[:, :, :1], 3, axis=2)
+        array = np.concatenate([gray, array[:, :, 1:]], axis=2) if bands == 2 else gray
+    mode = "RGBA" if array.shape[2] == 4 else "RGB"
+    image = Image.fromarray(np.ascontiguousarray(array[:, :, :4]), mode)
+    return _finish(image, config, facts, decoder="vips", pixel_sha=None)
+
+
+def _finish(
+    image: Image.Image, config: ScanConfig, facts: dict, decoder: str, pixel_sha: str | None
+) -> Decoded:
+    """Resize to fit, composite transparency, hash, letterbox into the cache square."""
+    size = config.image_size
+    background = config.background_rgb()
+    has_alpha = image.mode == "RGBA"
+    image.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    if has_alpha:
+        flat = Image.new("RGB", image.size, background)
+        flat.paste(image, mask=image.getchannel("A"))
+        image = flat
+    hashes = perceptual_hashes(image)
+    canvas = Image.new("RGB", (size, size), background)
+    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
+    return Decoded(
+        "ok",
+        None,
+        has_alpha=has_alpha,
+        decoder=decoder,
+        pixel_sha256=pixel_sha,
+        phash=hashes["phash"],
+        dhash=hashes["dhash"],
+        pixels=np.asarray(canvas, dtype=np.uint8),
+        **facts,
+    )

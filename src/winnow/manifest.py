@@ -1,0 +1,106 @@
+"""The manifest: one row per file under DATA, the single source of truth between stages.
+
+`SCAN_SCHEMA` is the public contract of what `winnow scan` writes; later stages add their
+own columns (audit checks, `keep`/`reason`, `split`). All writes are atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST_NAME = "manifest.parquet"
+
+SCAN_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("label", pa.string()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("sha256", pa.string()),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("mtime_ns", pa.int64(), nullable=False),
+        pa.field("format", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("mode", pa.string()),
+        pa.field("n_frames", pa.int32()),
+        pa.field("has_alpha", pa.bool_()),
+        pa.field("decoder", pa.string()),
+        pa.field("pixel_sha256", pa.string()),
+        pa.field("phash", pa.int64()),
+        pa.field("dhash", pa.int64()),
+        pa.field("cache_shard", pa.int32()),
+        pa.field("cache_index", pa.int32()),
+    ]
+)
+
+STATUSES = (
+    "ok",
+    "empty",
+    "truncated",
+    "not_image",
+    "corrupt",
+    "oversized",
+    "unreadable",
+    "unlabeled",
+    "bad_filename",
+)
+
+
+def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=SCAN_SCHEMA)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_table(table: pa.Table, path: Path) -> None:
+    """Write parquet to a temporary file beside `path`, then rename over it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def manifest_path(run_dir: Path) -> Path:
+    return Path(run_dir) / MANIFEST_NAME
+
+
+def read_table(run_dir: Path) -> pa.Table:
+    """The manifest as an Arrow table (exact types; hashes stay int64 even with nulls)."""
+    path = manifest_path(run_dir)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No manifest at {path}. Run 'winnow scan DATA --out {run_dir}' first."
+        )
+    return pq.read_table(path)
+
+
+def read_manifest(run_dir: Path):  # -> pandas.DataFrame
+    """The manifest as pandas with nullable dtypes, so int64 hashes never turn into floats."""
+    import pandas as pd
+
+    return read_table(run_dir).to_pandas(types_mapper=pd.ArrowDtype)

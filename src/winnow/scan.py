@@ -1,0 +1,408 @@
+"""`winnow scan`: one decode pass per image → RUN/manifest.parquet + RUN/cache/.
+
+Incremental and crash-safe:
+- a file whose (path, size, mtime) matches a row of the previous manifest, or of a part a
+  killed scan left behind, is not decoded again;
+- newly decoded rows are committed in parts: the pixel shard is written (atomically) first,
+  then its rows (atomically), so every committed row points at pixels that exist;
+- the final manifest is written atomically and the parts are then removed.
+The data folder is only ever read.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from winnow.cache import (
+    CACHE_DIR,
+    existing_shards,
+    read_meta,
+    save_shard,
+    shard_name,
+    write_meta,
+)
+from winnow.config import ScanConfig, dump_config
+from winnow.decode import decode_file, prepare_worker
+from winnow.manifest import (
+    SCAN_SCHEMA,
+    atomic_write_bytes,
+    atomic_write_table,
+    manifest_path,
+    rows_to_table,
+)
+from winnow.walk import FoundFile, WalkStats, iter_files
+
+log = logging.getLogger(__name__)
+
+PARTS_DIR = ".scan-parts"
+SUMMARY_NAME = "scan_summary.json"
+_ROWS_PER_PART_LIMIT = 8192
+
+
+class ScanError(RuntimeError):
+    """The scan can't start (bad folders, another scan running); the message says why."""
+
+
+@dataclass
+class ScanProgress:
+    total: int
+    done: int = 0
+    decoded: int = 0
+    reused: int = 0
+    parts_written: int = 0
+
+
+@dataclass
+class ScanSummary:
+    data_dir: str
+    run_dir: str
+    manifest: str
+    files: int
+    by_status: dict[str, int]
+    decoded: int
+    reused: int
+    hidden_skipped: int
+    loops_skipped: int
+    seconds: float
+    bad_files: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def scan(
+    data_dir: Path,
+    run_dir: Path,
+    config: ScanConfig | None = None,
+    on_progress: Callable[[ScanProgress], None] | None = None,
+) -> ScanSummary:
+    """Scan `data_dir` into `run_dir`; see the module docstring for the guarantees."""
+    config = config or ScanConfig()
+    data_dir, run_dir = _check_folders(Path(data_dir), Path(run_dir))
+    started = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(run_dir):
+        cache_dir = run_dir / CACHE_DIR
+        parts_dir = run_dir / PARTS_DIR
+        cache_dir.mkdir(exist_ok=True)
+        parts_dir.mkdir(exist_ok=True)
+        _remove_temporaries(run_dir, cache_dir, parts_dir)
+        previous = _previous_rows(run_dir, cache_dir, parts_dir, config)
+        write_meta(cache_dir, config)
+
+        stats = WalkStats()
+        found = list(iter_files(data_dir, stats))
+        reused_idx, walk_rows, tasks = _plan(found, previous, cache_dir)
+        progress = ScanProgress(total=len(found), reused=len(reused_idx))
+        progress.done = len(reused_idx) + len(walk_rows)
+        if on_progress:
+            on_progress(progress)
+
+        writer = _PartWriter(cache_dir, parts_dir, config, _next_shard_id(cache_dir, previous))
+        for row, pixels in _decode_all(tasks, config):
+            writer.add(row, pixels)
+            progress.done += 1
+            progress.decoded += 1
+            progress.parts_written = len(writer.parts)
+            if on_progress:
+                on_progress(progress)
+        writer.flush()
+
+        table = _merge(previous, reused_idx, walk_rows, writer.parts)
+        atomic_write_table(table, manifest_path(run_dir))
+        _drop_parts_and_orphans(table, cache_dir, parts_dir)
+        atomic_write_bytes(run_dir / "scan_config.yaml", dump_config(config).encode())
+
+        summary = _summarise(table, data_dir, run_dir, stats, progress, started)
+        atomic_write_bytes(
+            run_dir / SUMMARY_NAME,
+            json.dumps(asdict(summary), indent=2, ensure_ascii=False).encode(),
+        )
+    return summary
+
+
+def _check_folders(data_dir: Path, run_dir: Path) -> tuple[Path, Path]:
+    if not data_dir.exists():
+        raise ScanError(f"Data folder {data_dir} does not exist.")
+    if not data_dir.is_dir():
+        raise ScanError(f"{data_dir} is a file; give the folder that holds the class folders.")
+    data_real, run_real = data_dir.resolve(), run_dir.resolve()
+    if run_real == data_real or data_real in run_real.parents:
+        raise ScanError(
+            f"The run folder {run_dir} lies inside the data folder {data_dir}; winnow never "
+            "writes into your data. Choose --out outside it."
+        )
+    return data_real, run_dir
+
+
+class _exclusive:
+    """An advisory lock so two scans can't write the same RUN at once."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+
+    def __enter__(self) -> None:
+        self.handle = open(self.path, "w")  # noqa: SIM115 - held for the whole scan
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise ScanError(f"Another winnow process is writing {self.path.parent}.") from None
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def _remove_temporaries(*folders: Path) -> None:
+    for folder in folders:
+        for name in os.listdir(folder):
+            if name.startswith(".") and name.endswith(".tmp"):
+                (folder / name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- previous work
+
+
+@dataclass
+class _Previous:
+    table: pa.Table  # SCAN_SCHEMA rows from the old manifest and leftover parts
+    by_path: dict[str, int]  # path -> row index in `table` (latest wins)
+
+
+def _previous_rows(
+    run_dir: Path, cache_dir: Path, parts_dir: Path, config: ScanConfig
+) -> _Previous:
+    tables = []
+    meta = read_meta(cache_dir)
+    compatible = meta is not None and {
+        "image_size": meta["image_size"],
+        "background": tuple(meta["background"]),
+    } == config.pixel_settings()
+    if meta is not None and not compatible:
+        log.info("cache settings changed (%s); every image is decoded again", meta)
+    if compatible:
+        sources = [manifest_path(run_dir)] + sorted(parts_dir.glob("part-*.parquet"))
+        for source in sources:
+            if source.exists():
+                try:
+                    tables.append(pq.read_table(source).select(SCAN_SCHEMA.names).cast(SCAN_SCHEMA))
+                except (pa.ArrowException, OSError, KeyError) as exc:
+                    log.warning("ignoring unreadable previous rows in %s: %s", source, exc)
+    table = pa.concat_tables(tables) if tables else SCAN_SCHEMA.empty_table()
+    by_path = {path: i for i, path in enumerate(table.column("path").to_pylist())}
+    return _Previous(table, by_path)
+
+
+def _plan(
+    found: list[FoundFile], previous: _Previous, cache_dir: Path
+) -> tuple[list[int], list[dict[str, Any]], list[FoundFile]]:
+    """Split found files into reusable previous rows, rows the walk decided, files to decode."""
+    shards = set(existing_shards(cache_dir))
+    columns = {
+        name: previous.table.column(name).to_pylist()
+        for name in ("bytes", "mtime_ns", "status", "cache_shard")
+    }
+    reused, walk_rows, tasks = [], [], []
+    for item in found:
+        if item.problem is not None:
+            walk_rows.append(_problem_row(item))
+            continue
+        i = previous.by_path.get(item.path)
+        if i is not None and _reusable(columns, i, item, shards):
+            reused.append(i)
+        else:
+            tasks.append(item)
+    return reused, walk_rows, tasks
+
+
+def _reusable(columns: dict[str, list], i: int, item: FoundFile, shards: set[int]) -> bool:
+    if columns["bytes"][i] != item.bytes or columns["mtime_ns"][i] != item.mtime_ns:
+        return False
+    status = columns["status"][i]
+    if status == "unreadable":
+        return False  # permissions may have been fixed without touching the file
+    return status != "ok" or columns["cache_shard"][i] in shards
+
+
+def _next_shard_id(cache_dir: Path, previous: _Previous) -> int:
+    ids = existing_shards(cache_dir)
+    referenced = previous.table.column("cache_shard").drop_null()
+    top = max(ids[-1] if ids else -1, pa.compute.max(referenced).as_py() if len(referenced) else -1)
+    return top + 1
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _base_row(item: FoundFile) -> dict[str, Any]:
+    return {
+        "path": item.path,
+        "label": item.label,
+        "bytes": item.bytes,
+        "mtime_ns": item.mtime_ns,
+    }
+
+
+def _problem_row(item: FoundFile) -> dict[str, Any]:
+    status, error = item.problem or ("ok", None)
+    return {**_base_row(item), "status": status, "error": error}
+
+
+def inspect_file(item: FoundFile, config: ScanConfig) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One file → its manifest row and cache pixels (worker side; never raises on bad data)."""
+    row = _base_row(item)
+    if item.bytes == 0:
+        return {**row, "status": "empty", "error": "file has zero bytes"}, None
+    try:
+        with open(item.abspath, "rb") as handle:
+            row["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
+    except PermissionError:
+        return {**row, "status": "unreadable", "error": "permission denied"}, None
+    except OSError as exc:
+        return {**row, "status": "unreadable", "error": f"cannot read: {exc.strerror}"}, None
+    try:
+        result = decode_file(item.abspath, config)
+    except MemoryError:
+        result = None
+        row.update(status="oversized", error="ran out of memory while decoding")
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must not end the scan
+        result = None
+        row.update(status="corrupt", error=f"unexpected decoder error: {type(exc).__name__}: {exc}")
+    if result is None:
+        return row, None
+    fields = asdict(result)
+    pixels = fields.pop("pixels")
+    row.update(fields)
+    return row, pixels
+
+
+def _worker_init() -> None:
+    prepare_worker()
+
+
+def _inspect_task(args: tuple[FoundFile, ScanConfig]) -> tuple[dict[str, Any], np.ndarray | None]:
+    return inspect_file(*args)
+
+
+def _decode_all(
+    tasks: list[FoundFile], config: ScanConfig
+) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:
+    """Decode in worker processes, largest files first so the tail of the run stays short."""
+    if not tasks:
+        return
+    tasks = sorted(tasks, key=lambda t: -t.bytes)
+    workers = min(config.workers or os.cpu_count() or 1, len(tasks))
+    if workers == 1:
+        prepare_worker()
+        for task in tasks:
+            yield inspect_file(task, config)
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["winnow.decode"])
+    with context.Pool(workers, initializer=_worker_init) as pool:
+        yield from pool.imap_unordered(_inspect_task, ((t, config) for t in tasks), chunksize=2)
+
+
+class _PartWriter:
+    """Buffers decoded rows; commits shard then rows, atomically, one part at a time."""
+
+    def __init__(self, cache_dir: Path, parts_dir: Path, config: ScanConfig, first_id: int):
+        self.cache_dir = cache_dir
+        self.parts_dir = parts_dir
+        self.capacity = max(1, config.shard_mb * 2**20 // (config.image_size**2 * 3))
+        self.shard_id = first_id
+        self.rows: list[dict[str, Any]] = []
+        self.pixels: list[np.ndarray] = []
+        self.parts: list[Path] = []
+
+    def add(self, row: dict[str, Any], pixels: np.ndarray | None) -> None:
+        if pixels is not None:
+            row["cache_shard"] = self.shard_id
+            row["cache_index"] = len(self.pixels)
+            self.pixels.append(pixels)
+        self.rows.append(row)
+        if len(self.pixels) >= self.capacity or len(self.rows) >= _ROWS_PER_PART_LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        if self.pixels:
+            save_shard(self.cache_dir, self.shard_id, np.stack(self.pixels))
+        part = self.parts_dir / f"part-{self.shard_id:06d}.parquet"
+        atomic_write_table(rows_to_table(self.rows), part)
+        self.parts.append(part)
+        self.shard_id += 1
+        self.rows, self.pixels = [], []
+
+
+# ---------------------------------------------------------------- finishing
+
+
+def _merge(
+    previous: _Previous, reused_idx: list[int], walk_rows: list[dict], parts: list[Path]
+) -> pa.Table:
+    """Reused rows + rows the walk decided + rows decoded by this run, sorted by path.
+
+    Parts left by an earlier, killed scan were already folded into `previous`, so only
+    this run's parts hold new rows; every found path appears exactly once.
+    """
+    pieces = [previous.table.take(pa.array(reused_idx, type=pa.int64())), rows_to_table(walk_rows)]
+    pieces += [pq.read_table(part).cast(SCAN_SCHEMA) for part in parts]
+    return pa.concat_tables(pieces).sort_by("path")
+
+
+def _drop_parts_and_orphans(table: pa.Table, cache_dir: Path, parts_dir: Path) -> None:
+    referenced = set(table.column("cache_shard").drop_null().to_pylist())
+    for part in parts_dir.glob("part-*.parquet"):
+        part.unlink()
+    for shard_id in existing_shards(cache_dir):
+        if shard_id not in referenced:
+            (cache_dir / shard_name(shard_id)).unlink(missing_ok=True)
+
+
+def _summarise(
+    table: pa.Table,
+    data_dir: Path,
+    run_dir: Path,
+    stats: WalkStats,
+    progress: ScanProgress,
+    started: float,
+) -> ScanSummary:
+    statuses = table.column("status").to_pylist()
+    bad = [
+        {"path": p, "status": s, "error": e or ""}
+        for p, s, e in zip(
+            table.column("path").to_pylist(), statuses, table.column("error").to_pylist(),
+            strict=True,
+        )
+        if s != "ok"
+    ]
+    return ScanSummary(
+        data_dir=str(data_dir),
+        run_dir=str(run_dir),
+        manifest=str(manifest_path(run_dir)),
+        files=table.num_rows,
+        by_status=dict(Counter(statuses).most_common()),
+        decoded=progress.decoded,
+        reused=progress.reused,
+        hidden_skipped=stats.hidden_skipped,
+        loops_skipped=stats.loops_skipped,
+        seconds=round(time.perf_counter() - started, 3),
+        bad_files=bad,
+        notes=stats.notes,
+    )
