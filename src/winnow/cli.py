@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,13 +29,15 @@ BAD_FILES_SHOWN = 15
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code=2)
 
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the library does.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what the library does.")
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -47,20 +49,20 @@ def _root(
 def scan(
     data: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (RUN).")],
-    config: Annotated[Optional[Path], typer.Option(help="YAML with scan settings.")] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Pixel-cache side [128].")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with scan settings.")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Pixel-cache side [128].")] = None,
     background: Annotated[
-        Optional[str], typer.Option(help="Colour under transparent pixels [white].")
+        str | None, typer.Option(help="Colour under transparent pixels [white].")
     ] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Decode processes [all cores].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decode processes [all cores].")] = None,
     max_pixels: Annotated[
-        Optional[int], typer.Option(help="Refuse images above this many pixels [1e9].")
+        int | None, typer.Option(help="Refuse images above this many pixels [1e9].")
     ] = None,
     decode_memory_mb: Annotated[
-        Optional[int], typer.Option(help="Largest in-memory decode; bigger ones stream [256].")
+        int | None, typer.Option(help="Largest in-memory decode; bigger ones stream [256].")
     ] = None,
 ) -> None:
-    """Read every file once: facts, hashes, bad-file reasons, and a pixel cache → RUN/manifest.parquet."""
+    """Read every file once: facts, hashes, bad-file reasons, pixel cache → RUN/manifest.parquet."""
     from winnow.config import ConfigError, ScanConfig, load_config
     from winnow.scan import ScanError
     from winnow.scan import scan as run_scan
@@ -100,7 +102,8 @@ def _with_progress(work):
 
 
 def _print_scan_summary(summary) -> None:
-    table = Table(title=f"scan of {summary.data_dir}", show_edge=False)
+    out.print(f"scan of [bold]{summary.data_dir}[/]", soft_wrap=True)
+    table = Table(show_edge=False)
     table.add_column("status")
     table.add_column("files", justify="right")
     for status, count in summary.by_status.items():
@@ -109,7 +112,8 @@ def _print_scan_summary(summary) -> None:
     out.print(table)
     out.print(
         f"{summary.files} files ({summary.decoded} decoded, {summary.reused} reused from the "
-        f"last scan) in {summary.seconds:.1f} s; {summary.hidden_skipped} hidden files skipped."
+        f"last scan) in {summary.seconds:.1f} s; {summary.hidden_skipped} hidden files skipped.",
+        soft_wrap=True,
     )
     if summary.bad_files:
         bad = Table(title="files that can't be used", show_edge=False)
@@ -121,15 +125,15 @@ def _print_scan_summary(summary) -> None:
         if len(summary.bad_files) > BAD_FILES_SHOWN:
             out.print(f"… and {len(summary.bad_files) - BAD_FILES_SHOWN} more in scan_summary.json")
     for note in summary.notes:
-        out.print(f"[yellow]note:[/] {note}")
-    out.print(f"manifest: [bold]{summary.manifest}[/]")
+        out.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    out.print(f"manifest: [bold]{summary.manifest}[/]", soft_wrap=True)
 
 
 @app.command(epilog="Example: winnow demo --out demo")
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where to write data and runs.")] = Path(
-        "demo"
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write data and runs.")
+    ] = Path("demo"),
     seed: Annotated[int, typer.Option(help="Seed of the generated dataset.")] = 0,
 ) -> None:
     """Generate a small messy dataset and run every stage that exists on it."""
@@ -139,10 +143,15 @@ def demo(
     data = out_dir / "data"
     truth = make_demo_dataset(data, seed=seed)
     planted = ", ".join(f"{len(v)} {k}" for k, v in truth.items())
-    out.print(f"demo dataset: [bold]{data}[/] (planted: {planted})")
-    summary = _with_progress(lambda cb: run_scan(data / "training", out_dir / "run", on_progress=cb))
+    out.print(f"demo dataset: [bold]{data}[/] (planted: {planted})", soft_wrap=True)
+    summary = _with_progress(
+        lambda cb: run_scan(data / "training", out_dir / "run", on_progress=cb)
+    )
     _print_scan_summary(summary)
-    out.print(f"\nresults: [bold]{(out_dir / 'run').resolve()}[/] (manifest.parquet, scan_summary.json)")
+    out.print(
+        f"\nresults: [bold]{(out_dir / 'run').resolve()}[/] (manifest.parquet, scan_summary.json)",
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

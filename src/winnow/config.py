@@ -103,7 +103,8 @@ def build_config(model: type[M], data: dict[str, Any]) -> M:
         return model(**data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise ConfigError(f"Invalid {model.__name__}: {problems}") from None
 

@@ -31,6 +31,7 @@ from winnow.hashing import perceptual_hashes
 
 # Bytes a decode needs per pixel: the decoded frame, a mode conversion and a hashing copy.
 _BYTES_PER_PIXEL_IN_FLIGHT = 12
+_EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
@@ -106,6 +107,8 @@ def _decode_opened(image: Image.Image, path: str, config: ScanConfig) -> Decoded
         if image.format == "JPEG":
             image.draft("RGB", (config.image_size * 2, config.image_size * 2))
         image.load()
+        if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+            facts["width"], facts["height"] = facts["height"], facts["width"]  # as displayed
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb_or_rgba(image)
     except Image.DecompressionBombError as exc:
@@ -167,6 +170,9 @@ def _decode_streaming(path: str, config: ScanConfig, facts: dict) -> Decoded:
         if thumb.format != "uchar" or thumb.interpretation not in ("srgb", "b-w"):
             thumb = thumb.colourspace("srgb")
         array = thumb.numpy()
+        width, height = facts["width"], facts["height"]
+        if width != height and (thumb.width > thumb.height) != (width > height):
+            facts = {**facts, "width": height, "height": width}  # vips applied EXIF rotation
     except pyvips.Error as exc:
         message = str(exc).strip().replace("\n", " ")
         status = "truncated" if "read error" in message or "truncat" in message else "corrupt"
@@ -182,6 +188,16 @@ def _decode_streaming(path: str, config: ScanConfig, facts: dict) -> Decoded:
     return _finish(image, config, facts, decoder="vips", pixel_sha=None)
 
 
+def fit_inside(image: Image.Image, size: int) -> Image.Image:
+    """Scale (down or up) so the longer side is `size`, keeping the aspect ratio."""
+    if max(image.size) > size:
+        image.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return image
+    scale = size / max(image.size)
+    target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image if target == image.size else image.resize(target, Image.Resampling.BICUBIC)
+
+
 def _finish(
     image: Image.Image, config: ScanConfig, facts: dict, decoder: str, pixel_sha: str | None
 ) -> Decoded:
@@ -189,7 +205,7 @@ def _finish(
     size = config.image_size
     background = config.background_rgb()
     has_alpha = image.mode == "RGBA"
-    image.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    image = fit_inside(image, size)
     if has_alpha:
         flat = Image.new("RGB", image.size, background)
         flat.paste(image, mask=image.getchannel("A"))

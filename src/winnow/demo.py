@@ -64,7 +64,9 @@ def draw_house(draw: ImageDraw.ImageDraw, rng: np.random.Generator, side: int) -
 
 def draw_tree(draw: ImageDraw.ImageDraw, rng: np.random.Generator, side: int) -> None:
     trunk = side * rng.uniform(0.06, 0.1)
-    draw.rectangle([side / 2 - trunk, side * 0.55, side / 2 + trunk, side * 0.9], fill=(110, 70, 30))
+    draw.rectangle(
+        [side / 2 - trunk, side * 0.55, side / 2 + trunk, side * 0.9], fill=(110, 70, 30)
+    )
     r = side * rng.uniform(0.22, 0.32)
     green = (int(rng.integers(20, 80)), int(rng.integers(120, 200)), int(rng.integers(20, 80)))
     draw.ellipse([side / 2 - r, side * 0.5 - 2 * r, side / 2 + r, side * 0.55], fill=green)
@@ -76,14 +78,19 @@ def draw_car(draw: ImageDraw.ImageDraw, rng: np.random.Generator, side: int) -> 
     draw.rounded_rectangle([side * 0.12, y, side * 0.88, y + side * 0.2], 6, fill=body)
     draw.rectangle([side * 0.3, y - side * 0.14, side * 0.7, y], fill=body)
     for x in (0.3, 0.7):
-        draw.ellipse([side * x - 8, y + side * 0.14, side * x + 8, y + side * 0.14 + 16], fill=(20, 20, 20))
+        draw.ellipse(
+            [side * x - 8, y + side * 0.14, side * x + 8, y + side * 0.14 + 16], fill=(20, 20, 20)
+        )
 
 
 def draw_fish(draw: ImageDraw.ImageDraw, rng: np.random.Generator, side: int) -> None:
     cy = side * rng.uniform(0.4, 0.6)
     colour = _colour(rng)
     draw.ellipse([side * 0.15, cy - side * 0.15, side * 0.7, cy + side * 0.15], fill=colour)
-    draw.polygon([(side * 0.65, cy), (side * 0.9, cy - side * 0.15), (side * 0.9, cy + side * 0.15)], fill=colour)
+    draw.polygon(
+        [(side * 0.65, cy), (side * 0.9, cy - side * 0.15), (side * 0.9, cy + side * 0.15)],
+        fill=colour,
+    )
     draw.ellipse([side * 0.25, cy - 6, side * 0.25 + 6, cy], fill=(0, 0, 0))
 
 
@@ -124,7 +131,9 @@ def make_demo_dataset(root: Path, seed: int = 0) -> dict[str, list]:
     for folder in (training, test):
         if folder.exists():
             shutil.rmtree(folder)
-    truth: dict[str, list] = {key: [] for key in ("exact", "near", "conflict", "leak", "photo", "bad")}
+    truth: dict[str, list] = {
+        key: [] for key in ("exact", "near", "conflict", "leak", "photo", "bad")
+    }
     for label, count in CLASS_COUNTS.items():
         for i in range(count):
             _save(illustration(label, rng), training / label / f"{label}_{i:03d}.png")

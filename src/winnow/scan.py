@@ -188,10 +188,14 @@ def _previous_rows(
 ) -> _Previous:
     tables = []
     meta = read_meta(cache_dir)
-    compatible = meta is not None and {
-        "image_size": meta["image_size"],
-        "background": tuple(meta["background"]),
-    } == config.pixel_settings()
+    compatible = (
+        meta is not None
+        and {
+            "image_size": meta["image_size"],
+            "background": tuple(meta["background"]),
+        }
+        == config.pixel_settings()
+    )
     if meta is not None and not compatible:
         log.info("cache settings changed (%s); every image is decoded again", meta)
     if compatible:
@@ -387,7 +391,9 @@ def _summarise(
     bad = [
         {"path": p, "status": s, "error": e or ""}
         for p, s, e in zip(
-            table.column("path").to_pylist(), statuses, table.column("error").to_pylist(),
+            table.column("path").to_pylist(),
+            statuses,
+            table.column("error").to_pylist(),
             strict=True,
         )
         if s != "ok"

@@ -38,7 +38,9 @@ def _bad_name(parts: tuple[str, ...]) -> str | None:
     try:
         "/".join(parts).encode("utf-8")
     except UnicodeEncodeError:
-        return "/".join(parts).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return (
+            "/".join(parts).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        )
     return None
 
 
@@ -89,7 +91,9 @@ def _examine(
     except FileNotFoundError:
         return FoundFile(path, label, entry.path, 0, 0, ("unreadable", "broken symbolic link"))
     except OSError as exc:
-        return FoundFile(path, label, entry.path, 0, 0, ("unreadable", f"cannot stat: {exc.strerror}"))
+        return FoundFile(
+            path, label, entry.path, 0, 0, ("unreadable", f"cannot stat: {exc.strerror}")
+        )
     if stat.S_ISDIR(st.st_mode):
         key = (st.st_dev, st.st_ino)
         if key in seen_dirs:

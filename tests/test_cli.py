@@ -1,0 +1,93 @@
+"""The command line: fast help, clear errors, a readable scan report, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from winnow.cli import app
+from winnow.manifest import read_manifest
+
+runner = CliRunner()
+
+
+def test_help_lists_every_verb_with_an_example() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for verb in ("scan", "demo"):
+        assert verb in result.output
+        sub = runner.invoke(app, [verb, "--help"])
+        assert sub.exit_code == 0 and "Example: winnow" in sub.output
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys; from winnow.cli import app; "
+        "heavy = [m for m in ('torch', 'lightning', 'pyarrow', 'numpy', 'PIL', 'pyvips') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert output.stdout.strip() == "[]"
+
+
+def test_scan_reports_bad_files_with_reasons(messy, tmp_path: Path) -> None:
+    data, expected = messy
+    result = runner.invoke(
+        app, ["scan", str(data), "--out", str(tmp_path / "run"), "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "truncated" in result.output and "not_image" in result.output
+    assert "manifest.parquet" in result.output
+    summary = json.loads((tmp_path / "run" / "scan_summary.json").read_text())
+    assert summary["files"] == len(expected)
+    assert len(read_manifest(tmp_path / "run")) == len(expected)
+
+
+def test_unknown_config_key_is_an_error_with_a_suggestion(messy, tmp_path: Path) -> None:
+    data, _ = messy
+    config = tmp_path / "scan.yaml"
+    config.write_text("image_sise: 64\n")
+    result = runner.invoke(
+        app, ["scan", str(data), "--out", str(tmp_path / "run"), "--config", str(config)]
+    )
+    assert result.exit_code == 2
+    assert "image_sise" in result.output and "did you mean 'image_size'" in result.output
+
+
+def test_bad_values_and_missing_folders_are_clear_errors(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["scan", str(tmp_path), "--out", str(tmp_path / "r"), "--background", "blurple"]
+    )
+    assert result.exit_code == 2 and "not a colour" in result.output
+    result = runner.invoke(app, ["scan", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_resolved_config_is_saved_with_the_run(messy, tmp_path: Path) -> None:
+    data, _ = messy
+    runner.invoke(
+        app,
+        ["scan", str(data), "--out", str(tmp_path / "run"), "--image-size", "40", "--workers", "1"],
+    )
+    saved = (tmp_path / "run" / "scan_config.yaml").read_text()
+    assert "image_size: 40" in saved and "background: white" in saved
+
+
+def test_demo_runs_and_prints_a_path_that_exists(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    printed = result.output.split("results:")[1].split("(")[0].strip()
+    assert Path(printed).exists() and (Path(printed) / "manifest.parquet").exists()
+    truth = json.loads((tmp_path / "demo" / "data" / "DEMO_TRUTH.json").read_text())
+    frame = read_manifest(Path(printed))
+    statuses = dict(zip(frame.path, frame.status, strict=True))
+    for path, status in truth["bad"]:
+        assert statuses[path] == status
+    assert statuses["tree/나무 그림 03.png"] == "ok"
+    assert all(statuses[p] == "ok" for p in truth["photo"])

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from winnow.config import ConfigError, ScanConfig, build_config, load_config
+
+
+def test_defaults_are_documented_values() -> None:
+    config = ScanConfig()
+    assert (config.image_size, config.background, config.background_rgb()) == (
+        128,
+        "white",
+        (255, 255, 255),
+    )
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(ValidationError):
+        ScanConfig().image_size = 64  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"image_size": 8}, "between 16 and 1024"),
+        ({"workers": 0}, "at least 1"),
+        ({"background": "nope"}, "not a colour"),
+        ({"max_pixel": 5}, "did you mean 'max_pixels'"),
+    ],
+)
+def test_invalid_values_name_the_value_and_the_fix(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config(ScanConfig, data)
+
+
+def test_yaml_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("image_size: 64\nbackground: black\n")
+    config = load_config(ScanConfig, path, {"image_size": 96, "workers": None})
+    assert (config.image_size, config.background, config.workers) == (96, "black", None)
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(ScanConfig, path, {})

@@ -1,0 +1,137 @@
+"""Decoding every kind of input: the right status, a readable reason, correct pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from factory import KINDS, gradient, write_kind
+from winnow.config import ScanConfig
+from winnow.decode import decode_file, prepare_worker
+from winnow.scan import inspect_file
+from winnow.walk import FoundFile
+
+prepare_worker()
+
+
+def _found(path: Path) -> FoundFile:
+    st = path.stat()
+    return FoundFile(path.name, "x", str(path), st.st_size, st.st_mtime_ns)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_gets_its_status(tmp_path: Path, kind: str) -> None:
+    row, pixels = inspect_file(_found(write_kind(tmp_path, kind)), ScanConfig(image_size=32))
+    assert row["status"] == KINDS[kind], row.get("error")
+    if row["status"] == "ok":
+        assert row["error"] is None
+        assert pixels is not None and pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+        assert isinstance(row["phash"], int) and isinstance(row["dhash"], int)
+        assert len(row["sha256"]) == 64
+    else:
+        assert pixels is None
+        assert row["error"] and len(row["error"]) > 10  # a sentence, not a code
+
+
+def test_transparency_is_composited_on_the_chosen_background(tmp_path: Path) -> None:
+    path = write_kind(tmp_path, "png_rgba_transparent")
+    white = decode_file(str(path), ScanConfig(image_size=24))
+    black = decode_file(str(path), ScanConfig(image_size=24, background="black"))
+    assert white.has_alpha and black.has_alpha
+    assert white.pixels[0, 0].tolist() == [255, 255, 255]
+    assert black.pixels[0, 0].tolist() == [0, 0, 0]
+    assert white.pixels[12, 12].tolist() == [0, 0, 0]  # the glyph itself stays black
+    assert white.phash != black.phash  # the glyph is visible only on white
+
+
+def test_palette_transparency_is_honoured(tmp_path: Path) -> None:
+    result = decode_file(
+        str(write_kind(tmp_path, "png_palette_transparent")), ScanConfig(image_size=24)
+    )
+    assert result.has_alpha
+    assert result.pixels[0, 0].tolist() == [255, 255, 255]
+    assert result.pixels[12, 12].tolist() == [0, 0, 255]
+
+
+def test_sixteen_bit_gray_is_scaled_not_clipped(tmp_path: Path) -> None:
+    result = decode_file(str(write_kind(tmp_path, "png_16bit_gray")), ScanConfig(image_size=24))
+    assert result.pixels[5, 2].tolist() == [127, 127, 127]
+    assert result.pixels[5, 20].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    result = decode_file(str(write_kind(tmp_path, "jpeg_exif_rotated")), ScanConfig(image_size=32))
+    assert (result.width, result.height) == (16, 32)  # as displayed
+    column = result.pixels[:, 16, 0].astype(int)  # red ramps along the stored x axis
+    assert column[2] < 40 and column[-3] > 200
+    assert result.pixels[16, 1].tolist() == [255, 255, 255]  # letterbox bar at the side
+
+
+def test_first_frame_of_animation(tmp_path: Path) -> None:
+    result = decode_file(str(write_kind(tmp_path, "gif_animated")), ScanConfig(image_size=24))
+    assert result.n_frames == 3
+    assert result.pixels[5, 5].tolist() == [255, 0, 0]
+
+
+def test_format_comes_from_content_not_extension(tmp_path: Path) -> None:
+    result = decode_file(str(write_kind(tmp_path, "jpeg_named_png")), ScanConfig())
+    assert result.status == "ok" and result.format == "JPEG"
+
+
+def test_aspect_is_kept_with_letterbox(tmp_path: Path) -> None:
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (100, 50), (255, 0, 0)).save(path)
+    pixels = decode_file(str(path), ScanConfig(image_size=32, background="blue")).pixels
+    assert pixels[16, 16].tolist() == [255, 0, 0]
+    assert pixels[2, 16].tolist() == [0, 0, 255] and pixels[29, 16].tolist() == [0, 0, 255]
+
+
+@pytest.mark.parametrize("pixels_over_cap", [1.2, 1.9, 2.5])
+def test_oversized_is_refused_above_the_cap_including_pillows_warning_band(
+    tmp_path: Path, pixels_over_cap: float
+) -> None:
+    cap = 10_000
+    side = int((cap * pixels_over_cap) ** 0.5) + 1
+    path = tmp_path / "big.png"
+    Image.new("RGB", (side, side), "white").save(path)
+    result = decode_file(str(path), ScanConfig(max_pixels=cap))
+    assert result.status == "oversized"
+    assert f"{side}×{side}" in result.error and "max_pixels" in result.error
+    assert result.width == side  # header facts are still recorded
+
+
+def test_images_over_the_memory_budget_are_streamed_by_libvips(tmp_path: Path) -> None:
+    path = tmp_path / "large.png"
+    gradient(400, 300).save(path)
+    small_budget = ScanConfig(image_size=64, decode_memory_mb=1)  # 400×300×12 B > 1 MB
+    streamed = decode_file(str(path), small_budget)
+    in_memory = decode_file(str(path), ScanConfig(image_size=64))
+    assert streamed.status == "ok" and streamed.decoder == "vips"
+    assert in_memory.decoder == "pillow"
+    assert (streamed.width, streamed.height) == (400, 300)
+    difference = np.abs(streamed.pixels.astype(int) - in_memory.pixels.astype(int))
+    assert difference.mean() < 3  # same picture, different resampler
+
+
+def test_streamed_truncated_file_is_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "large_cut.png"
+    noisy = np.random.default_rng(0).integers(0, 255, (400, 300, 3), np.uint8)
+    Image.fromarray(noisy).save(path)
+    path.write_bytes(path.read_bytes()[:50_000])
+    result = decode_file(str(path), ScanConfig(decode_memory_mb=1))
+    assert result.status == "truncated", result.error
+
+
+def test_permission_denied_is_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_kind(tmp_path, "png_rgb")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("builtins.open", refuse)
+    row, pixels = inspect_file(_found(path), ScanConfig())
+    assert row["status"] == "unreadable" and "permission" in row["error"]
+    assert pixels is None
