@@ -135,3 +135,25 @@ def test_permission_denied_is_unreadable(tmp_path: Path, monkeypatch: pytest.Mon
     row, pixels = inspect_file(_found(path), ScanConfig())
     assert row["status"] == "unreadable" and "permission" in row["error"]
     assert pixels is None
+
+
+def test_file_cut_inside_a_chunk_before_the_pixels_is_truncated(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "x" * 5000)
+    path = tmp_path / "header_cut.png"
+    gradient(64, 64).save(path, pnginfo=info)
+    path.write_bytes(path.read_bytes()[:2000])  # inside the text chunk
+    row, _ = inspect_file(_found(path), ScanConfig())
+    assert row["status"] == "truncated", row["error"]
+
+
+def test_image_signature_without_a_readable_header_is_corrupt_not_a_non_image(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "stub.png"
+    gradient(64, 64).save(path)
+    path.write_bytes(path.read_bytes()[:40])  # signature and IHDR, then nothing
+    row, _ = inspect_file(_found(path), ScanConfig())
+    assert row["status"] == "corrupt" and "starts like a PNG" in row["error"]

@@ -181,3 +181,14 @@ def test_a_scan_killed_half_way_ends_correct_when_rerun(tmp_path: Path) -> None:
     pixels_b = PixelCache(clean).take(b.cache_shard.to_numpy(int), b.cache_index.to_numpy(int))
     assert np.array_equal(pixels_a, pixels_b)
     assert not list((run / ".scan-parts").iterdir())
+
+
+def test_a_newer_decoder_decodes_everything_again(messy, tmp_path: Path, monkeypatch) -> None:
+    import winnow.decode
+
+    data, _ = messy
+    run = tmp_path / "run"
+    scan(data, run, FAST)
+    monkeypatch.setattr(winnow.decode, "DECODER_VERSION", winnow.decode.DECODER_VERSION + 1)
+    assert scan(data, run, FAST).reused == 0
+    assert scan(data, run, FAST).decoded == 0

@@ -116,14 +116,16 @@ def _print_scan_summary(summary) -> None:
         soft_wrap=True,
     )
     if summary.bad_files:
-        bad = Table(title="files that can't be used", show_edge=False)
-        for column in ("path", "status", "reason"):
-            bad.add_column(column, overflow="fold")
+        out.print("\n[bold]files that can't be used[/] (status  path — reason)")
         for row in summary.bad_files[:BAD_FILES_SHOWN]:
-            bad.add_row(row["path"], row["status"], row["error"])
-        out.print(bad)
+            out.print(
+                f"  [yellow]{row['status']:<11}[/] {row['path']} — {row['error']}",
+                soft_wrap=True,
+                highlight=False,
+            )
         if len(summary.bad_files) > BAD_FILES_SHOWN:
-            out.print(f"… and {len(summary.bad_files) - BAD_FILES_SHOWN} more in scan_summary.json")
+            more = len(summary.bad_files) - BAD_FILES_SHOWN
+            out.print(f"  … and {more} more in {summary.run_dir}/scan_summary.json", soft_wrap=True)
     for note in summary.notes:
         out.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     out.print(f"manifest: [bold]{summary.manifest}[/]", soft_wrap=True)

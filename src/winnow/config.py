@@ -81,8 +81,14 @@ class ScanConfig(BaseModel):
         return ImageColor.getrgb(self.background)[:3]
 
     def pixel_settings(self) -> dict[str, Any]:
-        """The settings that change cached pixels: a cache made with others can't be reused."""
-        return {"image_size": self.image_size, "background": self.background_rgb()}
+        """What decides cached pixels and rows: a cache made with other values isn't reused."""
+        from winnow.decode import DECODER_VERSION
+
+        return {
+            "image_size": self.image_size,
+            "background": self.background_rgb(),
+            "decoder_version": DECODER_VERSION,
+        }
 
 
 def _explain_unknown_keys(model: type[BaseModel], data: dict[str, Any]) -> None:

@@ -29,6 +29,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from winnow.config import ScanConfig
 from winnow.hashing import perceptual_hashes
 
+# Bump when a change to decoding changes any manifest value or cached pixel: a re-scan then
+# decodes every file again instead of reusing rows made by the older decoder.
+DECODER_VERSION = 2
+
 # Bytes a decode needs per pixel: the decoded frame, a mode conversion and a hashing copy.
 _BYTES_PER_PIXEL_IN_FLIGHT = 12
 _EXIF_ORIENTATION = 0x0112
@@ -72,6 +76,10 @@ def decode_file(path: str, config: ScanConfig) -> Decoded:
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
+        signature = _known_signature(path)
+        if signature:
+            message = f"starts like a {signature} file but its header can't be read"
+            return Decoded("corrupt", message)
         return Decoded("not_image", "content is not a recognised image format")
     except PermissionError:
         return Decoded("unreadable", "permission denied")
@@ -79,7 +87,9 @@ def decode_file(path: str, config: ScanConfig) -> Decoded:
         return Decoded("unreadable", "file vanished during the scan")
     except Image.DecompressionBombError as exc:  # only if a caller left Pillow's cap on
         return Decoded("oversized", str(exc))
-    except (OSError, SyntaxError, ValueError) as exc:
+    except OSError as exc:
+        return _failure(exc, {})
+    except (SyntaxError, ValueError) as exc:
         return Decoded("corrupt", f"cannot parse image header: {exc}")
     with image:
         return _decode_opened(image, path, config)
@@ -121,11 +131,34 @@ def _decode_opened(image: Image.Image, path: str, config: ScanConfig) -> Decoded
     return _finish(rgb, config, facts, decoder="pillow", pixel_sha=pixel_sha)
 
 
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _known_signature(path: str) -> str | None:
+    """The image format a file's first bytes announce, if any (RIFF/WEBP checked apart)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _SIGNATURES.items() if head.startswith(magic)), None)
+
+
 def _failure(exc: OSError, facts: dict) -> Decoded:
     message = str(exc)
     if isinstance(exc, PermissionError):
         return Decoded("unreadable", "permission denied", **facts)
-    if "truncated" in message.lower() or "end of file" in message.lower():
+    if any(word in message.lower() for word in ("truncated", "end of file")):
         return Decoded("truncated", f"file ends before the image does ({message})", **facts)
     return Decoded("corrupt", f"image data is damaged: {message}", **facts)
 

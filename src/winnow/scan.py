@@ -188,14 +188,8 @@ def _previous_rows(
 ) -> _Previous:
     tables = []
     meta = read_meta(cache_dir)
-    compatible = (
-        meta is not None
-        and {
-            "image_size": meta["image_size"],
-            "background": tuple(meta["background"]),
-        }
-        == config.pixel_settings()
-    )
+    settings = config.pixel_settings()
+    compatible = meta is not None and {key: meta.get(key) for key in settings} == settings
     if meta is not None and not compatible:
         log.info("cache settings changed (%s); every image is decoded again", meta)
     if compatible:

@@ -1,0 +1,151 @@
+"""Build the project benchmark: real clipart classes with real photographs and bad files mixed in.
+
+Sources are Debian packages (fetched with `apt-get download`, unpacked with `dpkg -x`, no
+root install): `openclipart-png` gives the classes (its top-level categories), and
+`tuxpaint-stamps-default` gives cut-out photographs (its `cartoon/` folders hold drawings
+and are left out). Half of the chosen photographs are cropped to a full opaque frame.
+
+Layout under .bench/ (git-ignored):
+    debs/ raw/                      the packages and their unpacked files
+    clipart/training/<class>/       DATA for scan/audit/train
+    clipart/test/<class>/           a held-out folder (15 % of each class, by file-name hash)
+    clipart/truth.json              what was planted: photos, bad files, renamed copies
+
+Usage: python benchmarks/build_dataset.py [--root .bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PACKAGES = ("openclipart-png", "tuxpaint-stamps-default")
+MIN_CLASS_SIZE = 15
+EXCLUDED_CATEGORIES = {"unsorted"}  # a bin, not a class
+PHOTOS = 300
+TEST_FRACTION = 0.15
+SEED = 7
+
+
+def fetch(root: Path) -> Path:
+    raw = root / "raw"
+    if (raw / "usr/share/openclipart/png").exists() and (raw / "usr/share/tuxpaint").exists():
+        return raw
+    debs = root / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    command = ["apt-get", "download", *PACKAGES]
+    if subprocess.run(command, cwd=debs).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(command, cwd=debs, check=True)
+    raw.mkdir(exist_ok=True)
+    for deb in sorted(debs.glob("*.deb")):
+        subprocess.run(["dpkg", "-x", str(deb), str(raw)], check=True)
+    return raw
+
+
+def _in_test(name: str) -> bool:
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < TEST_FRACTION
+
+
+def _place(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source.resolve(), target)
+    except OSError:
+        shutil.copyfile(source.resolve(), target)
+
+
+def _full_frame(source: Path, target: Path) -> bool:
+    """Crop the central opaque region of a cut-out photo into a full-frame JPEG."""
+    with Image.open(source) as image:
+        rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"))
+    h, w = alpha.shape
+    for fraction in (0.6, 0.45, 0.3):
+        box = (int(w * (1 - fraction) / 2), int(h * (1 - fraction) / 2))
+        crop = (box[0], box[1], w - box[0], h - box[1])
+        if crop[2] - crop[0] >= 48 and crop[3] - crop[1] >= 48:
+            if alpha[crop[1] : crop[3], crop[0] : crop[2]].min() == 255:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                rgba.crop(crop).convert("RGB").save(target, "JPEG", quality=90)
+                return True
+    return False
+
+
+def build(root: Path) -> Path:
+    raw = fetch(root)
+    out = root / "clipart"
+    if out.exists():
+        shutil.rmtree(out)
+    rng = np.random.default_rng(SEED)
+    clipart = raw / "usr/share/openclipart/png"
+    classes = []
+    for category in sorted(p for p in clipart.iterdir() if p.is_dir()):
+        files = sorted(category.rglob("*.png"))
+        if len(files) >= MIN_CLASS_SIZE and category.name not in EXCLUDED_CATEGORIES:
+            classes.append(category.name)
+            for source in files:
+                relative = source.relative_to(category)
+                name = "__".join(relative.parts)  # flatten sub-categories into the file name
+                split = "test" if _in_test(name) else "training"
+                _place(source, out / split / category.name / name)
+
+    truth: dict[str, list] = {"classes": classes, "photos": [], "bad": [], "renamed_copies": []}
+    stamps = raw / "usr/share/tuxpaint/stamps"
+    photos = sorted(p for p in stamps.rglob("*.png") if "cartoon" not in p.parts)
+    chosen = rng.choice(len(photos), size=min(PHOTOS, len(photos)), replace=False)
+    for n, index in enumerate(sorted(chosen)):
+        source = photos[index]
+        label = classes[int(rng.integers(len(classes)))]
+        stem = "photo_" + "_".join(source.relative_to(stamps).with_suffix("").parts)
+        split = "test" if _in_test(stem) else "training"
+        if n % 2 == 0 and _full_frame(source, out / split / label / f"{stem}.jpg"):
+            truth["photos"].append(f"{split}/{label}/{stem}.jpg")
+        else:
+            _place(source, out / split / label / f"{stem}.png")
+            truth["photos"].append(f"{split}/{label}/{stem}.png")
+
+    training = out / "training"
+    pngs = sorted(training.rglob("*.png"))
+    picks = [pngs[int(i)] for i in rng.choice(len(pngs), size=12, replace=False)]
+    for source in picks[:3]:
+        target = source.with_name(source.stem + "_cut.png")
+        data = source.read_bytes()
+        target.write_bytes(data[: max(64, len(data) // 3)])
+        truth["bad"].append([str(target.relative_to(out)), "truncated"])
+    for source in picks[3:5]:
+        target = source.with_name(source.stem + "_empty.png")
+        target.write_bytes(b"")
+        truth["bad"].append([str(target.relative_to(out)), "empty"])
+    for source in picks[5:7]:
+        target = source.with_name(source.stem + "_page.png")
+        target.write_text("<html><body>404 Not Found</body></html>\n")
+        truth["bad"].append([str(target.relative_to(out)), "not_image"])
+    for k, source in enumerate(picks[7:12]):
+        target = source.with_name(f"그림 복사본 {k}.png")  # Korean name with spaces
+        shutil.copyfile(source, target)
+        truth["renamed_copies"].append([str(target.relative_to(out)), str(source.relative_to(out))])
+    (out / "truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path(".bench"))
+    args = parser.parse_args()
+    out = build(args.root)
+    counts = {p.name: sum(1 for _ in p.iterdir()) for p in sorted((out / "training").iterdir())}
+    print(f"benchmark data: {out} ({sum(counts.values())} training files in {len(counts)} classes)")
+
+
+if __name__ == "__main__":
+    main()
