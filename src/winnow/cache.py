@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from winnow.config import ScanConfig
-from winnow.manifest import atomic_write_bytes
+from winnow.io import atomic_output, atomic_write_bytes
 
 CACHE_DIR = "cache"
 _SHARD_RE = re.compile(r"^pixels-(\d{6})\.npy$")
@@ -56,17 +55,9 @@ def read_meta(cache_dir: Path) -> dict | None:
 
 
 def save_shard(cache_dir: Path, shard_id: int, pixels: np.ndarray) -> None:
-    """Write one shard atomically (temp file, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=".pixels-", suffix=".tmp", dir=cache_dir)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, pixels, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, cache_dir / shard_name(shard_id))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write one shard atomically; shards are never modified afterwards."""
+    with atomic_output(cache_dir / shard_name(shard_id)) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, pixels, allow_pickle=False)
 
 
 class PixelCache:

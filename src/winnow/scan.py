@@ -38,9 +38,9 @@ from winnow.cache import (
 )
 from winnow.config import ScanConfig, dump_config
 from winnow.decode import decode_file, prepare_worker
+from winnow.io import atomic_write_bytes, remove_temporaries
 from winnow.manifest import (
     SCAN_SCHEMA,
-    atomic_write_bytes,
     atomic_write_table,
     manifest_path,
     rows_to_table,
@@ -99,7 +99,8 @@ def scan(
         parts_dir = run_dir / PARTS_DIR
         cache_dir.mkdir(exist_ok=True)
         parts_dir.mkdir(exist_ok=True)
-        _remove_temporaries(run_dir, cache_dir, parts_dir)
+        for folder in (run_dir, cache_dir, parts_dir):
+            remove_temporaries(folder)
         previous = _previous_rows(run_dir, cache_dir, parts_dir, config)
         write_meta(cache_dir, config)
 
@@ -165,13 +166,6 @@ class _exclusive:
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
-
-
-def _remove_temporaries(*folders: Path) -> None:
-    for folder in folders:
-        for name in os.listdir(folder):
-            if name.startswith(".") and name.endswith(".tmp"):
-                (folder / name).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- previous work
@@ -288,10 +282,6 @@ def inspect_file(item: FoundFile, config: ScanConfig) -> tuple[dict[str, Any], n
     return row, pixels
 
 
-def _worker_init() -> None:
-    prepare_worker()
-
-
 def _inspect_task(args: tuple[FoundFile, ScanConfig]) -> tuple[dict[str, Any], np.ndarray | None]:
     return inspect_file(*args)
 
@@ -311,7 +301,7 @@ def _decode_all(
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["winnow.decode"])
-    with context.Pool(workers, initializer=_worker_init) as pool:
+    with context.Pool(workers, initializer=prepare_worker) as pool:
         yield from pool.imap_unordered(_inspect_task, ((t, config) for t in tasks), chunksize=2)
 
 
