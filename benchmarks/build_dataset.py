@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,11 @@ PACKAGES = ("openclipart-png", "tuxpaint-stamps-default")
 MIN_CLASS_SIZE = 15
 EXCLUDED_CATEGORIES = {"unsorted"}  # a bin, not a class
 PHOTOS = 300
+NEAR_COPIES = 300  # same class
+CONFLICT_COPIES = 40  # filed under another class
+LEAK_COPIES = 100  # training image copied into the test folder
+MAX_SOURCE_PIXELS = 16_000_000  # transform only images that decode quickly
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we only read sizes
 TEST_FRACTION = 0.15
 SEED = 7
 
@@ -79,6 +85,81 @@ def _full_frame(source: Path, target: Path) -> bool:
                 rgba.crop(crop).convert("RGB").save(target, "JPEG", quality=90)
                 return True
     return False
+
+
+def near_copy(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str, dict]:
+    """A resized, slightly cropped, brightness-shifted copy and the format to save it in."""
+    image = image.convert("RGBA")
+    w, h = image.size
+    fractions = rng.uniform(0.01, 0.05, size=4)
+    box = (
+        int(w * fractions[0]),
+        int(h * fractions[1]),
+        w - int(w * fractions[2]),
+        h - int(h * fractions[3]),
+    )
+    scale = float(rng.uniform(0.5, 0.9))
+    copy = image.crop(box)
+    copy = copy.resize((max(8, int(copy.width * scale)), max(8, int(copy.height * scale))))
+    shift = int(rng.choice([-1, 1]) * rng.integers(10, 31))
+    rgb = np.asarray(copy, dtype=np.int16)
+    rgb[..., :3] = np.clip(rgb[..., :3] + shift, 0, 255)
+    copy = Image.fromarray(rgb.astype(np.uint8), "RGBA")
+    fmt = "JPEG" if rng.random() < 0.6 else "PNG"
+    quality = int(rng.integers(60, 91))
+    if fmt == "JPEG":
+        flat = Image.new("RGB", copy.size, (255, 255, 255))
+        flat.paste(copy, mask=copy.getchannel("A"))
+        copy = flat
+    recipe = {
+        "crop": [round(float(f), 3) for f in fractions],
+        "scale": round(scale, 3),
+        "brightness": shift,
+        "format": fmt,
+        "quality": quality if fmt == "JPEG" else None,
+    }
+    return copy, fmt, recipe
+
+
+def _plant_near_duplicates(
+    out: Path, classes: list[str], rng: np.random.Generator, truth: dict
+) -> None:
+    training = out / "training"
+    photos = set(truth["photos"])
+    sources = []
+    for path in sorted(training.rglob("*.png")):
+        relative = str(path.relative_to(out))
+        if relative in photos or path.is_symlink():
+            continue
+        try:
+            with Image.open(path) as image:
+                if image.width * image.height <= MAX_SOURCE_PIXELS and min(image.size) >= 32:
+                    sources.append(path)
+        except Exception:  # noqa: BLE001 - planted bad files are not sources
+            continue
+    order = rng.permutation(len(sources))
+    wanted = NEAR_COPIES + CONFLICT_COPIES + LEAK_COPIES
+    truth["near_pairs"], truth["leaks"] = [], []
+    for n, index in enumerate(order[:wanted]):
+        source = sources[int(index)]
+        with Image.open(source) as image:
+            copy, fmt, recipe = near_copy(image, rng)
+        suffix = ".jpg" if fmt == "JPEG" else ".png"
+        label = source.parent.name
+        if n < NEAR_COPIES:
+            target = source.with_name(f"{source.stem}_nd{n}{suffix}")
+            kind = "near"
+        elif n < NEAR_COPIES + CONFLICT_COPIES:
+            other = [c for c in classes if c != label][int(rng.integers(len(classes) - 1))]
+            target = training / other / f"{source.stem}_conflict{n}{suffix}"
+            kind = "conflict"
+        else:
+            target = out / "test" / label / f"{source.stem}_leak{n}{suffix}"
+            kind = "leak"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy.save(target, fmt, **({"quality": recipe["quality"]} if fmt == "JPEG" else {}))
+        pair = [str(target.relative_to(out)), str(source.relative_to(out)), kind, recipe]
+        (truth["leaks"] if kind == "leak" else truth["near_pairs"]).append(pair)
 
 
 def build(root: Path) -> Path:
@@ -134,6 +215,7 @@ def build(root: Path) -> Path:
         target = source.with_name(f"그림 복사본 {k}.png")  # Korean name with spaces
         shutil.copyfile(source, target)
         truth["renamed_copies"].append([str(target.relative_to(out)), str(source.relative_to(out))])
+    _plant_near_duplicates(out, classes, rng, truth)
     (out / "truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False))
     return out
 

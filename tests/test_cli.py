@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_help_lists_every_verb_with_an_example() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for verb in ("scan", "demo"):
+    for verb in ("scan", "audit", "checks", "clean", "export", "split", "demo"):
         assert verb in result.output
         sub = runner.invoke(app, [verb, "--help"])
         assert sub.exit_code == 0 and "Example: winnow" in sub.output
@@ -79,15 +79,26 @@ def test_resolved_config_is_saved_with_the_run(messy, tmp_path: Path) -> None:
     assert "image_size: 40" in saved and "background: white" in saved
 
 
-def test_demo_runs_and_prints_a_path_that_exists(tmp_path: Path) -> None:
+def test_demo_runs_every_stage_and_prints_a_report_that_exists(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
-    printed = result.output.split("results:")[1].split("(")[0].strip()
-    assert Path(printed).exists() and (Path(printed) / "manifest.parquet").exists()
+    report = Path(result.output.rsplit("report:", 1)[1].strip())
+    assert report.exists() and report.name == "report.html"
+    run = report.parent.parent
     truth = json.loads((tmp_path / "demo" / "data" / "DEMO_TRUTH.json").read_text())
-    frame = read_manifest(Path(printed))
+    frame = read_manifest(run)
     statuses = dict(zip(frame.path, frame.status, strict=True))
     for path, status in truth["bad"]:
         assert statuses[path] == status
     assert statuses["tree/나무 그림 03.png"] == "ok"
     assert all(statuses[p] == "ok" for p in truth["photo"])
+    rows = frame.set_index("path")
+    for first, second in truth["exact"] + truth["near"] + truth["conflict"]:
+        assert rows.at[first, "duplicate_group"] == rows.at[second, "duplicate_group"]
+    for first, second in truth["conflict"]:
+        assert (
+            rows.at[first, "is_label_conflict_issue"] and rows.at[second, "is_label_conflict_issue"]
+        )
+    leaked_training_copy = truth["leak"][0][1]
+    assert rows.at[leaked_training_copy, "is_leak_issue"]
+    assert frame["split"].notna().sum() == frame["keep"].sum()

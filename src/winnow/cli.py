@@ -131,6 +131,113 @@ def _print_scan_summary(summary) -> None:
     out.print(f"manifest: [bold]{summary.manifest}[/]", soft_wrap=True)
 
 
+@app.command(epilog="Example: winnow audit runs/exp1 --against data/test")
+def audit(
+    run: Annotated[Path, typer.Argument(help="Run folder made by 'winnow scan'.")],
+    against: Annotated[
+        Path | None, typer.Option(help="Test set (data folder or RUN) to check for leaks.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with audit settings.")] = None,
+    checks: Annotated[str | None, typer.Option(help="Comma-separated checks to run [all].")] = None,
+) -> None:
+    """Run the data checks (duplicates, label conflicts, leaks, sizes…) → RUN/audit/report.html."""
+    from winnow.audit import AuditError, run_audit
+    from winnow.config import AuditConfig, ConfigError, load_config
+
+    try:
+        names = [c.strip() for c in checks.split(",")] if checks else None
+        settings = load_config(AuditConfig, config, {"checks": names})
+        summary = _with_progress(lambda cb: run_audit(run, settings, against, on_progress=cb))
+    except (ConfigError, AuditError) as exc:
+        raise _fail(str(exc)) from None
+    _print_audit_summary(summary)
+
+
+def _print_audit_summary(summary: dict) -> None:
+    table = Table(show_edge=False)
+    for column in ("check", "status", "rows flagged", "seconds"):
+        table.add_column(column)
+    for name, info in summary["checks"].items():
+        style = {"ok": "green", "failed": "red", "skipped": "yellow"}[info["status"]]
+        table.add_row(
+            name, f"[{style}]{info['status']}[/]", str(info["issues"]), str(info["seconds"])
+        )
+    out.print(table)
+    for name, info in summary["checks"].items():
+        if info.get("error"):
+            out.print(f"[red]{name}:[/] {info['error']}", soft_wrap=True)
+    out.print(f"report: [bold]{Path(summary['report']).resolve()}[/]", soft_wrap=True)
+
+
+@app.command(name="checks", epilog="Example: winnow checks")
+def list_checks() -> None:
+    """List the audit checks (built-in and installed plug-ins)."""
+    from winnow.checks import available_checks
+
+    table = Table(show_edge=False)
+    for column in ("check", "columns", "what it finds"):
+        table.add_column(column, overflow="fold")
+    for check in available_checks().values():
+        table.add_row(check.name, ", ".join(check.columns), check.description)
+    out.print(table)
+
+
+@app.command(epilog="Example: winnow clean runs/exp1 --policy policy.yaml --decisions review.csv")
+def clean(
+    run: Annotated[Path, typer.Argument(help="An audited run folder.")],
+    policy: Annotated[Path | None, typer.Option(help="YAML cleaning policy.")] = None,
+    decisions: Annotated[
+        Path | None, typer.Option(help="CSV/YAML of path,keep[,label] decisions (override rules).")
+    ] = None,
+) -> None:
+    """Decide keep/drop for every file, with a reason, from a policy and your decisions."""
+    from winnow.clean import CleanError, run_clean
+
+    try:
+        summary = run_clean(run, policy, decisions)
+    except CleanError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"kept {summary['kept']} of {summary['rows']} files; dropped {summary['dropped']}:")
+    for reason, count in summary["reasons"].items():
+        if reason != "kept":
+            out.print(f"  {reason:<24} {count}", highlight=False)
+
+
+@app.command(epilog="Example: winnow export runs/exp1 cleaned/")
+def export(
+    run: Annotated[Path, typer.Argument(help="A cleaned run folder.")],
+    destination: Annotated[Path, typer.Argument(help="New folder for the cleaned dataset.")],
+) -> None:
+    """Write the kept files as DEST/<label>/<file> (hard links where possible)."""
+    from winnow.clean import CleanError, export_clean
+
+    try:
+        result = export_clean(run, destination)
+    except CleanError as exc:
+        raise _fail(str(exc)) from None
+    out.print(
+        f"{result['files']} files in {result['destination']} ({result['hard_links']} hard links)"
+    )
+
+
+@app.command(epilog="Example: winnow split runs/exp1 --val 0.1 --test 0.1 --seed 0")
+def split(
+    run: Annotated[Path, typer.Argument(help="A cleaned run folder.")],
+    val: Annotated[float, typer.Option(help="Validation fraction.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Test fraction.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same split.")] = 0,
+) -> None:
+    """Stratified, group-aware split: duplicates never straddle train/val/test."""
+    from winnow.clean import CleanError
+    from winnow.split import SplitError, run_split
+
+    try:
+        summary = run_split(run, val, test, seed)
+    except (SplitError, CleanError) as exc:
+        raise _fail(str(exc)) from None
+    out.print("split: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items())))
+
+
 @app.command(epilog="Example: winnow demo --out demo")
 def demo(
     out_dir: Annotated[
@@ -139,21 +246,25 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the generated dataset.")] = 0,
 ) -> None:
     """Generate a small messy dataset and run every stage that exists on it."""
+    from winnow.audit import run_audit
+    from winnow.clean import run_clean
     from winnow.demo import make_demo_dataset
     from winnow.scan import scan as run_scan
+    from winnow.split import run_split
 
-    data = out_dir / "data"
+    data, run = out_dir / "data", out_dir / "run"
     truth = make_demo_dataset(data, seed=seed)
     planted = ", ".join(f"{len(v)} {k}" for k, v in truth.items())
     out.print(f"demo dataset: [bold]{data}[/] (planted: {planted})", soft_wrap=True)
-    summary = _with_progress(
-        lambda cb: run_scan(data / "training", out_dir / "run", on_progress=cb)
-    )
+    summary = _with_progress(lambda cb: run_scan(data / "training", run, on_progress=cb))
     _print_scan_summary(summary)
-    out.print(
-        f"\nresults: [bold]{(out_dir / 'run').resolve()}[/] (manifest.parquet, scan_summary.json)",
-        soft_wrap=True,
-    )
+    audited = _with_progress(lambda cb: run_audit(run, against=data / "test", on_progress=cb))
+    _print_audit_summary(audited)
+    cleaned = run_clean(run)
+    out.print(f"clean: kept {cleaned['kept']} of {cleaned['rows']} files", soft_wrap=True)
+    splits = run_split(run)
+    out.print("split: " + ", ".join(f"{k} {v}" for k, v in sorted(splits["counts"].items())))
+    out.print(f"\nreport: [bold]{Path(audited['report']).resolve()}[/]", soft_wrap=True)
 
 
 def main() -> None:

@@ -134,3 +134,42 @@ def load_config(model: type[M], path: Path | None, overrides: dict[str, Any]) ->
 
 def dump_config(config: BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True, allow_unicode=True)
+
+
+class AuditConfig(BaseModel):
+    """Settings of `winnow audit`.
+
+    checks: names of the checks to run (None = all; see `winnow checks`).
+    neighbours: candidates per image and descriptor in the near-duplicate search.
+    min_correlation: aligned luminance correlation a near-duplicate pair must reach.
+    min_detail: aligned correlation of fine detail (edges) a pair must reach.
+    max_chroma_distance: largest colour difference (90th percentile, 0–510) of a pair.
+    max_changed_area: largest fraction of pixels that may differ after aligning a pair
+      (added strokes, marks or text make two look-alike drawings different pictures).
+    tiny_side, max_aspect: limits of the odd_size check.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    checks: list[str] | None = None
+    neighbours: int = 8
+    min_correlation: float = 0.90
+    min_detail: float = 0.60
+    max_chroma_distance: float = 50.0
+    max_changed_area: float = 0.01
+    tiny_side: int = 32
+    max_aspect: float = 5.0
+
+    @field_validator("min_correlation")
+    @classmethod
+    def _correlation_range(cls, value: float) -> float:
+        if not 0 < value <= 1:
+            raise ValueError(f"min_correlation must be in (0, 1], got {value}")
+        return value
+
+    @field_validator("neighbours", "tiny_side")
+    @classmethod
+    def _positive_int(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be positive, got {value}")
+        return value

@@ -104,10 +104,24 @@ DRAWERS: dict[str, Callable[[ImageDraw.ImageDraw, np.random.Generator, int], Non
 }
 
 
+def _doodles(draw: ImageDraw.ImageDraw, rng: np.random.Generator, side: int) -> None:
+    """A few small random strokes and dots: what makes two drawings of a class distinct."""
+    for _ in range(int(rng.integers(2, 5))):
+        x, y = (float(v) for v in rng.uniform(0.05, 0.95, size=2) * side)
+        if rng.random() < 0.5:
+            dx, dy = (float(v) for v in rng.uniform(-0.25, 0.25, size=2) * side)
+            draw.line([x, y, x + dx, y + dy], fill=_colour(rng), width=int(rng.integers(1, 4)))
+        else:
+            r = float(rng.uniform(2, 6))
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=_colour(rng))
+
+
 def illustration(label: str, rng: np.random.Generator, side: int = IMAGE_SIDE) -> Image.Image:
     image = _canvas(rng, side)
     DRAWERS[label](ImageDraw.Draw(image), rng, side)
-    return image
+    _doodles(ImageDraw.Draw(image), rng, side)
+    angle = float(rng.uniform(-25, 25))
+    return image.rotate(angle, Image.Resampling.BICUBIC, fillcolor=image.getpixel((0, 0)))
 
 
 def photo_like(rng: np.random.Generator, side: int = IMAGE_SIDE) -> Image.Image:

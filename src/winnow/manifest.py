@@ -79,7 +79,13 @@ def read_table(run_dir: Path) -> pa.Table:
 
 
 def read_manifest(run_dir: Path):  # -> pandas.DataFrame
-    """The manifest as pandas with nullable dtypes, so int64 hashes never turn into floats."""
+    """The manifest as pandas with nullable integer/boolean dtypes (hashes never become
+    floats) and plain Python strings."""
     import pandas as pd
 
-    return read_table(run_dir).to_pandas(types_mapper=pd.ArrowDtype)
+    nullable = {
+        pa.int64(): pd.Int64Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    return read_table(run_dir).to_pandas(types_mapper=nullable.get)

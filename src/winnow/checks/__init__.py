@@ -1,0 +1,58 @@
+"""The audit check registry: built-ins listed here, plug-ins found by entry point.
+
+A plug-in package declares, in its pyproject.toml:
+
+    [project.entry-points."winnow.checks"]
+    my_check = "my_package.my_module:CHECK"
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib.metadata import entry_points
+
+from winnow.checks import (
+    exact_duplicate,
+    label_conflict,
+    leak,
+    near_duplicate,
+    odd_size,
+)
+from winnow.checks.base import Check
+
+BUILTIN_CHECKS: tuple[Check, ...] = (
+    exact_duplicate.CHECK,
+    near_duplicate.CHECK,
+    label_conflict.CHECK,
+    leak.CHECK,
+    odd_size.CHECK,
+)
+ENTRY_POINT_GROUP = "winnow.checks"
+
+
+def available_checks() -> dict[str, Check]:
+    """Every check by name, built-ins first, then installed plug-ins."""
+    checks = {check.name: check for check in BUILTIN_CHECKS}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        check = point.load()
+        if not isinstance(check, Check):
+            raise TypeError(f"entry point {point.name!r} does not point at a winnow Check")
+        checks.setdefault(check.name, check)
+    return checks
+
+
+def get_checks(names: list[str] | None = None) -> list[Check]:
+    checks = available_checks()
+    if names is None:
+        return list(checks.values())
+    chosen = []
+    for name in names:
+        if name not in checks:
+            close = difflib.get_close_matches(name, list(checks), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise KeyError(
+                f"Unknown check {name!r}.{hint} Available: {', '.join(checks)}. "
+                "See 'winnow checks'."
+            )
+        chosen.append(checks[name])
+    return chosen

@@ -1,0 +1,216 @@
+"""`winnow clean`: decide `keep` and `reason` for every row from a readable policy,
+with human decisions overriding rules. `winnow export` materialises the result.
+
+Reasons (the `reason` column) are rule names a person can read:
+    kept                    no rule removed it
+    bad_file:<status>       not decodable (empty, truncated, ...)
+    unlabeled               not in a class folder
+    duplicate               a copy of the group's kept member (`duplicate_of` says which)
+    label_conflict:review   same picture under several labels; dropped until reviewed
+    leak                    a copy of a test item (would inflate test scores)
+    odd_size                tiny or extreme aspect (only if the policy drops them)
+    out_of_domain[:review]  e.g. a photograph in an illustration set (when that check ran)
+    review                  a person's decision from the decisions file
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from winnow.config import ConfigError, load_config
+from winnow.io import atomic_write_bytes
+from winnow.manifest import atomic_write_table, manifest_path, read_manifest
+
+Action = Literal["drop", "review", "keep"]
+CLEAN_COLUMNS = ("keep", "reason", "duplicate_of", "final_label")
+
+
+class CleanPolicy(BaseModel):
+    """What `clean` does with each finding. `review` drops an item until a person decides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bad_files: Literal["drop"] = "drop"
+    duplicates: Literal["keep_one", "keep_all"] = "keep_one"
+    label_conflicts: Action = "review"
+    leaks: Action = "drop"
+    odd_sizes: Action = "keep"
+    out_of_domain: Action = "drop"
+    out_of_domain_borderline: Action = "review"
+
+
+class CleanError(RuntimeError):
+    """Clean can't proceed; the message says what to run first or what to fix."""
+
+
+def read_decisions(path: Path) -> pd.DataFrame:
+    """A CSV or YAML list of {path, keep, label?}: a person's decisions, by path."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+            decisions = pd.DataFrame(data)
+        else:
+            decisions = pd.read_csv(path, dtype={"path": str, "label": str})
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise CleanError(f"Cannot read decisions file {path}: {exc}") from None
+    if "path" not in decisions or "keep" not in decisions:
+        raise CleanError(
+            f"Decisions file {path} needs columns 'path' and 'keep' (and optionally 'label')."
+        )
+    truthy = {"true", "1", "yes", "keep", "y"}
+    decisions["keep"] = decisions["keep"].map(lambda v: str(v).strip().lower() in truthy)
+    if "label" not in decisions:
+        decisions["label"] = None
+    return decisions[["path", "keep", "label"]]
+
+
+def decide(
+    frame: pd.DataFrame, policy: CleanPolicy, decisions: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The clean columns for `frame` (pure: returns new columns, never edits `frame`)."""
+    keep = pd.Series(True, index=frame.index)
+    reason = pd.Series("kept", index=frame.index, dtype=object)
+
+    def apply(mask: pd.Series, action: str, name: str) -> None:
+        mask = mask.fillna(False).astype(bool) & keep
+        if action == "keep":
+            return
+        keep[mask] = False
+        reason[mask] = name if action == "drop" else f"{name}:review"
+
+    bad = frame["status"] != "ok"
+    keep[bad] = False
+    reason[bad] = "bad_file:" + frame.loc[bad, "status"].astype(str)
+    reason[frame["status"] == "unlabeled"] = "unlabeled"
+
+    if "is_label_conflict_issue" in frame:
+        apply(frame["is_label_conflict_issue"], policy.label_conflicts, "label_conflict")
+    if "is_leak_issue" in frame:
+        apply(frame["is_leak_issue"], policy.leaks, "leak")
+    if "is_out_of_domain_issue" in frame:
+        borderline = frame.get("out_of_domain_borderline", pd.Series(False, index=frame.index))
+        apply(
+            frame["is_out_of_domain_issue"] & ~borderline.fillna(False).astype(bool),
+            policy.out_of_domain,
+            "out_of_domain",
+        )
+        apply(
+            frame["is_out_of_domain_issue"] & borderline.fillna(False).astype(bool),
+            policy.out_of_domain_borderline,
+            "out_of_domain",
+        )
+    if "is_odd_size_issue" in frame:
+        apply(frame["is_odd_size_issue"], policy.odd_sizes, "odd_size")
+
+    duplicate_of = pd.Series(None, index=frame.index, dtype=object)
+    if policy.duplicates == "keep_one" and "duplicate_group" in frame:
+        grouped = frame[frame["duplicate_group"].notna() & keep]
+        for _, members in grouped.groupby("duplicate_group"):
+            keeper = members.sort_values("duplicate_keep", ascending=False).index[0]
+            others = members.index.drop(keeper)
+            keep[others] = False
+            reason[others] = "duplicate"
+            duplicate_of[others] = frame.at[keeper, "path"]
+
+    final_label = frame["label"].astype(object).copy()
+    if decisions is not None and len(decisions):
+        index_of = pd.Series(frame.index, index=frame["path"].to_numpy())
+        unknown = sorted(set(decisions["path"]) - set(index_of.index))
+        if unknown:
+            raise CleanError(f"Decisions name paths not in the manifest: {unknown[:5]}")
+        rows = index_of.loc[decisions["path"].to_numpy()].to_numpy()
+        decided_keep = decisions["keep"].to_numpy(bool)
+        keep[rows] = decided_keep & (frame.loc[rows, "status"] == "ok").to_numpy()
+        reason[rows] = "review"
+        relabel = decisions["label"].notna().to_numpy()
+        final_label[rows[relabel]] = decisions["label"].to_numpy()[relabel]
+    return pd.DataFrame(
+        {"keep": keep, "reason": reason, "duplicate_of": duplicate_of, "final_label": final_label}
+    )
+
+
+def run_clean(
+    run_dir: Path, policy_path: Path | None = None, decisions_path: Path | None = None
+) -> dict:
+    run_dir = Path(run_dir)
+    try:
+        frame = read_manifest(run_dir)
+    except FileNotFoundError as exc:
+        raise CleanError(str(exc)) from None
+    if not (run_dir / "audit" / "summary.json").exists():
+        raise CleanError(f"{run_dir} has not been audited. Run 'winnow audit {run_dir}' first.")
+    not_run = [
+        name
+        for name, info in json.loads((run_dir / "audit" / "summary.json").read_text())[
+            "checks"
+        ].items()
+        if info["status"] != "ok"
+    ]
+    try:
+        policy = load_config(CleanPolicy, policy_path, {})
+    except ConfigError as exc:
+        raise CleanError(str(exc)) from None
+    decisions = read_decisions(decisions_path) if decisions_path else None
+    frame = frame.drop(columns=[c for c in (*CLEAN_COLUMNS, "split") if c in frame])
+    cleaned = pd.concat([frame, decide(frame, policy, decisions)], axis=1)
+    atomic_write_table(pa.Table.from_pandas(cleaned, preserve_index=False), manifest_path(run_dir))
+    summary = {
+        "policy": policy.model_dump(),
+        "checks_not_applied": not_run,
+        "decisions": str(decisions_path) if decisions_path else None,
+        "rows": int(len(cleaned)),
+        "kept": int(cleaned["keep"].sum()),
+        "dropped": int((~cleaned["keep"]).sum()),
+        "reasons": cleaned["reason"].value_counts().to_dict(),
+        "kept_per_class": cleaned[cleaned["keep"]]["final_label"].value_counts().to_dict(),
+    }
+    atomic_write_bytes(
+        run_dir / "clean_summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode()
+    )
+    return summary
+
+
+def export_clean(run_dir: Path, destination: Path) -> dict:
+    """Materialise kept rows as DEST/<label>/<file> (hard links where possible)."""
+    run_dir, destination = Path(run_dir), Path(destination)
+    frame = read_manifest(run_dir)
+    if "keep" not in frame:
+        raise CleanError(f"{run_dir} has not been cleaned. Run 'winnow clean {run_dir}' first.")
+    data_dir = Path(json.loads((run_dir / "scan_summary.json").read_text())["data_dir"])
+    if (
+        destination.resolve() == data_dir.resolve()
+        or data_dir.resolve() in destination.resolve().parents
+    ):
+        raise CleanError(
+            "The export folder lies inside the data folder; winnow never writes there."
+        )
+    if destination.exists() and any(destination.iterdir()):
+        raise CleanError(f"{destination} exists and is not empty; choose a new folder.")
+    linked = copied = 0
+    for row in frame[frame["keep"].fillna(False)].itertuples():
+        relative = Path(row.path)
+        name = "__".join(relative.parts[1:])  # sub-folders below the class become the name
+        target = destination / str(row.final_label) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(data_dir / relative, target)
+            linked += 1
+        except OSError:
+            shutil.copy2(data_dir / relative, target)
+            copied += 1
+    return {
+        "destination": str(destination),
+        "files": linked + copied,
+        "hard_links": linked,
+        "copies": copied,
+    }

@@ -1,0 +1,170 @@
+"""Exact and near-duplicate search over manifest rows, and grouping with a suggested keeper.
+
+`find_pairs` returns verified pairs between two item sets (or within one); `leader_groups`
+turns pairs into groups in which every member was verified against the group's keeper,
+so a chain of look-alikes (A~B~C~…) never collapses a whole series into one group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from winnow.cache import PixelCache
+from winnow.similarity import descriptors, image_region, pair_similarity, verification_view
+
+LOSSLESS_FORMATS = {"PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
+
+
+@dataclass(frozen=True)
+class NearDuplicateSettings:
+    neighbours: int = 8
+    min_correlation: float = 0.90
+    min_detail: float = 0.60
+    max_chroma_distance: float = 50.0
+    max_changed_area: float = 0.01
+    batch_pairs: int = 384
+    exact_index_limit: int = 200_000  # above this many items, an HNSW index (sub-quadratic)
+
+
+def exact_keys(frame: pd.DataFrame) -> pd.Series:
+    """Decoded-pixel hash where known, else file hash: equal keys are exact duplicates."""
+    pixel = frame["pixel_sha256"].astype(object)
+    return pixel.where(pixel.notna(), "file:" + frame["sha256"].astype(object).astype(str))
+
+
+def keeper_order(frame: pd.DataFrame) -> np.ndarray:
+    """Row positions, best copy to keep first: lossless, then most pixels, then path."""
+    lossless = frame["format"].astype(object).isin(LOSSLESS_FORMATS).to_numpy()
+    pixels = (frame["width"].astype("float64") * frame["height"].astype("float64")).to_numpy()
+    paths = frame["path"].astype(object).to_numpy()
+    return np.lexsort((paths, -np.nan_to_num(pixels), ~lossless))
+
+
+@dataclass
+class Items:
+    """A set of manifest rows (status ok) with its pixel cache and search descriptors."""
+
+    frame: pd.DataFrame
+    cache: PixelCache
+    coarse: np.ndarray
+    moment: np.ndarray
+
+    def regions(self, positions: np.ndarray) -> list[np.ndarray]:
+        rows = self.frame.iloc[positions]
+        pixels = self.cache.take(
+            rows["cache_shard"].to_numpy(np.int64), rows["cache_index"].to_numpy(np.int64)
+        )
+        return [
+            image_region(p, int(w), int(h))
+            for p, w, h in zip(pixels, rows["width"], rows["height"], strict=True)
+        ]
+
+
+def describe(frame: pd.DataFrame, cache: PixelCache, batch: int = 2048) -> Items:
+    """Descriptors for every row of `frame` (ok rows), reading the cache in batches."""
+    coarse, moment = [], []
+    items = Items(frame, cache, np.zeros((0, 1)), np.zeros((0, 1)))
+    for start in range(0, len(frame), batch):
+        c, m = descriptors(items.regions(np.arange(start, min(start + batch, len(frame)))))
+        coarse.append(c)
+        moment.append(m)
+    if coarse:
+        items.coarse, items.moment = np.concatenate(coarse), np.concatenate(moment)
+    return items
+
+
+def _neighbours(base: np.ndarray, queries: np.ndarray, k: int, limit: int) -> np.ndarray:
+    import faiss
+
+    k = min(k, len(base))
+    if len(base) <= limit:
+        index = faiss.IndexFlatIP(base.shape[1])
+    else:
+        index = faiss.IndexHNSWFlat(base.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = max(64, 2 * k)
+    index.add(np.ascontiguousarray(base, dtype=np.float32))
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return found
+
+
+def candidate_pairs(
+    base: Items, queries: Items | None, settings: NearDuplicateSettings
+) -> np.ndarray:
+    """(query, base) index pairs from nearest neighbours under both descriptors.
+
+    With `queries` None, the search is within `base` and each pair appears once (i < j).
+    """
+    same = queries is None
+    queries = base if queries is None else queries
+    k = settings.neighbours + (1 if same else 0)
+    found = [
+        _neighbours(base.coarse, queries.coarse, k, settings.exact_index_limit),
+        _neighbours(base.moment, queries.moment, k, settings.exact_index_limit),
+    ]
+    query_ids = np.repeat(np.arange(len(queries.coarse)), k)
+    pairs = np.concatenate([np.stack([query_ids, f.ravel()], axis=1) for f in found])
+    pairs = pairs[pairs[:, 1] >= 0]
+    if same:
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        pairs = np.sort(pairs, axis=1)
+    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+
+
+def verify_pairs(
+    first: Items, second: Items, pairs: np.ndarray, settings: NearDuplicateSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the (first, second) pairs confirmed on pixels; returns (pairs, correlation).
+
+    Pixels come from the caches batch by batch, so memory does not grow with the dataset.
+    """
+    if len(pairs) == 0:
+        return pairs.reshape(0, 2), np.zeros(0, np.float32)
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    kept, scores = [], []
+    for start in range(0, len(pairs), settings.batch_pairs):
+        chunk = pairs[start : start + settings.batch_pairs]
+        views = []
+        for items, column in ((first, chunk[:, 0]), (second, chunk[:, 1])):
+            unique, inverse = np.unique(column, return_inverse=True)
+            stack = np.stack([verification_view(r) for r in items.regions(unique)])
+            views.append(stack[inverse])
+        correlation, detail, chroma, changed = pair_similarity(*views)
+        confirmed = (
+            (correlation >= settings.min_correlation)
+            & (detail >= settings.min_detail)
+            & (chroma <= settings.max_chroma_distance)
+            & (changed <= settings.max_changed_area)
+        )
+        kept.append(chunk[confirmed])
+        scores.append(correlation[confirmed])
+    return np.concatenate(kept), np.concatenate(scores)
+
+
+def leader_groups(order: np.ndarray, pairs: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """Group id per item (−1 when alone). Items are visited in keeper order; an item joins
+    the group of its most similar verified neighbour that already leads a group, otherwise
+    it leads a new group. Every member is therefore verified against its group's keeper."""
+    n = len(order)
+    neighbours: list[dict[int, float]] = [{} for _ in range(n)]
+    for (a, b), s in zip(pairs.tolist(), similarity.tolist(), strict=True):
+        neighbours[a][b] = max(s, neighbours[a].get(b, -1.0))
+        neighbours[b][a] = max(s, neighbours[b].get(a, -1.0))
+    group = np.full(n, -1, np.int64)
+    leader_of = np.full(n, -1, np.int64)
+    next_group = 0
+    for item in order.tolist():
+        leaders = [(s, other) for other, s in neighbours[item].items() if leader_of[other] == other]
+        if leaders:
+            _, leader = max(leaders)
+            leader_of[item] = leader
+            group[item] = group[leader]
+        else:
+            leader_of[item] = item
+            group[item] = next_group
+            next_group += 1
+    sizes = np.bincount(group, minlength=next_group)
+    group[sizes[group] == 1] = -1
+    return group

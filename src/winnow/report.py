@@ -1,0 +1,288 @@
+"""The audit report: one self-contained HTML file (charts and thumbnails inlined) that
+opens offline and is meant to be shown to a lead, not grepped."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from winnow.cache import PixelCache
+from winnow.io import atomic_write_bytes
+
+MAX_GROUPS = 40
+MAX_MEMBERS = 8
+MAX_ROWS = 200
+THUMB = 96
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+main{max-width:1180px;margin:auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid #dde}
+.muted{color:#667} .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.card{background:#fff;border-radius:8px;padding:12px 16px;min-width:120px;box-shadow:0 1px 2px #0001}
+.card b{display:block;font-size:22px} .card.warn b{color:#b5470b}
+table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}
+td,th{padding:5px 8px;border-bottom:1px solid #eef;text-align:left;vertical-align:top}
+.strip{display:flex;flex-wrap:wrap;gap:8px;background:#fff;padding:10px;border-radius:8px;margin:8px 0}
+figure{margin:0;width:104px;font-size:11px;word-break:break-all}
+figure img{width:96px;height:96px;border:3px solid #dde;border-radius:4px;background:#fff}
+figure.keep img{border-color:#2e9e44} figcaption{color:#445}
+.tag{display:inline-block;background:#eef;border-radius:4px;padding:0 5px;margin-right:4px}
+.plots{display:flex;flex-wrap:wrap;gap:16px} .plots img{background:#fff;border-radius:8px;max-width:100%}
+"""
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _thumb(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize((THUMB, THUMB)).save(buffer, "JPEG", quality=82)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+class _Thumbs:
+    def __init__(self, frame: pd.DataFrame, cache: PixelCache) -> None:
+        ok = frame[frame["cache_shard"].notna()]
+        self.where = dict(
+            zip(ok["path"], zip(ok["cache_shard"], ok["cache_index"], strict=True), strict=True)
+        )
+        self.cache = cache
+
+    def figure(self, path: str, caption: str = "", keep: bool = False) -> str:
+        if path not in self.where:
+            return f"<figure><figcaption>{html.escape(path)} (no pixels)</figcaption></figure>"
+        shard, index = self.where[path]
+        src = _thumb(np.asarray(self.cache.get(shard, index)))
+        extra = f"<br><span class=tag>{html.escape(caption)}</span>" if caption else ""
+        return (
+            f"<figure class='{'keep' if keep else ''}'><img src='{src}' title='{html.escape(path)}'>"
+            f"<figcaption>{html.escape(path)}{extra}</figcaption></figure>"
+        )
+
+
+def _charts(frame: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = frame[frame["status"] == "ok"]
+    counts = ok["label"].value_counts().sort_values()
+    fig, ax = plt.subplots(figsize=(5.5, max(2.5, 0.28 * len(counts))))
+    ax.barh(counts.index.astype(str), counts.to_numpy(), color="#4a72b0")
+    ratio = counts.max() / max(counts.min(), 1) if len(counts) else 0
+    ax.set_title(f"images per class (imbalance {ratio:.0f}:1)")
+    for y, value in enumerate(counts.to_numpy()):
+        ax.text(value, y, f" {value}", va="center", fontsize=8)
+    classes = _png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    flagged = (
+        ok.get("is_odd_size_issue", pd.Series(False, index=ok.index)).fillna(False).astype(bool)
+    )
+    for mask, colour, name in ((~flagged, "#4a72b0", "ok"), (flagged, "#d2502a", "odd size")):
+        ax.scatter(
+            ok["width"][mask].astype(float),
+            ok["height"][mask].astype(float),
+            s=6,
+            alpha=0.5,
+            color=colour,
+            label=f"{name} ({int(mask.sum())})",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("width (px)")
+    ax.set_ylabel("height (px)")
+    ax.set_title("image sizes")
+    ax.legend(loc="upper left", fontsize=8)
+    sizes = _png(fig)
+    plt.close(fig)
+    return (
+        f"<div class=plots><img src='data:image/png;base64,{classes}'>"
+        f"<img src='data:image/png;base64,{sizes}'></div>"
+    )
+
+
+def _cards(summary: dict[str, Any]) -> str:
+    checks = summary["checks"]
+    data = summary["dataset"]
+    bad = data["files"] - data["ok"]
+
+    def issues(name: str, key: str = "issues") -> int | str:
+        check = checks.get(name, {})
+        return check.get(key, "–") if check.get("status") == "ok" else "–"
+
+    items = [
+        ("files", data["files"], False),
+        ("unusable files", bad, bad > 0),
+        ("classes", data["classes"], False),
+        ("exact-duplicate files", issues("exact_duplicate", "files_in_groups"), True),
+        ("duplicate groups", issues("near_duplicate", "groups"), True),
+        ("label conflicts (groups)", issues("label_conflict", "groups"), True),
+        ("leaked test items", issues("leak", "leaked_test_items"), True),
+        ("odd sizes", issues("odd_size"), True),
+    ]
+    return (
+        "<div class=cards>"
+        + "".join(
+            f"<div class='card {'warn' if warn and value not in (0, '–') else ''}'>"
+            f"<b>{value}</b>{html.escape(label)}</div>"
+            for label, value, warn in items
+        )
+        + "</div>"
+    )
+
+
+def _check_table(summary: dict[str, Any]) -> str:
+    rows = []
+    for name, info in summary["checks"].items():
+        note = info.get("error") or ", ".join(
+            f"{k}={v}"
+            for k, v in info.items()
+            if k not in ("status", "issues", "seconds", "traceback") and not isinstance(v, dict)
+        )
+        rows.append(
+            f"<tr><td>{name}</td><td>{info['status']}</td><td>{info['issues']}</td>"
+            f"<td>{info['seconds']}</td><td>{html.escape(str(note))}</td></tr>"
+        )
+    return (
+        "<table><tr><th>check</th><th>status</th><th>rows flagged</th><th>seconds</th>"
+        "<th>details</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _bad_files(frame: pd.DataFrame) -> str:
+    bad = frame[frame["status"] != "ok"]
+    if bad.empty:
+        return "<p class=muted>Every file decoded.</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(p)}</td><td>{s}</td><td>{html.escape(str(e))}</td></tr>"
+        for p, s, e in bad[["path", "status", "error"]].head(MAX_ROWS).itertuples(index=False)
+    )
+    more = f"<p class=muted>… and {len(bad) - MAX_ROWS} more.</p>" if len(bad) > MAX_ROWS else ""
+    return f"<table><tr><th>path</th><th>status</th><th>reason</th></tr>{rows}</table>{more}"
+
+
+def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
+    if "duplicate_group" not in frame:
+        return "<p class=muted>The near_duplicate check did not run.</p>"
+    grouped = frame[frame["duplicate_group"].notna()]
+    if conflicts_only:
+        grouped = grouped[grouped.get("is_label_conflict_issue", False) == True]  # noqa: E712
+    groups = grouped.groupby("duplicate_group")
+    order = sorted(groups, key=lambda g: (-len(g[1]), g[1]["path"].min()))
+    if not order:
+        return "<p class=muted>None found.</p>"
+    parts = []
+    for _, members in order[:MAX_GROUPS]:
+        members = members.sort_values("duplicate_keep", ascending=False)
+        labels = sorted(set(members["label"].astype(str)))
+        figures = "".join(
+            thumbs.figure(
+                r.path,
+                r.label if conflicts_only else ("keep" if r.duplicate_keep else ""),
+                keep=bool(r.duplicate_keep),
+            )
+            for r in members.head(MAX_MEMBERS).itertuples()
+        )
+        extra = (
+            f"<figure>+{len(members) - MAX_MEMBERS} more</figure>"
+            if len(members) > MAX_MEMBERS
+            else ""
+        )
+        parts.append(
+            f"<div class=strip><div class=muted style='width:100%'>{len(members)} files · "
+            f"labels: {html.escape(', '.join(labels))}</div>{figures}{extra}</div>"
+        )
+    more = len(order) - MAX_GROUPS
+    return "".join(parts) + (
+        f"<p class=muted>… and {more} more groups (see the manifest).</p>" if more > 0 else ""
+    )
+
+
+def _leaks(tables: dict[str, pd.DataFrame], thumbs: _Thumbs, test_thumbs: _Thumbs | None) -> str:
+    leaks = tables.get("leaks")
+    if leaks is None:
+        return "<p class=muted>Not checked: run <code>winnow audit RUN --against TEST</code>.</p>"
+    if leaks.empty:
+        return "<p class=muted>No test item has a copy in the training data.</p>"
+    rows = []
+    for r in leaks.head(MAX_ROWS).itertuples():
+        test = test_thumbs.figure(r.test_path) if test_thumbs else html.escape(r.test_path)
+        rows.append(
+            f"<tr><td>{test}</td><td>{thumbs.figure(r.train_path)}</td>"
+            f"<td>{r.kind}</td><td>{r.similarity:.3f}</td></tr>"
+        )
+    return (
+        "<table><tr><th>test item</th><th>training copy</th><th>kind</th><th>similarity</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _odd(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
+    if "is_odd_size_issue" not in frame:
+        return ""
+    odd = frame[frame["is_odd_size_issue"] == True].sort_values("odd_size_score")  # noqa: E712
+    if odd.empty:
+        return "<p class=muted>None.</p>"
+    figures = "".join(
+        thumbs.figure(r.path, f"{r.width}×{r.height}") for r in odd.head(24).itertuples()
+    )
+    return f"<div class=strip>{figures}</div>"
+
+
+def write_audit_report(
+    run_dir: Path,
+    frame: pd.DataFrame,
+    summary: dict[str, Any],
+    tables: dict[str, pd.DataFrame],
+    reference_cache: PixelCache | None = None,
+    reference_frame: pd.DataFrame | None = None,
+) -> Path:
+    thumbs = _Thumbs(frame, PixelCache(run_dir))
+    test_thumbs = (
+        _Thumbs(reference_frame, reference_cache)
+        if reference_cache is not None and reference_frame is not None
+        else None
+    )
+    body = [
+        f"<h1>winnow audit</h1><div class=muted>{html.escape(str(run_dir))} · "
+        f"{summary['seconds']} s{' · against ' + html.escape(summary['against']) if summary['against'] else ''}</div>",
+        _cards(summary),
+        "<h2>Classes and sizes</h2>",
+        _charts(frame),
+        "<h2>Checks</h2>",
+        _check_table(summary),
+        "<h2>Files that can't be used</h2>",
+        _bad_files(frame),
+        "<h2>Label conflicts</h2><p class=muted>The same picture under different labels. "
+        "Sent to review by <code>winnow clean</code>.</p>",
+        _groups(frame, thumbs, True),
+        "<h2>Duplicate groups</h2><p class=muted>Exact and near copies; the green copy is "
+        "kept by default (lossless first, then most pixels).</p>",
+        _groups(frame, thumbs, False),
+        "<h2>Test items leaked into training</h2>",
+        _leaks(tables, thumbs, test_thumbs),
+        "<h2>Odd sizes</h2>",
+        _odd(frame, thumbs),
+    ]
+    page = (
+        f"<!doctype html><html><head><meta charset=utf-8><title>winnow audit</title>"
+        f"<style>{CSS}</style></head><body><main>{''.join(body)}</main></body></html>"
+    )
+    path = Path(run_dir) / "audit" / "report.html"
+    atomic_write_bytes(path, page.encode("utf-8"))
+    return path

@@ -1,0 +1,198 @@
+"""Audit checks: the check contract, duplicates, conflicts, leaks, the report."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from winnow.audit import run_audit, validate_result
+from winnow.cache import PixelCache
+from winnow.checks import available_checks, get_checks
+from winnow.checks.base import AuditContext, AuditSettings, Check, CheckResult
+from winnow.config import AuditConfig, ScanConfig
+from winnow.demo import illustration
+from winnow.duplicates import NearDuplicateSettings, candidate_pairs, describe, verify_pairs
+from winnow.manifest import read_manifest
+from winnow.scan import scan
+
+FAST = ScanConfig(image_size=64, workers=1)
+
+
+def near_copy(image: Image.Image) -> bytes:
+    """Cropped 3 % a side, resized to 60 %, brightened by 20, saved as JPEG q70."""
+    rgb = Image.new("RGB", image.size, "white")
+    rgb.paste(image, mask=image.getchannel("A") if image.mode == "RGBA" else None)
+    w, h = rgb.size
+    copy = rgb.crop((int(w * 0.03), int(h * 0.03), w - int(w * 0.03), h - int(h * 0.03)))
+    copy = copy.resize((int(copy.width * 0.6), int(copy.height * 0.6)), Image.Resampling.LANCZOS)
+    array = np.clip(np.asarray(copy, dtype=np.int16) + 20, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=70)
+    return buffer.getvalue()
+
+
+def write_dataset(root: Path) -> dict[str, str]:
+    """Distinct drawings in three classes, plus planted copies; returns planted paths."""
+    rng = np.random.default_rng(3)
+    for label in ("house", "star", "tree"):
+        for i in range(8):
+            path = root / "train" / label / f"{label}_{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            illustration(label, rng, side=160).save(path)
+        for i in range(3):
+            path = root / "test" / label / f"{label}_t{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            illustration(label, rng, side=160).save(path)
+    train = root / "train"
+    shutil.copyfile(train / "house/house_0.png", train / "house/house_0 copy.png")
+    with Image.open(train / "star/star_1.png") as image:
+        image.convert("RGBA").save(train / "star/star_1_resaved.png", compress_level=0)
+        (train / "star/star_2_near.jpg").write_bytes(
+            near_copy(Image.open(train / "star/star_2.png"))
+        )
+        (root / "test/tree/leaked.jpg").write_bytes(
+            near_copy(Image.open(train / "tree/tree_3.png"))
+        )
+    shutil.copyfile(train / "tree/tree_5.png", train / "house/tree_5.png")
+    return {
+        "byte_copy": "house/house_0 copy.png",
+        "pixel_copy": "star/star_1_resaved.png",
+        "near": "star/star_2_near.jpg",
+        "conflict": "house/tree_5.png",
+    }
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("audit")
+    planted = write_dataset(root)
+    run = root / "run"
+    scan(root / "train", run, FAST)
+    summary = run_audit(run, AuditConfig(), against=root / "test")
+    return root, run, {"planted": planted, "summary": summary}
+
+
+def _row(frame: pd.DataFrame, path: str) -> pd.Series:
+    return frame[frame["path"] == path].iloc[0]
+
+
+def test_every_check_honours_the_contract(audited) -> None:
+    root, run, _ = audited
+    frame = read_manifest(run)
+    context = AuditContext(frame, PixelCache(run), run, AuditSettings())
+    before = frame.copy()
+    for check in available_checks().values():
+        result = check.run(context)
+        validate_result(check, frame, result)  # own columns only, aligned, scores in [0, 1]
+        pd.testing.assert_frame_equal(frame, before)  # never mutates its input
+
+
+def test_exact_duplicates_by_bytes_and_by_pixels(audited) -> None:
+    _, run, info = audited
+    frame = read_manifest(run)
+    planted = info["planted"]
+    original = _row(frame, "house/house_0.png")
+    assert (
+        original.is_exact_duplicate_issue
+        and _row(frame, planted["byte_copy"]).is_exact_duplicate_issue
+    )
+    assert original.exact_duplicate_group == _row(frame, planted["byte_copy"]).exact_duplicate_group
+    resaved, source = _row(frame, planted["pixel_copy"]), _row(frame, "star/star_1.png")
+    assert resaved.sha256 != source.sha256  # different bytes …
+    assert resaved.exact_duplicate_group == source.exact_duplicate_group  # … same pixels
+    assert not _row(frame, "star/star_0.png").is_exact_duplicate_issue
+
+
+def test_near_duplicate_is_grouped_with_its_source_and_the_lossless_copy_is_kept(audited) -> None:
+    _, run, info = audited
+    frame = read_manifest(run)
+    near, source = _row(frame, info["planted"]["near"]), _row(frame, "star/star_2.png")
+    assert near.is_near_duplicate_issue and source.is_near_duplicate_issue
+    assert near.duplicate_group == source.duplicate_group
+    assert source.duplicate_keep and not near.duplicate_keep
+    assert near.near_duplicate_score < 0.1
+    distinct = frame[frame["path"].str.match(r"^(star|tree)/(star|tree)_[0-9]\.png$")]
+    distinct = distinct[
+        ~distinct["path"].isin(["star/star_1.png", "star/star_2.png", "tree/tree_5.png"])
+    ]
+    assert distinct["duplicate_group"].isna().all(), distinct[
+        distinct["duplicate_group"].notna()
+    ].path
+
+
+def test_label_conflict_flags_every_member(audited) -> None:
+    _, run, info = audited
+    frame = read_manifest(run)
+    copy, source = _row(frame, info["planted"]["conflict"]), _row(frame, "tree/tree_5.png")
+    assert copy.is_label_conflict_issue and source.is_label_conflict_issue
+    assert not _row(frame, "house/house_0.png").is_label_conflict_issue
+
+
+def test_leak_against_a_test_folder(audited) -> None:
+    _, run, info = audited
+    leaks = pd.read_csv(run / "audit" / "leaks.csv")
+    assert list(leaks.columns) == ["test_path", "train_path", "kind", "similarity"]
+    pairs = set(zip(leaks.test_path, leaks.train_path, strict=True))
+    assert ("tree/leaked.jpg", "tree/tree_3.png") in pairs
+    frame = read_manifest(run)
+    assert _row(frame, "tree/tree_3.png").is_leak_issue
+    assert frame["is_leak_issue"].sum() == len(set(leaks.train_path))
+    assert info["summary"]["checks"]["leak"]["leaked_test_items"] == leaks.test_path.nunique()
+
+
+def test_report_is_self_contained_and_shows_findings(audited) -> None:
+    _, run, _ = audited
+    page = (run / "audit" / "report.html").read_text()
+    for section in (
+        "Classes and sizes",
+        "Duplicate groups",
+        "Label conflicts",
+        "leaked into training",
+    ):
+        assert section in page
+    assert page.count("data:image/jpeg;base64,") >= 6 and "data:image/png;base64," in page
+    assert "http://" not in page and "https://" not in page
+    summary = json.loads((run / "audit" / "summary.json").read_text())
+    assert summary["dataset"]["class_counts"]["house"] >= 8
+
+
+def test_a_failing_check_is_recorded_and_the_others_still_run(audited, monkeypatch) -> None:
+    _, run, _ = audited
+
+    def explode(context: AuditContext) -> CheckResult:
+        raise RuntimeError("boom")
+
+    broken = Check("odd_size", "broken on purpose", ("status",), explode)
+    real = get_checks()
+    monkeypatch.setattr(
+        "winnow.audit.get_checks",
+        lambda names: [broken if c.name == "odd_size" else c for c in real],
+    )
+    summary = run_audit(run, AuditConfig())
+    assert summary["checks"]["odd_size"]["status"] == "failed"
+    assert "boom" in summary["checks"]["odd_size"]["error"]
+    assert summary["checks"]["near_duplicate"]["status"] == "ok"
+    assert "is_near_duplicate_issue" in read_manifest(run)
+
+
+def test_unknown_check_name_suggests_the_right_one() -> None:
+    with pytest.raises(KeyError, match="near_duplicate"):
+        get_checks(["near_duplicat"])
+
+
+def test_hnsw_index_path_finds_the_same_near_duplicate(audited) -> None:
+    _, run, info = audited
+    frame = read_manifest(run)
+    ok = frame[frame["status"] == "ok"].reset_index(drop=True)
+    items = describe(ok, PixelCache(run))
+    settings = NearDuplicateSettings(exact_index_limit=5)  # force the sub-quadratic index
+    pairs, _ = verify_pairs(items, items, candidate_pairs(items, None, settings), settings)
+    paths = {tuple(sorted((ok.path[a], ok.path[b]))) for a, b in pairs}
+    assert tuple(sorted((info["planted"]["near"], "star/star_2.png"))) in paths
