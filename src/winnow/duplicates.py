@@ -26,7 +26,7 @@ class NearDuplicateSettings:
     max_chroma_distance: float = 50.0
     max_changed_area: float = 0.01
     batch_pairs: int = 384
-    exact_index_limit: int = 200_000  # above this many items, an HNSW index (sub-quadratic)
+    exact_index_limit: int = 20_000  # above this many items, an HNSW index (sub-quadratic)
 
 
 def exact_keys(frame: pd.DataFrame) -> pd.Series:
@@ -36,11 +36,13 @@ def exact_keys(frame: pd.DataFrame) -> pd.Series:
 
 
 def keeper_order(frame: pd.DataFrame) -> np.ndarray:
-    """Row positions, best copy to keep first: lossless, then most pixels, then path."""
+    """Row positions, best copy to keep first: lossless, then most pixels, then the
+    shorter path (copies tend to be named 'x copy.png', 'x (1).png'), then path."""
     lossless = frame["format"].astype(object).isin(LOSSLESS_FORMATS).to_numpy()
     pixels = (frame["width"].astype("float64") * frame["height"].astype("float64")).to_numpy()
     paths = frame["path"].astype(object).to_numpy()
-    return np.lexsort((paths, -np.nan_to_num(pixels), ~lossless))
+    lengths = np.array([len(p) for p in paths])
+    return np.lexsort((paths, lengths, -np.nan_to_num(pixels), ~lossless))
 
 
 @dataclass

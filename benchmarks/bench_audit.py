@@ -1,0 +1,164 @@
+"""Audit benchmark: recall against the planted ground truth, a by-eye precision sheet,
+and the growth of the candidate search from 10k to 100k items.
+
+Ground truth (benchmarks/build_dataset.py → truth.json):
+- renamed_copies: byte-identical copies under Korean names → exact-duplicate recall;
+- near_pairs: resized 0.5–0.9×, cropped 1–5 % a side, JPEG q60–90 or PNG, brightness
+  ±10–30 copies (some filed under another class) → near-duplicate pair recall, counted
+  strictly (copy and source in the same duplicate_group) and leniently (the verified
+  pair is reported, whatever group it ended in);
+- leaks: the same kind of copies placed in the test folder → leak recall.
+Precision: 50 reported pairs the ground truth does not know are drawn at random and saved
+as a contact sheet (`unknown_pairs.png`) to be judged by eye.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from winnow.audit import run_audit
+from winnow.cache import PixelCache
+from winnow.config import AuditConfig
+from winnow.duplicates import NearDuplicateSettings, candidate_pairs
+from winnow.manifest import read_manifest
+
+
+def _strip(path: str) -> str:
+    return path.split("/", 1)[1]
+
+
+def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict:
+    started = time.perf_counter()
+    summary = run_audit(run, AuditConfig(), against=test_data)
+    seconds = time.perf_counter() - started
+    frame = read_manifest(run).set_index("path")
+    pairs = pd.read_parquet(run / "audit" / "near_duplicate_pairs.parquet")
+    reported = {tuple(sorted(p)) for p in zip(pairs.path_a, pairs.path_b, strict=True)}
+    rep_of = _representatives(frame)
+
+    exact_found = sum(
+        frame.at[_strip(a), "exact_duplicate_group"] == frame.at[_strip(b), "exact_duplicate_group"]
+        and pd.notna(frame.at[_strip(a), "exact_duplicate_group"])
+        for a, b in truth["renamed_copies"]
+    )
+    strict = lenient = 0
+    for copy, source, *_ in truth["near_pairs"]:
+        a, b = _strip(copy), _strip(source)
+        group_a, group_b = frame.at[a, "duplicate_group"], frame.at[b, "duplicate_group"]
+        strict += bool(pd.notna(group_a) and group_a == group_b)
+        lenient += tuple(sorted((rep_of[a], rep_of[b]))) in reported or rep_of[a] == rep_of[b]
+    leaks = pd.read_csv(run / "audit" / "leaks.csv")
+    found_leaks = set(zip(leaks.test_path, leaks.train_path, strict=True))
+    leak_hits = sum((_strip(t), _strip(s)) in found_leaks for t, s, *_ in truth["leaks"])
+
+    known = {
+        tuple(sorted((rep_of[_strip(a)], rep_of[_strip(b)]))) for a, b, *_ in truth["near_pairs"]
+    }
+    unknown = sorted(reported - known)
+    sheet = _contact_sheet(unknown, frame, PixelCache(run), results / "unknown_pairs.png")
+    n_near, n_leak = len(truth["near_pairs"]), len(truth["leaks"])
+    return {
+        "audit_seconds": round(seconds, 1),
+        "check_seconds": {k: v["seconds"] for k, v in summary["checks"].items()},
+        "exact_recall": round(exact_found / len(truth["renamed_copies"]), 3),
+        "near_pair_recall_same_group": round(strict / n_near, 3),
+        "near_pair_recall_reported": round(lenient / n_near, 3),
+        "leak_recall": round(leak_hits / n_leak, 3),
+        "reported_pairs": len(reported),
+        "reported_pairs_unknown_to_truth": len(unknown),
+        "duplicate_groups": summary["checks"]["near_duplicate"]["groups"],
+        "precision_sheet": str(sheet),
+    }
+
+
+def _representatives(frame: pd.DataFrame) -> dict[str, str]:
+    """Each path → the path its exact group is represented by in the pairs table."""
+    from winnow.duplicates import exact_keys, keeper_order
+
+    ok = frame[frame["status"] == "ok"].reset_index()
+    ordered = ok.iloc[keeper_order(ok)]
+    keys = exact_keys(ordered)
+    first = dict(
+        zip(keys[~keys.duplicated()], ordered["path"][~keys.duplicated().to_numpy()], strict=True)
+    )
+    return {p: first[k] for p, k in zip(ordered["path"], keys, strict=True)}
+
+
+def _contact_sheet(unknown: list, frame: pd.DataFrame, cache: PixelCache, out: Path) -> Path:
+    rng = np.random.default_rng(0)
+    chosen = [
+        unknown[i] for i in sorted(rng.choice(len(unknown), min(50, len(unknown)), replace=False))
+    ]
+    tile = 128
+    sheet = Image.new("RGB", (5 * (2 * tile + 24), 10 * (tile + 22)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n, (a, b) in enumerate(chosen):
+        x, y = (n % 5) * (2 * tile + 24), (n // 5) * (tile + 22)
+        for k, path in enumerate((a, b)):
+            row = frame.loc[path]
+            sheet.paste(
+                Image.fromarray(np.asarray(cache.get(row.cache_shard, row.cache_index))),
+                (x + k * (tile + 4), y),
+            )
+        draw.text((x, y + tile + 2), f"{n:02d}", fill="black")
+    sheet.save(out)
+    (out.with_suffix(".txt")).write_text(
+        "\n".join(f"{n:02d} {a} | {b}" for n, (a, b) in enumerate(chosen))
+    )
+    return out
+
+
+def _planted_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    """n unit vectors; the second half are noisy copies of the first half."""
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    half = n - n // 2
+    x[n // 2 :] = x[:half] + 0.1 * rng.normal(size=(half, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def candidate_growth(sizes: tuple[int, ...] = (10_000, 100_000)) -> dict:
+    """Time the candidate search on synthetic descriptors (with planted near copies)."""
+    from winnow.duplicates import Items
+
+    rng = np.random.default_rng(0)
+    timings = {}
+    for n in sizes:
+        coarse, moment = _planted_vectors(rng, n, 432), _planted_vectors(rng, n, 1024)
+        items = Items(frame=pd.DataFrame(index=range(n)), cache=None, coarse=coarse, moment=moment)
+        started = time.perf_counter()
+        pairs = candidate_pairs(items, None, NearDuplicateSettings())
+        seconds = time.perf_counter() - started
+        planted = np.stack([np.arange(n - n // 2), np.arange(n // 2, n)], axis=1)
+        found = len({tuple(p) for p in pairs.tolist()} & {tuple(p) for p in planted.tolist()})
+        timings[n] = {
+            "seconds": round(seconds, 2),
+            "pairs": int(len(pairs)),
+            "planted_found": round(found / len(planted), 3),
+        }
+    return timings
+
+
+def report(result: dict) -> str:
+    lines = ["audit benchmark (after scan; --against the test folder):"]
+    for key, value in result.items():
+        lines.append(f"  {key}: {value}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else ".bench")
+    out = root / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    truth = json.loads((root / "clipart" / "truth.json").read_text())
+    result = audit_recall(root / "runs" / "train", root / "clipart" / "test", truth, out)
+    result["candidate_search_growth"] = candidate_growth()
+    (out / "audit.json").write_text(json.dumps(result, indent=2))
+    print(report(result))

@@ -1,0 +1,147 @@
+"""clean (policy + decisions), split (group-aware, stratified, deterministic), export."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_audit import write_dataset
+from winnow.audit import run_audit
+from winnow.clean import CleanError, CleanPolicy, decide, export_clean, run_clean
+from winnow.config import AuditConfig, ScanConfig
+from winnow.manifest import read_manifest
+from winnow.scan import scan
+from winnow.split import SplitError, assign_splits, run_split
+
+
+@pytest.fixture(scope="module")
+def audited_run(tmp_path_factory) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("clean")
+    planted = write_dataset(root)
+    (root / "train" / "house" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    run = root / "run"
+    scan(root / "train", run, ScanConfig(image_size=64, workers=1))
+    run_audit(run, AuditConfig(), against=root / "test")
+    return root, run, planted
+
+
+def test_default_policy_explains_every_drop(audited_run) -> None:
+    _, run, planted = audited_run
+    summary = run_clean(run)
+    frame = read_manifest(run).set_index("path")
+    assert frame.at["house/broken.png", "reason"] == "bad_file:corrupt"
+    assert not frame.at["house/broken.png", "keep"]
+    # one member per duplicate group is kept, the others point at it
+    assert frame.at["house/house_0.png", "keep"] and not frame.at[planted["byte_copy"], "keep"]
+    assert frame.at[planted["byte_copy"], "duplicate_of"] == "house/house_0.png"
+    assert frame.at[planted["near"], "reason"] == "duplicate"
+    # label conflicts wait for review; the leaked training item is dropped
+    assert frame.at[planted["conflict"], "reason"] == "label_conflict:review"
+    assert frame.at["tree/tree_3.png", "reason"] == "leak"
+    assert (frame["reason"] != "kept").sum() == summary["dropped"]
+    assert set(frame.loc[~frame["keep"].astype(bool), "reason"]) <= {
+        "bad_file:corrupt",
+        "duplicate",
+        "label_conflict:review",
+        "leak",
+    }
+
+
+def test_decisions_override_rules_and_relabel(audited_run, tmp_path: Path) -> None:
+    _, run, planted = audited_run
+    decisions = tmp_path / "review.csv"
+    decisions.write_text(
+        f"path,keep,label\n{planted['conflict']},yes,tree\nhouse/house_1.png,no,\n"
+    )
+    run_clean(run, decisions_path=decisions)
+    frame = read_manifest(run).set_index("path")
+    assert (
+        frame.at[planted["conflict"], "keep"]
+        and frame.at[planted["conflict"], "reason"] == "review"
+    )
+    assert frame.at[planted["conflict"], "final_label"] == "tree"
+    assert not frame.at["house/house_1.png", "keep"]
+    run_clean(run)  # back to the default for the other tests
+
+
+def test_policy_file_is_validated(audited_run, tmp_path: Path) -> None:
+    _, run, _ = audited_run
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("label_conflict: drop\n")
+    with pytest.raises(CleanError, match="did you mean 'label_conflicts'"):
+        run_clean(run, policy_path=policy)
+    policy.write_text("leaks: sometimes\n")
+    with pytest.raises(CleanError, match="leaks"):
+        run_clean(run, policy_path=policy)
+
+
+def test_decide_is_pure() -> None:
+    frame = pd.DataFrame({"path": ["a/x.png"], "label": ["a"], "status": ["ok"]})
+    before = frame.copy()
+    decided = decide(frame, CleanPolicy(), None)
+    pd.testing.assert_frame_equal(frame, before)
+    assert decided.loc[0, "keep"] and decided.loc[0, "reason"] == "kept"
+
+
+def test_duplicate_groups_never_straddle_splits() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.choice(["a", "b", "c"], size=600, p=[0.6, 0.3, 0.1])
+    groups = rng.integers(0, 250, size=600)  # many multi-member groups
+    for seed in range(5):
+        split = assign_splits(labels, groups, 0.15, 0.15, seed)
+        per_group = pd.DataFrame({"g": groups, "s": split}).groupby("g")["s"].nunique()
+        assert (per_group == 1).all()
+        shares = pd.Series(split).value_counts(normalize=True)
+        assert abs(shares["test"] - 0.15) < 0.05 and abs(shares["val"] - 0.15) < 0.05
+
+
+def test_split_is_stratified_deterministic_and_seeded() -> None:
+    labels = np.array(["a"] * 80 + ["b"] * 20)
+    groups = np.arange(100)
+    first = assign_splits(labels, groups, 0.1, 0.2, seed=1)
+    assert (first == assign_splits(labels, groups, 0.1, 0.2, seed=1)).all()
+    assert (first != assign_splits(labels, groups, 0.1, 0.2, seed=2)).any()
+    table = pd.crosstab(labels, first)
+    assert table.loc["a", "test"] == 16 and table.loc["b", "test"] == 4
+    assert table.loc["a", "val"] == 8 and table.loc["b", "val"] == 2
+
+
+def test_run_split_keeps_every_group_together_when_all_copies_are_kept(
+    audited_run, tmp_path: Path
+) -> None:
+    _, run, _ = audited_run
+    policy = tmp_path / "keep_all.yaml"
+    policy.write_text("duplicates: keep_all\nlabel_conflicts: keep\nleaks: keep\n")
+    run_clean(run, policy_path=policy)
+    run_split(run, val=0.2, test=0.2, seed=3)
+    frame = read_manifest(run)
+    grouped = frame[frame["duplicate_group"].notna() & frame["keep"].astype(bool)]
+    assert len(grouped) >= 6
+    assert (grouped.groupby("duplicate_group")["split"].nunique() == 1).all()
+    assert frame.loc[~frame["keep"].astype(bool), "split"].isna().all()
+    run_clean(run)
+
+
+def test_bad_fractions_are_refused() -> None:
+    with pytest.raises(SplitError, match="val \\+ test < 1"):
+        assign_splits(np.array(["a"]), np.array([0]), 0.6, 0.5, 0)
+
+
+def test_export_links_kept_files_by_label(audited_run, tmp_path: Path) -> None:
+    root, run, planted = audited_run
+    run_clean(run)
+    result = export_clean(run, tmp_path / "clean")
+    frame = read_manifest(run)
+    assert result["files"] == frame["keep"].sum()
+    exported = tmp_path / "clean" / "house" / "house_0.png"
+    assert exported.exists()
+    assert os.stat(exported).st_ino == os.stat(root / "train" / "house" / "house_0.png").st_ino
+    assert not (tmp_path / "clean" / "house" / Path(planted["byte_copy"]).name).exists()
+    with pytest.raises(CleanError, match="not empty"):
+        export_clean(run, tmp_path / "clean")
+    with pytest.raises(CleanError, match="inside the data folder"):
+        export_clean(run, root / "train" / "exported")
