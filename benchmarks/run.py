@@ -13,8 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_audit  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
 from build_dataset import build  # noqa: E402
+from winnow.scan import scan  # noqa: E402
 
 ROOT = Path(".bench")
 
@@ -30,7 +32,16 @@ def main() -> None:
     scan_result = bench_scan(data / "training")
     scan_result["when"] = started
     (results / "scan.json").write_text(json.dumps(scan_result, indent=2))
-    print(report(scan_result))
+    print(report(scan_result), flush=True)
+
+    run = ROOT / "runs" / "train"
+    scan(data / "training", run)  # incremental: reuses an earlier scan of the same data
+    truth = json.loads((data / "truth.json").read_text())
+    audit_result = bench_audit.audit_recall(run, data / "test", truth, results)
+    audit_result["candidate_search_growth"] = bench_audit.candidate_growth()
+    audit_result["when"] = started
+    (results / "audit.json").write_text(json.dumps(audit_result, indent=2))
+    print(bench_audit.report(audit_result))
     print(f"\nresults saved in {results}/")
 
 
