@@ -15,7 +15,7 @@ from PIL import Image
 from winnow.audit import run_audit, validate_result
 from winnow.cache import PixelCache
 from winnow.checks import available_checks, get_checks
-from winnow.checks.base import AuditContext, AuditSettings, Check, CheckResult
+from winnow.checks.base import AuditContext, Check, CheckResult
 from winnow.config import AuditConfig, ScanConfig
 from winnow.demo import illustration
 from winnow.duplicates import NearDuplicateSettings, candidate_pairs, describe, verify_pairs
@@ -86,7 +86,7 @@ def _row(frame: pd.DataFrame, path: str) -> pd.Series:
 def test_every_check_honours_the_contract(audited) -> None:
     root, run, _ = audited
     frame = read_manifest(run)
-    context = AuditContext(frame, PixelCache(run), run, AuditSettings())
+    context = AuditContext(frame, PixelCache(run), run, AuditConfig())
     before = frame.copy()
     for check in available_checks().values():
         result = check.run(context)

@@ -7,6 +7,7 @@ report.html, leaks.csv (with --against) and near_duplicate_pairs.parquet.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -22,7 +23,7 @@ import pyarrow as pa
 
 from winnow.cache import PixelCache
 from winnow.checks import get_checks
-from winnow.checks.base import AuditContext, AuditSettings, Check, CheckResult, ReferenceSet
+from winnow.checks.base import AuditContext, Check, CheckResult, ReferenceSet
 from winnow.config import AuditConfig, ScanConfig
 from winnow.io import atomic_write_bytes
 from winnow.manifest import SCAN_SCHEMA, atomic_write_table, manifest_path, read_manifest
@@ -112,7 +113,7 @@ def run_audit(
         frame=frame,
         cache=PixelCache(run_dir),
         run_dir=run_dir,
-        settings=AuditSettings(**config.model_dump(exclude={"checks"})),
+        settings=config,
         against=reference,
     )
     try:
@@ -182,9 +183,7 @@ def _run_checks(
             continue
         columns[check.name] = result.columns
         frame = pd.concat([frame, result.columns], axis=1)
-        context = AuditContext(
-            frame, context.cache, context.run_dir, context.settings, context.against, context.shared
-        )
+        context = dataclasses.replace(context, frame=frame)
         tables.update(result.tables)
         outcomes.append(
             CheckOutcome(

@@ -16,19 +16,7 @@ from typing import Any
 import pandas as pd
 
 from winnow.cache import PixelCache
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    """Thresholds the built-in checks use (every value is a key of the audit config)."""
-
-    neighbours: int = 8
-    min_correlation: float = 0.90
-    min_detail: float = 0.60
-    max_chroma_distance: float = 50.0
-    max_changed_area: float = 0.01
-    tiny_side: int = 32
-    max_aspect: float = 5.0
+from winnow.config import AuditConfig
 
 
 @dataclass(frozen=True)
@@ -45,7 +33,7 @@ class AuditContext:
     frame: pd.DataFrame  # the manifest; checks must not modify it
     cache: PixelCache
     run_dir: Path
-    settings: AuditSettings
+    settings: AuditConfig
     against: ReferenceSet | None = None
     # per-audit memo for costly intermediate results two checks share (e.g. pixel views);
     # owned by one audit run, never module-level
