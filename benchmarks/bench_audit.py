@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 
 from winnow.audit import run_audit
 from winnow.cache import PixelCache
+from winnow.checks.near_duplicate import representatives
 from winnow.config import AuditConfig
 from winnow.duplicates import NearDuplicateSettings, candidate_pairs
 from winnow.manifest import read_manifest
@@ -79,15 +80,9 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
 
 def _representatives(frame: pd.DataFrame) -> dict[str, str]:
     """Each path → the path its exact group is represented by in the pairs table."""
-    from winnow.duplicates import exact_keys, keeper_order
-
-    ok = frame[frame["status"] == "ok"].reset_index()
-    ordered = ok.iloc[keeper_order(ok)]
-    keys = exact_keys(ordered)
-    first = dict(
-        zip(keys[~keys.duplicated()], ordered["path"][~keys.duplicated().to_numpy()], strict=True)
-    )
-    return {p: first[k] for p, k in zip(ordered["path"], keys, strict=True)}
+    _, rep_of = representatives(frame.reset_index())
+    paths = frame.reset_index()["path"]
+    return dict(zip(paths.loc[rep_of.index], paths.loc[rep_of.to_numpy()], strict=True))
 
 
 def _contact_sheet(unknown: list, frame: pd.DataFrame, cache: PixelCache, out: Path) -> Path:

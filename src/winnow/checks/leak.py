@@ -32,7 +32,7 @@ def run(context: AuditContext) -> CheckResult:
             for train_row in np.atleast_1d(by_key.loc[key]):
                 rows.append((test.at[test_row, "path"], frame.at[train_row, "path"], "exact", 1.0))
 
-    reps, rep_of = representatives(context)
+    reps, rep_of = representatives(frame)
     if not reps.empty and not test.empty:
         settings = settings_of(context)
         train_items = shared_items(context, reps)

@@ -8,6 +8,8 @@ copy: lossless, then most pixels) and include exact duplicates, in `duplicate_gr
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -24,20 +26,15 @@ from winnow.duplicates import (
 
 
 def settings_of(context: AuditContext) -> NearDuplicateSettings:
-    s = context.settings
-    return NearDuplicateSettings(
-        neighbours=s.neighbours,
-        min_correlation=s.min_correlation,
-        min_detail=s.min_detail,
-        max_chroma_distance=s.max_chroma_distance,
-        max_changed_area=s.max_changed_area,
-    )
+    """The search settings, taken from the audit config keys of the same names."""
+    names = {f.name for f in dataclasses.fields(NearDuplicateSettings)}
+    return NearDuplicateSettings(**context.settings.model_dump(include=names))
 
 
-def representatives(context: AuditContext) -> tuple[pd.DataFrame, pd.Series]:
+def representatives(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """One row per distinct picture (the best exact copy), in keeper order; and each ok
     row's representative index."""
-    ok = ok_rows(context.frame)
+    ok = ok_rows(frame)
     ordered = ok.iloc[keeper_order(ok)]
     keys = exact_keys(ordered)
     first = ~keys.duplicated()
@@ -59,7 +56,7 @@ def run(context: AuditContext) -> CheckResult:
     columns = empty_columns(CHECK, frame)
     columns["duplicate_group"] = pd.array([pd.NA] * len(frame), dtype="Int64")
     columns["duplicate_keep"] = pd.array([pd.NA] * len(frame), dtype="boolean")
-    reps, rep_of = representatives(context)
+    reps, rep_of = representatives(frame)
     if reps.empty:
         return CheckResult(columns=columns, summary={"groups": 0})
     settings = settings_of(context)
@@ -81,10 +78,9 @@ def run(context: AuditContext) -> CheckResult:
     ids, _ = pd.factorize(groups[in_group])  # dense ids in keeper order of first member
     columns.loc[members, "duplicate_group"] = ids
     columns.loc[rep_of.index, "duplicate_keep"] = True
-    seen_groups: set[int] = set()
-    for row, group in zip(members, ids, strict=True):  # members come in keeper order
-        columns.loc[row, "duplicate_keep"] = group not in seen_groups
-        seen_groups.add(group)
+    # members come in keeper order: the first of each group is the one to keep
+    columns.loc[members, "duplicate_keep"] = ~pd.Series(ids).duplicated().to_numpy()
+    group_count = len(np.unique(ids))
 
     best = np.ones(len(reps))
     same = rep_group[pairs[:, 0]] == rep_group[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
@@ -108,9 +104,9 @@ def run(context: AuditContext) -> CheckResult:
         columns=columns,
         tables={"near_duplicate_pairs": table},
         summary={
-            "groups": int(len(seen_groups)),
+            "groups": group_count,
             "files_in_groups": int(len(members)),
-            "redundant_files": int(len(members) - len(seen_groups)),
+            "redundant_files": int(len(members) - group_count),
             "candidate_pairs": int(len(candidates)),
             "verified_pairs": int(len(pairs)),
             "pictures_with_near_copies": int((near_score < 1.0).sum()),
