@@ -2,8 +2,12 @@
 
 Sources are Debian packages (fetched with `apt-get download`, unpacked with `dpkg -x`, no
 root install): `openclipart-png` gives the classes (its top-level categories), and
-`tuxpaint-stamps-default` gives cut-out photographs (its `cartoon/` folders hold drawings
-and are left out). Half of the chosen photographs are cropped to a full opaque frame.
+`tuxpaint-stamps-default` gives cut-out photographs. Not every stamp is a photograph: its
+`cartoon/`, `symbols/`, road-sign and flag folders hold drawings, a stamp that ships an SVG
+is a drawing, and `NOT_PHOTOGRAPHS` lists the other drawings (and a few renders and glow
+effects nobody would call either), judged by eye on a contact sheet of all 403 candidates.
+Where a central opaque rectangle exists, up to half of the chosen photographs are cropped
+to a full frame, saved alternately as JPEG and PNG (format must not be evidence).
 
 Layout under .bench/ (git-ignored):
     debs/ raw/                      the packages and their unpacked files
@@ -32,6 +36,33 @@ PACKAGES = ("openclipart-png", "tuxpaint-stamps-default")
 MIN_CLASS_SIZE = 15
 EXCLUDED_CATEGORIES = {"unsorted"}  # a bin, not a class
 PHOTOS = 300
+DRAWING_FOLDERS = ("symbols/", "town/roadsigns/", "town/flags/")
+NOT_PHOTOGRAPHS = frozenset(
+    """
+    animals/fish/shrimp animals/mammals/hedgehog clothes/button clothes/t_baseballcap
+    clothes/t_glove clothes/t_jacket clothes/t_pants clothes/t_poloshirt clothes/t_scarf
+    clothes/t_shirt clothes/t_sock clothes/t_tshirt food/pizza medical/tooth
+    naturalforces/explosion naturalforces/fire naturalforces/lightningbolt people/body_parts/eye
+    seasonal/christmas/Santa seasonal/christmas/bow seasonal/christmas/hard_candy
+    seasonal/christmas/lamp seasonal/christmas/santahat seasonal/christmas/star
+    seasonal/christmas/stocking seasonal/christmas/tree seasonal/christmas/xmas_tp_bulb
+    seasonal/easter/bluebird seasonal/easter/bunny seasonal/easter/bunny-egg
+    seasonal/easter/bunny-head seasonal/easter/butterfly seasonal/easter/chick
+    seasonal/easter/chick-hatched seasonal/easter/chick-in-egg seasonal/easter/daffodil
+    seasonal/easter/wrapped_chocolate_easter_egg seasonal/easter/wrapped_chocolate_easter_egg_2
+    seasonal/halloween/bat_left seasonal/halloween/blackcat seasonal/halloween/ghost
+    seasonal/halloween/grave-c seasonal/halloween/skull seasonal/halloween/spider
+    seasonal/hanukkah/dreydl seasonal/hanukkah/dreydl-gimmel seasonal/hanukkah/dreydl-gimmel_mirror
+    seasonal/hanukkah/dreydl-hay seasonal/hanukkah/dreydl-hay_mirror seasonal/hanukkah/dreydl-nun
+    seasonal/hanukkah/dreydl-nun_mirror seasonal/hanukkah/dreydl-shin
+    seasonal/hanukkah/dreydl-shin_mirror seasonal/hanukkah/holiday_candle
+    seasonal/hanukkah/menorah seasonal/newyears/confetti seasonal/newyears/fireworks
+    seasonal/newyears/fireworks2 seasonal/newyears/party-hat seasonal/newyears/party-horn-in
+    seasonal/newyears/party-horn-out space/planets/0_sun space/planets/6_saturn
+    space/planets/7_uranus space/planets/8_neptune town/monuments/inukshuk-outline
+    vehicles/7spoke256 vehicles/emergency/sedan_police vehicles/emergency/sedan_police_mirror
+    """.split()
+)
 NEAR_COPIES = 300  # same class
 CONFLICT_COPIES = 40  # filed under another class
 LEAK_COPIES = 100  # training image copied into the test folder
@@ -39,6 +70,7 @@ MAX_SOURCE_PIXELS = 16_000_000  # transform only images that decode quickly
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we only read sizes
 TEST_FRACTION = 0.15
 SEED = 7
+DATASET_VERSION = 2  # bump when the build changes: `make bench` rebuilds older data
 
 
 def fetch(root: Path) -> Path:
@@ -70,21 +102,48 @@ def _place(source: Path, target: Path) -> None:
         shutil.copyfile(source.resolve(), target)
 
 
-def _full_frame(source: Path, target: Path) -> bool:
-    """Crop the central opaque region of a cut-out photo into a full-frame JPEG."""
+def _opaque_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest fully opaque rectangle (of a few sizes) around the alpha centroid."""
+    h, w = alpha.shape
+    ys, xs = np.nonzero(alpha == 255)
+    if len(ys) == 0:
+        return None
+    cy, cx = ys.mean(), xs.mean()
+    for fraction in (0.6, 0.5, 0.4, 0.3, 0.25):
+        bw, bh = int(w * fraction), int(h * fraction)
+        x0 = int(np.clip(cx - bw / 2, 0, w - bw))
+        y0 = int(np.clip(cy - bh / 2, 0, h - bh))
+        if bw >= 48 and bh >= 48 and alpha[y0 : y0 + bh, x0 : x0 + bw].min() == 255:
+            return x0, y0, x0 + bw, y0 + bh
+    return None
+
+
+def _full_frame(source: Path, target: Path, fmt: str) -> bool:
+    """Crop an opaque region of a cut-out photo into a full-frame picture."""
     with Image.open(source) as image:
         rgba = image.convert("RGBA")
-    alpha = np.asarray(rgba.getchannel("A"))
-    h, w = alpha.shape
-    for fraction in (0.6, 0.45, 0.3):
-        box = (int(w * (1 - fraction) / 2), int(h * (1 - fraction) / 2))
-        crop = (box[0], box[1], w - box[0], h - box[1])
-        if crop[2] - crop[0] >= 48 and crop[3] - crop[1] >= 48:
-            if alpha[crop[1] : crop[3], crop[0] : crop[2]].min() == 255:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                rgba.crop(crop).convert("RGB").save(target, "JPEG", quality=90)
-                return True
-    return False
+    box = _opaque_box(np.asarray(rgba.getchannel("A")))
+    if box is None:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rgba.crop(box).convert("RGB").save(target, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return True
+
+
+def photograph_stamps(stamps: Path) -> list[Path]:
+    """The stamps that are photographs (see the module docstring for how they were judged)."""
+    chosen = []
+    for path in sorted(stamps.rglob("*.png")):
+        relative = path.relative_to(stamps).with_suffix("").as_posix()
+        if (
+            relative.startswith(DRAWING_FOLDERS)
+            or "/cartoon/" in f"/{relative}"
+            or relative in NOT_PHOTOGRAPHS
+            or path.with_suffix(".svg").exists()
+        ):
+            continue
+        chosen.append(path)
+    return chosen
 
 
 def near_copy(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str, dict]:
@@ -180,17 +239,28 @@ def build(root: Path) -> Path:
                 split = "test" if _in_test(name) else "training"
                 _place(source, out / split / category.name / name)
 
-    truth: dict[str, list] = {"classes": classes, "photos": [], "bad": [], "renamed_copies": []}
+    truth: dict = {
+        "version": DATASET_VERSION,
+        "classes": classes,
+        "photos": [],
+        "bad": [],
+        "renamed_copies": [],
+    }
     stamps = raw / "usr/share/tuxpaint/stamps"
-    photos = sorted(p for p in stamps.rglob("*.png") if "cartoon" not in p.parts)
-    chosen = rng.choice(len(photos), size=min(PHOTOS, len(photos)), replace=False)
-    for n, index in enumerate(sorted(chosen)):
+    photos = photograph_stamps(stamps)
+    photo_rng = np.random.default_rng([SEED, 1])  # photos don't shift the other draws
+    chosen = photo_rng.choice(len(photos), size=min(PHOTOS, len(photos)), replace=False)
+    full_frames = 0
+    for index in sorted(chosen):
         source = photos[index]
-        label = classes[int(rng.integers(len(classes)))]
+        label = classes[int(photo_rng.integers(len(classes)))]
         stem = "photo_" + "_".join(source.relative_to(stamps).with_suffix("").parts)
         split = "test" if _in_test(stem) else "training"
-        if n % 2 == 0 and _full_frame(source, out / split / label / f"{stem}.jpg"):
-            truth["photos"].append(f"{split}/{label}/{stem}.jpg")
+        fmt, suffix = ("JPEG", ".jpg") if full_frames % 2 == 0 else ("PNG", ".png")
+        target = out / split / label / f"{stem}_frame{suffix}"
+        if full_frames < PHOTOS // 2 and _full_frame(source, target, fmt):
+            full_frames += 1
+            truth["photos"].append(str(target.relative_to(out)))
         else:
             _place(source, out / split / label / f"{stem}.png")
             truth["photos"].append(f"{split}/{label}/{stem}.png")

@@ -14,8 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_audit  # noqa: E402
+import bench_domain  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
-from build_dataset import build  # noqa: E402
+from build_dataset import DATASET_VERSION, build  # noqa: E402
 from winnow.scan import scan  # noqa: E402
 
 ROOT = Path(".bench")
@@ -23,7 +24,11 @@ ROOT = Path(".bench")
 
 def main() -> None:
     data = ROOT / "clipart"
-    if not (data / "truth.json").exists():
+    truth_file = data / "truth.json"
+    if (
+        not truth_file.exists()
+        or json.loads(truth_file.read_text()).get("version") != DATASET_VERSION
+    ):
         print("building benchmark data from Debian packages …", flush=True)
         build(ROOT)
     results = ROOT / "results"
@@ -42,6 +47,11 @@ def main() -> None:
     audit_result["when"] = started
     (results / "audit.json").write_text(json.dumps(audit_result, indent=2))
     print(bench_audit.report(audit_result))
+
+    domain_result = bench_domain.ablation(run, data / "truth.json")
+    domain_result["when"] = started
+    (results / "domain.json").write_text(json.dumps(domain_result, indent=2))
+    print(bench_domain.report(domain_result))
     print(f"\nresults saved in {results}/")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -147,6 +147,9 @@ class AuditConfig(BaseModel):
     max_changed_area: largest fraction of pixels that may differ after aligning a pair
       (added strokes, marks or text make two look-alike drawings different pictures).
     tiny_side, max_aspect: limits of the odd_size check.
+    dominant_style: the style of the dataset (`auto` detects it); out_of_domain flags the other.
+    out_of_domain_sure: out-of-domain probability from which a flag is sure (dropped by
+      `clean`); flags below it are borderline (sent to review).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -159,6 +162,15 @@ class AuditConfig(BaseModel):
     max_changed_area: float = 0.01
     tiny_side: int = 32
     max_aspect: float = 5.0
+    dominant_style: Literal["auto", "drawing", "photo"] = "auto"
+    out_of_domain_sure: float = 0.8
+
+    @field_validator("out_of_domain_sure")
+    @classmethod
+    def _probability(cls, value: float) -> float:
+        if not 0.5 <= value <= 1:
+            raise ValueError(f"out_of_domain_sure must be in [0.5, 1], got {value}")
+        return value
 
     @field_validator("min_correlation")
     @classmethod

@@ -244,6 +244,66 @@ def _odd(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
     return f"<div class=strip>{figures}</div>"
 
 
+def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs) -> str:
+    numbers = summary["checks"].get("out_of_domain")
+    if "photo_likeness" not in frame or numbers is None or numbers.get("status") != "ok":
+        return "<p class=muted>The out_of_domain check did not run.</p>"
+    if "dominant_style" not in numbers:
+        return f"<p class=muted>Skipped: {html.escape(str(numbers.get('skipped', '')))}</p>"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = frame[frame["photo_likeness"].notna()]
+    flagged = scored["is_out_of_domain_issue"].astype(bool)
+    likeness = scored["photo_likeness"].astype(float)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    bins = np.linspace(likeness.min(), likeness.max(), 60)
+    ax.hist(
+        likeness[~flagged], bins=bins, color="#4a72b0", label=f"in domain ({int((~flagged).sum())})"
+    )
+    ax.hist(likeness[flagged], bins=bins, color="#d2502a", label=f"flagged ({int(flagged.sum())})")
+    if numbers.get("photo_likeness_threshold") is not None:
+        ax.axvline(
+            numbers["photo_likeness_threshold"],
+            color="#222",
+            linestyle="--",
+            label="automatic threshold",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("photo-likeness (median robust z of colour and texture statistics)")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    chart = _png(fig)
+    plt.close(fig)
+    prob = 1.0 - scored["out_of_domain_score"].astype(float)
+
+    def strip(rows: pd.DataFrame) -> str:
+        if rows.empty:
+            return "<p class=muted>None.</p>"
+        figures = "".join(
+            thumbs.figure(r.path, f"p={p:.2f} · {r.out_of_domain_evidence or 'near threshold'}")
+            for r, p in zip(rows.itertuples(), prob[rows.index], strict=True)
+        )
+        return f"<div class=strip>{figures}</div>"
+
+    sure = scored[flagged & ~scored["out_of_domain_borderline"].astype(bool)]
+    sure = sure.loc[prob[sure.index].sort_values(ascending=False).index].head(48)
+    border = scored[(prob >= 0.3) & (prob < numbers.get("sure", 0.8))]
+    border = border.loc[prob[border.index].sort_values(ascending=False).index].head(24)
+    return (
+        f"<p>The dataset's dominant style is <b>{numbers['dominant_style']}</b>; images that look like "
+        f"a <b>{numbers['out_of_domain_style']}</b> are flagged. Estimated contamination "
+        f"{100 * numbers['contamination_estimate']:.1f} % ({numbers['flagged']} flagged, "
+        f"{numbers['borderline']} borderline, sent to review by <code>winnow clean</code>). "
+        "Evidence is pixels only (never the file format or name): <i>colour</i> = many colours with a "
+        "spread-out histogram, <i>texture</i> = fine texture and noise away from edges.</p>"
+        f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
+        f"<h3>Most out-of-domain</h3>{strip(sure)}<h3>Borderline</h3>{strip(border)}"
+    )
+
+
 def write_audit_report(
     run_dir: Path,
     frame: pd.DataFrame,
@@ -276,6 +336,8 @@ def write_audit_report(
         _groups(frame, thumbs, False),
         "<h2>Test items leaked into training</h2>",
         _leaks(tables, thumbs, test_thumbs),
+        "<h2>Out of domain</h2>",
+        _out_of_domain(frame, summary, thumbs),
         "<h2>Odd sizes</h2>",
         _odd(frame, thumbs),
     ]

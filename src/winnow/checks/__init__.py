@@ -17,6 +17,7 @@ from winnow.checks import (
     leak,
     near_duplicate,
     odd_size,
+    out_of_domain,
 )
 from winnow.checks.base import Check
 
@@ -26,6 +27,7 @@ BUILTIN_CHECKS: tuple[Check, ...] = (
     label_conflict.CHECK,
     leak.CHECK,
     odd_size.CHECK,
+    out_of_domain.CHECK,
 )
 ENTRY_POINT_GROUP = "winnow.checks"
 

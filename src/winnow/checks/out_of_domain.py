@@ -1,0 +1,111 @@
+"""out_of_domain: images of the other style, e.g. photographs in an illustration set.
+
+Unsupervised, from pixels only (never the file format, name or metadata): hand-crafted
+colour and texture statistics (`winnow.photo_features`), combined and thresholded by
+`winnow.domain`. Extra columns:
+    photo_likeness            median robust z of the photo statistics (larger = more photographic)
+    out_of_domain_evidence    the feature family that pointed out of domain most (colour/texture)
+    out_of_domain_borderline  flagged, but with a probability below `out_of_domain_sure`
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.domain import dominant_style, family_evidence, photo_likeness, tail_mixture
+from winnow.photo_features import photo_like_features
+
+_CHUNK = 2048
+MIN_ITEMS = 20  # below this a dataset has no "typical" image to compare with
+
+
+def compute_features(context: AuditContext, rows: pd.DataFrame) -> pd.DataFrame:
+    """Photo statistics for `rows`, read from the pixel cache chunk by chunk."""
+    longer = np.maximum(rows["width"].to_numpy(dtype=float), rows["height"].to_numpy(dtype=float))
+    parts = []
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows.iloc[start : start + _CHUNK]
+        pixels = context.cache.take(
+            chunk["cache_shard"].to_numpy(dtype=np.int64),
+            chunk["cache_index"].to_numpy(dtype=np.int64),
+        )
+        parts.append(
+            photo_like_features(pixels, longer[start : start + _CHUNK], context.cache.background)
+        )
+    features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    features.index = rows.index
+    return features
+
+
+def run(context: AuditContext) -> CheckResult:
+    started = time.perf_counter()
+    settings = context.settings
+    columns = empty_columns(CHECK, context.frame)
+    columns["photo_likeness"] = np.nan
+    columns["out_of_domain_evidence"] = pd.Series(None, index=columns.index, dtype=object)
+    columns["out_of_domain_borderline"] = False
+    rows = ok_rows(context.frame)
+    rows = rows[rows["cache_shard"].notna()]
+    if len(rows) < MIN_ITEMS:
+        return CheckResult(
+            columns=columns, summary={"skipped": f"fewer than {MIN_ITEMS} readable images"}
+        )
+    features = compute_features(context, rows)
+    style = (
+        dominant_style(features) if settings.dominant_style == "auto" else settings.dominant_style
+    )
+    likeness = photo_likeness(features)
+    direction = 1.0 if style == "drawing" else -1.0
+    decision = tail_mixture(direction * likeness)
+    evidence = family_evidence(features) * direction
+    strongest = evidence.idxmax(axis=1)
+
+    columns.loc[rows.index, CHECK.score_column] = 1.0 - decision.probability
+    columns.loc[rows.index, CHECK.issue_column] = decision.flagged
+    columns.loc[rows.index, "photo_likeness"] = likeness
+    columns.loc[rows.index, "out_of_domain_evidence"] = strongest.where(decision.flagged)
+    columns.loc[rows.index, "out_of_domain_borderline"] = decision.flagged & (
+        decision.probability < settings.out_of_domain_sure
+    )
+    columns[CHECK.issue_column] = columns[CHECK.issue_column].astype(bool)
+    columns["out_of_domain_borderline"] = columns["out_of_domain_borderline"].astype(bool)
+
+    table = pd.DataFrame(
+        {
+            "path": rows["path"],
+            "label": rows["label"],
+            "probability": decision.probability,
+            "photo_likeness": likeness,
+            **{f"{family}_evidence": evidence[family] for family in evidence},
+        }
+    ).sort_values("probability", ascending=False)
+    threshold = decision.threshold * direction if np.isfinite(decision.threshold) else None
+    summary = {
+        "dominant_style": style,
+        "out_of_domain_style": "photo" if style == "drawing" else "drawing",
+        "method": "tail_mixture",
+        "mixture_components": decision.components,
+        "flagged": int(decision.flagged.sum()),
+        "borderline": int(columns["out_of_domain_borderline"].sum()),
+        "contamination_estimate": round(decision.contamination, 4),
+        "sure": settings.out_of_domain_sure,
+        "photo_likeness_threshold": threshold,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return CheckResult(columns=columns, tables={"out_of_domain": table}, summary=summary)
+
+
+CHECK = Check(
+    name="out_of_domain",
+    description=(
+        "Images of the other style than the dataset's (photographs among drawings or the "
+        "reverse), from colour and texture statistics; unsupervised, pixels only."
+    ),
+    needs=("status", "width", "height", "cache_shard", "cache_index", "path", "label"),
+    run=run,
+    extra_columns=("photo_likeness", "out_of_domain_evidence", "out_of_domain_borderline"),
+)

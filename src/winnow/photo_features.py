@@ -1,0 +1,148 @@
+"""Hand-crafted statistics that tell photographs from drawings, read from the pixel cache.
+
+Drawings (clipart, icons, line art) are made of few colours, flat or perfectly smooth
+regions and clean edges; photographs have many colours with a spread-out histogram and
+fine texture and sensor noise everywhere. Each statistic is measured on the *foreground*
+(pixels that differ from the cache background, eroded twice so anti-aliased outlines and
+thin lines do not count as texture) at two scales:
+
+- native: the largest of 128/64/32 px not above the image's own longer side, so a small
+  icon that the cache upscaled is not mistaken for smooth photographic shading;
+- half: the native view pooled 2×2, where faint noise is averaged away but real texture stays.
+
+Statistics (all oriented so that larger = more photo-like):
+    colours           log(distinct 15-bit colours) / log(foreground pixels)
+    colour_entropy    entropy (nats) of the 15-bit colour histogram
+    texture           share of foreground pixels with a visible Laplacian (≥ 3) away from edges
+    noise_residual    share of foreground pixels whose luminance differs by 2–8 from its
+                      3×3 median (separable median-of-medians; zero on flat areas and on
+                      linear gradients, so vector shading does not count)
+
+Which ones: on the project benchmark (7,403 clipart images, 261 photographs), these four
+gave the best rank-combined AUROC of the ten we measured; flat-region share, mid-gradient
+share, saturation and edge sharpness were measured and left out because they lowered the
+combination (see the ablation in `make bench`). No file format, name or metadata is used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "colour": ("colours", "colour_entropy"),
+    "texture": ("texture", "noise_residual"),
+}
+STATISTICS: tuple[str, ...] = tuple(name for names in FAMILIES.values() for name in names)
+SCALES: tuple[str, ...] = ("native", "half")
+FEATURES: tuple[str, ...] = tuple(f"{name}_{scale}" for scale in SCALES for name in STATISTICS)
+BACKGROUND_TOLERANCE = 6  # a pixel this close to the background colour is background
+EROSION_STEPS = 2
+_BATCH = 256
+
+
+def native_scale(longer_side: np.ndarray, cache_size: int) -> np.ndarray:
+    """The analysis side per image: the largest of size, size/2, size/4 not above its own."""
+    sides = np.full(len(longer_side), cache_size // 4)
+    for side in (cache_size // 2, cache_size):
+        sides[np.asarray(longer_side) >= side] = side
+    return sides
+
+
+def _pool(pixels: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return pixels
+    n, h, w, c = pixels.shape
+    pooled = pixels.reshape(n, h // factor, factor, w // factor, factor, c).mean(
+        axis=(2, 4), dtype=np.float32
+    )
+    return np.rint(pooled).astype(np.uint8)
+
+
+def _foreground(pixels: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    distance = np.abs(pixels.astype(np.int16) - np.asarray(background, dtype=np.int16))
+    mask = distance.max(axis=-1) > BACKGROUND_TOLERANCE
+    for _ in range(EROSION_STEPS):
+        eroded = mask.copy()
+        eroded[:, 1:] &= mask[:, :-1]
+        eroded[:, :-1] &= mask[:, 1:]
+        eroded[:, :, 1:] &= mask[:, :, :-1]
+        eroded[:, :, :-1] &= mask[:, :, 1:]
+        mask = eroded
+    return mask
+
+
+def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
+def _share(condition: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return (condition & mask).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
+
+
+def _statistics(pixels: np.ndarray, background: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """The four statistics for a batch (n, s, s, 3) uint8 at one scale."""
+    n = len(pixels)
+    foreground = _foreground(pixels, background)
+    wide = pixels.astype(np.int32)
+    luminance = ((wide[..., 0] * 77 + wide[..., 1] * 150 + wide[..., 2] * 29) >> 8).astype(np.int16)
+    inner = foreground[:, 1:-1, 1:-1]
+    centre = luminance[:, 1:-1, 1:-1]
+    laplacian = np.abs(
+        4 * centre
+        - luminance[:, :-2, 1:-1]
+        - luminance[:, 2:, 1:-1]
+        - luminance[:, 1:-1, :-2]
+        - luminance[:, 1:-1, 2:]
+    )
+    gradient = np.maximum(
+        np.abs(luminance[:, 1:-1, 2:] - luminance[:, 1:-1, :-2]),
+        np.abs(luminance[:, 2:, 1:-1] - luminance[:, :-2, 1:-1]),
+    )
+    rows = _median3(luminance[:, :, :-2], luminance[:, :, 1:-1], luminance[:, :, 2:])
+    median = _median3(rows[:, :-2], rows[:, 1:-1], rows[:, 2:])
+    residual = np.abs(centre - median)
+
+    codes = (
+        (pixels[..., 0].astype(np.int32) >> 3) << 10
+        | (pixels[..., 1].astype(np.int32) >> 3) << 5
+        | (pixels[..., 2].astype(np.int32) >> 3)
+    )
+    colours = np.zeros(n)
+    entropy = np.zeros(n)
+    for i in range(n):
+        counts = np.bincount(codes[i][foreground[i]], minlength=1)
+        counts = counts[counts > 0]
+        total = counts.sum()
+        if total > 1:
+            colours[i] = np.log1p(len(counts)) / np.log1p(total)
+            share = counts / total
+            entropy[i] = float(-(share * np.log(share)).sum())
+    return {
+        "colours": colours,
+        "colour_entropy": entropy,
+        "texture": _share((laplacian >= 3) & (gradient <= 24), inner),
+        "noise_residual": _share((residual >= 2) & (residual <= 8), inner),
+    }
+
+
+def photo_like_features(
+    pixels: np.ndarray, longer_side: np.ndarray, background: tuple[int, int, int]
+) -> pd.DataFrame:
+    """One row per image, the columns of `FEATURES`.
+
+    pixels: (n, size, size, 3) uint8 cache images (size divisible by 4).
+    longer_side: each image's original longer side in pixels (to choose its native scale).
+    """
+    size = pixels.shape[1]
+    scales = native_scale(longer_side, size)
+    out = {name: np.zeros(len(pixels)) for name in FEATURES}
+    for side in np.unique(scales):
+        rows = np.flatnonzero(scales == side)
+        for start in range(0, len(rows), _BATCH):
+            batch = rows[start : start + _BATCH]
+            view = _pool(np.asarray(pixels[batch]), size // int(side))
+            for scale, image in (("native", view), ("half", _pool(view, 2))):
+                for name, values in _statistics(image, background).items():
+                    out[f"{name}_{scale}"][batch] = values
+    return pd.DataFrame(out)

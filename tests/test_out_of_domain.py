@@ -1,0 +1,121 @@
+"""out_of_domain: photographs among drawings (and the reverse), from pixels only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from winnow.audit import run_audit
+from winnow.clean import CleanPolicy, decide
+from winnow.config import AuditConfig, ConfigError, ScanConfig, build_config
+from winnow.demo import DRAWERS, illustration, photo_like
+from winnow.domain import tail_mixture
+from winnow.manifest import read_manifest
+from winnow.photo_features import FEATURES, native_scale, photo_like_features
+from winnow.scan import scan
+
+SCAN = ScanConfig(image_size=64, workers=1)
+ONLY = AuditConfig(checks=["out_of_domain"])
+
+
+def _write(root: Path, drawings: int, photos: int, seed: int = 0) -> tuple[set[str], set[str]]:
+    """Class folders of demo drawings and photo-like pictures; names never say which is which."""
+    rng = np.random.default_rng(seed)
+    labels = list(DRAWERS)[:3]
+    drawn, photographed = set(), set()
+    for i in range(drawings + photos):
+        label = labels[i % len(labels)]
+        is_photo = i >= drawings
+        image = (photo_like(rng) if is_photo else illustration(label, rng)).convert("RGB")
+        # the format is a coin toss and the name says nothing: neither may be evidence
+        fmt, suffix = ("JPEG", "jpg") if rng.random() < 0.5 else ("PNG", "png")
+        name = f"{label}/item_{i:03d}.{suffix}"
+        (root / label).mkdir(parents=True, exist_ok=True)
+        image.save(root / name, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        (photographed if is_photo else drawn).add(name)
+    return drawn, photographed
+
+
+def _audit(tmp_path: Path, drawings: int, photos: int) -> tuple[pd.DataFrame, dict, set, set]:
+    drawn, photographed = _write(tmp_path / "data", drawings, photos)
+    run = tmp_path / "run"
+    scan(tmp_path / "data", run, SCAN)
+    summary = run_audit(run, ONLY)
+    return read_manifest(run), summary["checks"]["out_of_domain"], drawn, photographed
+
+
+def _flagged(frame: pd.DataFrame) -> set[str]:
+    return set(frame.loc[frame["is_out_of_domain_issue"].astype(bool), "path"])
+
+
+@pytest.mark.slow
+def test_photographs_among_drawings_are_found(tmp_path: Path) -> None:
+    frame, info, drawn, photographed = _audit(tmp_path, drawings=90, photos=6)
+    assert info["dominant_style"] == "drawing"
+    flagged = _flagged(frame)
+    assert photographed <= flagged
+    assert len(flagged & drawn) <= 2
+    scores = frame.set_index("path")["out_of_domain_score"]
+    assert scores[sorted(photographed)].max() < scores[sorted(drawn)].median()
+    assert 0 < info["contamination_estimate"] < 0.2
+
+
+@pytest.mark.slow
+def test_drawings_among_photographs_are_found_too(tmp_path: Path) -> None:
+    frame, info, drawn, photographed = _audit(tmp_path, drawings=6, photos=90)
+    assert info["dominant_style"] == "photo"
+    flagged = _flagged(frame)
+    assert drawn <= flagged
+    assert len(flagged & photographed) <= 2
+
+
+def test_features_are_oriented_photo_up_and_ignore_upscaling() -> None:
+    rng = np.random.default_rng(1)
+    drawings = np.stack([np.asarray(illustration(label, rng).convert("RGB")) for label in DRAWERS])[
+        :, :64, :64
+    ]
+    photos = np.stack([np.asarray(photo_like(rng))[:64, :64] for _ in DRAWERS])
+    sides = np.full(len(DRAWERS), 64)
+    drawn = photo_like_features(drawings, sides, (255, 255, 255))
+    photographed = photo_like_features(photos, sides, (255, 255, 255))
+    assert list(drawn.columns) == list(FEATURES)
+    for column in FEATURES:
+        assert photographed[column].median() > drawn[column].median(), column
+    # a 20-px icon upscaled by the cache is analysed at 16 px, not at its blurry cache size
+    assert native_scale(np.array([20, 40, 64, 500]), 64).tolist() == [16, 32, 64, 64]
+
+
+def test_tail_mixture_finds_a_small_far_population_and_nothing_in_pure_noise() -> None:
+    rng = np.random.default_rng(0)
+    bulk, far = rng.normal(0, 1, 2000), rng.normal(6, 0.5, 60)
+    decision = tail_mixture(np.concatenate([bulk, far]))
+    assert decision.flagged[2000:].mean() > 0.95
+    assert decision.flagged[:2000].mean() < 0.01
+    assert 0.02 < decision.contamination < 0.04
+    assert not tail_mixture(bulk).flagged.any()  # a clean dataset loses nothing
+    # probability never falls as an item gets further out
+    order = np.argsort(np.concatenate([bulk, far]))
+    assert np.all(np.diff(decision.probability[order]) >= 0)
+
+
+def test_clean_drops_sure_flags_and_sends_borderline_ones_to_review() -> None:
+    frame = pd.DataFrame(
+        {
+            "path": ["a.png", "b.png", "c.png"],
+            "label": ["x", "x", "x"],
+            "status": ["ok", "ok", "ok"],
+            "is_out_of_domain_issue": [True, True, False],
+            "out_of_domain_borderline": [False, True, False],
+        }
+    )
+    decided = decide(frame, CleanPolicy(), None)
+    assert decided["reason"].tolist() == ["out_of_domain", "out_of_domain:review", "kept"]
+    assert decided["keep"].tolist() == [False, False, True]
+
+
+def test_dominant_style_setting_is_validated() -> None:
+    with pytest.raises(ConfigError, match="dominant_style"):
+        build_config(AuditConfig, {"dominant_style": "painting"})
