@@ -19,9 +19,9 @@ import numpy as np
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from winnow.cache import PixelCache
-from winnow.domain import isolation_forest, kmeans_split, robust_z, tail_mixture
+from winnow.domain import isolation_forest, kmeans_split, photo_likeness, robust_z, tail_mixture
 from winnow.manifest import read_manifest
-from winnow.photo_features import FAMILIES, FEATURES, photo_like_features
+from winnow.photo_features import FAMILY_FEATURES, FEATURES, photo_like_features
 
 
 def _row(name: str, truth: np.ndarray, score: np.ndarray | None, flags: np.ndarray) -> dict:
@@ -53,11 +53,10 @@ def ablation(run: Path, truth_file: Path) -> dict:
         table.append(
             _row(column, truth, z[column].to_numpy(), tail_mixture(z[column].to_numpy()).flagged)
         )
-    for family, names in FAMILIES.items():
-        members = [c for c in FEATURES if c.rsplit("_", 1)[0] in names]
-        score = np.median(z[members].to_numpy(), axis=1)
+    for family, members in FAMILY_FEATURES.items():
+        score = photo_likeness(z[list(members)])
         table.append(_row(f"family: {family}", truth, score, tail_mixture(score).flagged))
-    combined = np.median(z.to_numpy(), axis=1)
+    combined = photo_likeness(z)
     decision = tail_mixture(combined)
     table.append(_row("combined (shipped): tail mixture", truth, combined, decision.flagged))
     table.append(_row("combined: isolation forest", truth, None, isolation_forest(z.to_numpy())))

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from winnow.photo_features import FAMILIES, FEATURES
+from winnow.photo_features import FAMILY_FEATURES, FEATURES
 
 Style = Literal["drawing", "photo"]
 FAR = 2.0
@@ -46,24 +46,22 @@ REFERENCE_MEDIANS: dict[Style, dict[str, float]] = {
 
 
 def robust_z(features: pd.DataFrame) -> pd.DataFrame:
-    """Each column centred on its median and scaled by its interquartile range."""
+    """Each feature centred on its median and scaled by its interquartile range."""
+    features = features[list(FEATURES)]
     median = features.median()
     spread = (features.quantile(0.75) - features.quantile(0.25)).clip(lower=1e-6)
     return (features - median) / spread
 
 
-def photo_likeness(features: pd.DataFrame) -> np.ndarray:
-    return np.median(robust_z(features[list(FEATURES)]).to_numpy(), axis=1)
+def photo_likeness(z: pd.DataFrame) -> np.ndarray:
+    """Median over features of their robust z-scores (`robust_z`)."""
+    return np.median(z.to_numpy(), axis=1)
 
 
-def family_evidence(features: pd.DataFrame) -> pd.DataFrame:
+def family_evidence(z: pd.DataFrame) -> pd.DataFrame:
     """Mean robust z per feature family (colour, texture): what drove an item's score."""
-    z = robust_z(features[list(FEATURES)])
     return pd.DataFrame(
-        {
-            family: z[[c for c in FEATURES if c.rsplit("_", 1)[0] in names]].mean(axis=1)
-            for family, names in FAMILIES.items()
-        }
+        {family: z[list(members)].mean(axis=1) for family, members in FAMILY_FEATURES.items()}
     )
 
 

@@ -13,18 +13,22 @@ import numpy as np
 import pandas as pd
 
 from winnow.cache import PixelCache
+from winnow.config import AuditConfig
 from winnow.similarity import descriptors, image_region, pair_similarity, verification_view
 
 LOSSLESS_FORMATS = {"PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
 
 
+_AUDIT_DEFAULTS = AuditConfig()  # the keys shared with the audit config default from it
+
+
 @dataclass(frozen=True)
 class NearDuplicateSettings:
-    neighbours: int = 8
-    min_correlation: float = 0.90
-    min_detail: float = 0.60
-    max_chroma_distance: float = 50.0
-    max_changed_area: float = 0.01
+    neighbours: int = _AUDIT_DEFAULTS.neighbours
+    min_correlation: float = _AUDIT_DEFAULTS.min_correlation
+    min_detail: float = _AUDIT_DEFAULTS.min_detail
+    max_chroma_distance: float = _AUDIT_DEFAULTS.max_chroma_distance
+    max_changed_area: float = _AUDIT_DEFAULTS.max_changed_area
     # candidates whose two descriptors both agree less than this are not verified; on the
     # benchmark no verified pair was below 0.51 (0.6 would lose one, 0.5 none)
     min_descriptor_similarity: float = 0.55

@@ -36,6 +36,10 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 STATISTICS: tuple[str, ...] = tuple(name for names in FAMILIES.values() for name in names)
 SCALES: tuple[str, ...] = ("native", "half")
 FEATURES: tuple[str, ...] = tuple(f"{name}_{scale}" for scale in SCALES for name in STATISTICS)
+FAMILY_FEATURES: dict[str, tuple[str, ...]] = {
+    family: tuple(f"{name}_{scale}" for scale in SCALES for name in names)
+    for family, names in FAMILIES.items()
+}
 BACKGROUND_TOLERANCE = 6  # a pixel this close to the background colour is background
 EROSION_STEPS = 2
 _BATCH = 256

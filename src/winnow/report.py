@@ -290,7 +290,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
 
     sure = scored[flagged & ~scored["out_of_domain_borderline"].astype(bool)]
     sure = sure.loc[prob[sure.index].sort_values(ascending=False).index].head(48)
-    border = scored[(prob >= 0.3) & (prob < numbers.get("sure", 0.8))]
+    border = scored[(prob >= 0.3) & (prob < numbers["sure"])]
     border = border.loc[prob[border.index].sort_values(ascending=False).index].head(24)
     return (
         f"<p>The dataset's dominant style is <b>{numbers['dominant_style']}</b>; images that look like "

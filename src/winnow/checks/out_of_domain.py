@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
-from winnow.domain import dominant_style, family_evidence, photo_likeness, tail_mixture
+from winnow.domain import dominant_style, family_evidence, photo_likeness, robust_z, tail_mixture
 from winnow.photo_features import photo_like_features
 
 _CHUNK = 2048
@@ -58,10 +58,11 @@ def run(context: AuditContext) -> CheckResult:
     style = (
         dominant_style(features) if settings.dominant_style == "auto" else settings.dominant_style
     )
-    likeness = photo_likeness(features)
+    z = robust_z(features)
+    likeness = photo_likeness(z)
     direction = 1.0 if style == "drawing" else -1.0
     decision = tail_mixture(direction * likeness)
-    evidence = family_evidence(features) * direction
+    evidence = family_evidence(z) * direction
     strongest = evidence.idxmax(axis=1)
 
     columns.loc[rows.index, CHECK.score_column] = 1.0 - decision.probability
