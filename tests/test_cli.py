@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,22 @@ runner = CliRunner()
 def test_help_lists_every_verb_with_an_example() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for verb in ("scan", "audit", "checks", "clean", "export", "split", "demo"):
+    verbs = (
+        "scan",
+        "audit",
+        "checks",
+        "clean",
+        "export",
+        "split",
+        "train",
+        "models",
+        "evaluate",
+        "predict",
+        "explain",
+        "run",
+        "demo",
+    )
+    for verb in verbs:
         assert verb in result.output
         sub = runner.invoke(app, [verb, "--help"])
         assert sub.exit_code == 0 and "Example: winnow" in sub.output
@@ -83,8 +99,14 @@ def test_demo_runs_every_stage_and_prints_a_report_that_exists(tmp_path: Path) -
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     report = Path(result.output.rsplit("report:", 1)[1].strip())
-    assert report.exists() and report.name == "report.html"
-    run = report.parent.parent
+    assert report.exists() and report.name == "index.html"
+    run = report.parent
+    page = report.read_text()
+    links = re.findall(r"(?:href|src)='([^':]+)'", page)
+    for link in ("audit/report.html", "curves.png", "model_card.md", "evaluate/test/report.html"):
+        assert any(found.endswith(link) for found in links), link
+    assert all((run / found).exists() for found in links)
+    assert "macro avg" in result.output and "micro-F1" in page
     truth = json.loads((tmp_path / "demo" / "data" / "DEMO_TRUTH.json").read_text())
     frame = read_manifest(run)
     statuses = dict(zip(frame.path, frame.status, strict=True))

@@ -203,12 +203,38 @@ def clean(
             out.print(f"  {reason:<24} {count}", highlight=False)
 
 
-@app.command(epilog="Example: winnow export runs/exp1 cleaned/")
+@app.command(
+    epilog="Example: winnow export runs/exp1 cleaned/ · "
+    "winnow export --weights runs/exp1/train/resnet18 --onnx model.onnx"
+)
 def export(
-    run: Annotated[Path, typer.Argument(help="A cleaned run folder.")],
-    destination: Annotated[Path, typer.Argument(help="New folder for the cleaned dataset.")],
+    run: Annotated[Path | None, typer.Argument(help="A cleaned run folder.")] = None,
+    destination: Annotated[
+        Path | None, typer.Argument(help="New folder for the cleaned dataset.")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="A checkpoint (or training folder) to export.")
+    ] = None,
+    onnx: Annotated[Path | None, typer.Option(help="Write the model as ONNX here.")] = None,
 ) -> None:
-    """Write the kept files as DEST/<label>/<file> (hard links where possible)."""
+    """Export the cleaned dataset as DEST/<label>/<file>, or a model as ONNX (--weights --onnx)."""
+    if weights is not None or onnx is not None:
+        if weights is None or onnx is None:
+            raise _fail("ONNX export needs both --weights MODEL and --onnx OUT.onnx.")
+        from winnow.inference import WeightsError
+        from winnow.onnx_export import export_onnx
+
+        try:
+            result = export_onnx(weights, onnx)
+        except WeightsError as exc:
+            raise _fail(str(exc)) from None
+        out.print(f"wrote {result.path} (dynamic batch; checked with batches of 1 and 7)")
+        out.print(f"max abs diff: {result.max_abs_diff:.3g}")
+        if result.max_abs_diff > 1e-4:
+            raise _fail("ONNX and PyTorch disagree by more than 1e-4; do not use this file.")
+        return
+    if run is None or destination is None:
+        raise _fail("Dataset export needs RUN and DEST (or use --weights/--onnx for a model).")
     from winnow.clean import CleanError, export_clean
 
     try:
@@ -238,6 +264,83 @@ def split(
     out.print("split: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items())))
 
 
+@app.command(epilog="Example: winnow experiment grid.yaml")
+def experiment(
+    grid: Annotated[Path, typer.Argument(help="YAML: run, budget_minutes, base, grid.")],
+) -> None:
+    """Train every combination of a grid under one budget; compare them in one table."""
+    from winnow.config import ConfigError
+    from winnow.experiment import run_grid
+    from winnow.training.loop import TrainError
+
+    try:
+        paths = run_grid(grid, say=lambda m: out.print(m, soft_wrap=True, highlight=False))
+    except (ConfigError, TrainError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(paths["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
+    out.print(f"table: [bold]{paths['html'].resolve()}[/]", soft_wrap=True)
+
+
+DEMO_TRAIN = {
+    "model": "resnet10",
+    "model_params": {"width": 16},
+    "image_size": 48,
+    "max_minutes": 0.5,
+}
+
+
+@app.command(epilog="Example: winnow run data/training --test data/test --out runs/exp1")
+def run(
+    data: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (RUN).")],
+    test: Annotated[
+        Path | None, typer.Option(help="Test folder: checked for leaks, then scored.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with training settings.")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model [resnet18].")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Training budget [10].")] = None,
+) -> None:
+    """The whole pipeline: scan → audit → clean → split → train → evaluate → RUN/index.html."""
+    from winnow.config import ConfigError, TrainConfig, load_config
+
+    try:
+        settings = load_config(TrainConfig, config, {"model": model, "max_minutes": max_minutes})
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    _run_pipeline(data, out_dir, test, settings)
+
+
+def _run_pipeline(data: Path, out_dir: Path, test: Path | None, settings) -> dict:
+    from winnow.audit import AuditError
+    from winnow.clean import CleanError
+    from winnow.config import ConfigError
+    from winnow.evaluate import EvaluateError
+    from winnow.pipeline import run_pipeline
+    from winnow.scan import ScanError
+    from winnow.split import SplitError
+    from winnow.training.loop import TrainError
+
+    try:
+        summary = run_pipeline(
+            data, out_dir, test, settings, say=lambda m: out.print(m, soft_wrap=True)
+        )
+    except (
+        ScanError,
+        AuditError,
+        CleanError,
+        SplitError,
+        TrainError,
+        EvaluateError,
+        ConfigError,
+    ) as exc:
+        raise _fail(str(exc)) from None
+    if summary["evaluate"]:
+        out.print("")
+        out.print(summary["evaluate"]["report_text"], highlight=False, markup=False)
+    out.print(f"\nreport: [bold]{Path(summary['page']).resolve()}[/]", soft_wrap=True)
+    return summary
+
+
 @app.command(epilog="Example: winnow demo --out demo")
 def demo(
     out_dir: Annotated[
@@ -245,26 +348,252 @@ def demo(
     ] = Path("demo"),
     seed: Annotated[int, typer.Option(help="Seed of the generated dataset.")] = 0,
 ) -> None:
-    """Generate a small messy dataset and run every stage that exists on it."""
-    from winnow.audit import run_audit
-    from winnow.clean import run_clean
-    from winnow.demo import make_demo_dataset
-    from winnow.scan import scan as run_scan
-    from winnow.split import run_split
+    """Generate a small messy dataset and run the whole pipeline on it (about a minute)."""
+    import shutil
 
-    data, run = out_dir / "data", out_dir / "run"
+    from winnow.config import TrainConfig
+    from winnow.demo import make_demo_dataset
+
+    data, run_dir = out_dir / "data", out_dir / "run"
     truth = make_demo_dataset(data, seed=seed)
     planted = ", ".join(f"{len(v)} {k}" for k, v in truth.items())
     out.print(f"demo dataset: [bold]{data}[/] (planted: {planted})", soft_wrap=True)
-    summary = _with_progress(lambda cb: run_scan(data / "training", run, on_progress=cb))
-    _print_scan_summary(summary)
-    audited = _with_progress(lambda cb: run_audit(run, against=data / "test", on_progress=cb))
-    _print_audit_summary(audited)
-    cleaned = run_clean(run)
-    out.print(f"clean: kept {cleaned['kept']} of {cleaned['rows']} files", soft_wrap=True)
-    splits = run_split(run)
-    out.print("split: " + ", ".join(f"{k} {v}" for k, v in sorted(splits["counts"].items())))
-    out.print(f"\nreport: [bold]{Path(audited['report']).resolve()}[/]", soft_wrap=True)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a demo always starts fresh
+    _run_pipeline(data / "training", run_dir, data / "test", TrainConfig(**DEMO_TRAIN))
+
+
+def _parse_params(items: list[str] | None) -> dict:
+    """`--param width=32 --param stem=cifar` → {"width": 32, "stem": "cifar"} (YAML scalars)."""
+    import yaml
+
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--param needs KEY=VALUE, got {item!r}")
+        params[key.strip()] = yaml.safe_load(value)
+    return params
+
+
+@app.command(epilog="Example: winnow train runs/exp1 --model resnet18 --max-minutes 10")
+def train(
+    run: Annotated[
+        Path | None, typer.Argument(help="A split run folder (not needed with --resume).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model [resnet18].")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with training settings.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name under RUN/train/ [model].")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Time budget; the schedule fits it [10].")
+    ] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Epochs instead of a budget.")] = None,
+    imbalance: Annotated[
+        str | None, typer.Option(help="none|class_weighted|weighted_sampler|undersample|focal")
+    ] = None,
+    augment: Annotated[str | None, typer.Option(help="none|basic|mix [mix].")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Training side in pixels [64].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed [0].")] = None,
+    cleaning: Annotated[
+        bool | None,
+        typer.Option("--cleaning/--no-cleaning", help="Train on cleaned rows only [on]."),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue RUN/train/NAME from its last.ckpt.")
+    ] = None,
+) -> None:
+    """Train a model from scratch on the split run → RUN/train/NAME (checkpoints, curves, card)."""
+    from winnow.config import ConfigError, TrainConfig, load_config
+    from winnow.training.loop import TrainError
+    from winnow.training.loop import train as run_train
+
+    if resume is None and run is None:
+        raise _fail("Give a RUN folder, or --resume RUN/train/NAME.")
+    overrides = dict(
+        model=model,
+        max_minutes=max_minutes,
+        max_epochs=max_epochs,
+        imbalance=imbalance,
+        augment=augment,
+        image_size=image_size,
+        seed=seed,
+        cleaning=cleaning,
+    )
+    if param:
+        overrides["model_params"] = _parse_params(param)
+    try:
+        settings = load_config(TrainConfig, config, overrides)
+        run_dir = run if run is not None else Path(resume).parent.parent
+        result = run_train(run_dir, settings, name=name, resume=resume, progress=True)
+    except (ConfigError, TrainError) as exc:
+        raise _fail(str(exc)) from None
+    if not result.summary:
+        return
+    _print_train_summary(result)
+
+
+def _print_train_summary(result) -> None:
+    summary = result.summary
+    plan = summary["plan"]
+    out.print(
+        f"trained {summary['model']} for {summary['epochs']} epochs "
+        f"({plan['images_per_second']} images/s); best epoch {summary['best_epoch']}",
+        soft_wrap=True,
+    )
+    for split, scores in summary["scores"].items():
+        out.print(
+            f"  {split:<5} macro-F1 {scores['macro_f1']:.3f}  micro-F1 {scores['micro_f1']:.3f}"
+            f"  ({int(scores['report']['macro avg']['support'])} items)"
+        )
+    out.print(f"weights: [bold]{result.best.resolve()}[/]", soft_wrap=True)
+    out.print(f"curves:  {(result.out_dir / 'curves.png').resolve()}", soft_wrap=True)
+
+
+@app.command(name="models", epilog="Example: winnow models")
+def list_models() -> None:
+    """List the registered models, their parameters, and the imbalance strategies."""
+    from winnow.models import available_models, describe
+    from winnow.training.imbalance import STRATEGIES
+
+    table = Table(show_edge=False, title="models (winnow train --model NAME --param KEY=VALUE)")
+    for column in ("model", "family", "parameters (defaults)", "what it is"):
+        table.add_column(column, overflow="fold")
+    for spec in available_models().values():
+        table.add_row(spec.name, spec.family, describe(spec), spec.description)
+    out.print(table)
+    strategies = Table(show_edge=False, title="imbalance strategies (--imbalance NAME)")
+    strategies.add_column("strategy")
+    strategies.add_column("what it does", overflow="fold")
+    for key, strategy in STRATEGIES.items():
+        strategies.add_row(key, strategy.description)
+    out.print(strategies)
+
+
+@app.command(epilog="Example: winnow evaluate --data data/test --weights runs/exp1/train/resnet18")
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Folder with one sub-folder per class.")],
+    weights: Annotated[Path, typer.Option(help="best.ckpt, a training folder, or an .onnx file.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Where to write the report [next to weights]."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Decode processes [all cores].")] = None,
+    explain: Annotated[
+        int, typer.Option(help="Grad-CAM overlays for this many mistakes (0 = none).")
+    ] = 24,
+) -> None:
+    """Score a model on an image folder: classification_report, confusion matrix, report.html."""
+    from winnow.evaluate import EvaluateError, write_outputs
+    from winnow.evaluate import evaluate as run_evaluate
+    from winnow.inference import WeightsError
+
+    try:
+        result = run_evaluate(data, weights, workers=workers)
+    except (EvaluateError, WeightsError) as exc:
+        raise _fail(str(exc)) from None
+    if out_dir is None:
+        base = weights if weights.is_dir() else weights.parent
+        out_dir = base / "evaluate" / (data.resolve().name or "data")
+    paths = write_outputs(result, out_dir, explain=explain)
+    _print_evaluation(result, paths)
+
+
+def _print_evaluation(result, paths: dict) -> None:
+    scores = result.scores
+    out.print(f"evaluate: {result.data_dir} ({scores['items']} files scored, {result.seconds} s)")
+    out.print(scores["report_text"], highlight=False, markup=False)
+    out.print(f"micro-F1 {scores['micro_f1']:.3f}   macro-F1 {scores['macro_f1']:.3f}")
+    bad = result.bad_files
+    if not bad.empty:
+        out.print(f"\n[yellow]{len(bad)} files could not be read[/] (left out):")
+        for row in bad.head(BAD_FILES_SHOWN).itertuples():
+            out.print(f"  {row.status:<10} {row.path} — {row.error}", highlight=False)
+    for folder, count in result.unknown_folders.items():
+        out.print(
+            f"[yellow]folder {folder!r} is not a class of the model[/] ({count} files left out)"
+        )
+    if result.missing_classes:
+        out.print(f"[yellow]classes with no test files:[/] {', '.join(result.missing_classes)}")
+    if result.scores_without_leaks:
+        w = result.scores_without_leaks
+        leaked = scores["items"] - w["items"]
+        out.print(
+            f"\n[bold yellow]{leaked} test files duplicate training files.[/] Without them "
+            f"({w['items']} files): micro-F1 {w['micro_f1']:.3f}   macro-F1 {w['macro_f1']:.3f}"
+        )
+    out.print(f"\nreport: [bold]{paths['report'].resolve()}[/]", soft_wrap=True)
+    out.print(f"metrics: {paths['metrics'].resolve()}", soft_wrap=True)
+
+
+@app.command(epilog="Example: winnow predict photos/ --weights model.onnx --threshold 0.7")
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    weights: Annotated[Path, typer.Option(help="best.ckpt, a training folder, or .onnx.")],
+    threshold: Annotated[
+        float, typer.Option(help="Below this confidence a prediction is marked uncertain.")
+    ] = 0.0,
+    top_k: Annotated[int, typer.Option(help="Labels per image.")] = 3,
+    out_csv: Annotated[Path | None, typer.Option("--out", "-o", help="CSV file [stdout].")] = None,
+) -> None:
+    """Predict labels for images → CSV (path, top-k labels and probabilities, uncertain)."""
+    from winnow.inference import WeightsError
+    from winnow.predict import predict as run_predict
+    from winnow.predict import to_csv, write_csv
+
+    if not 0 <= threshold <= 1:
+        raise _fail(f"--threshold must be in [0, 1], got {threshold}")
+    try:
+        predictions = run_predict(paths, weights, threshold=threshold, top_k=top_k)
+    except WeightsError as exc:
+        raise _fail(str(exc)) from None
+    if out_csv is None:
+        typer.echo(to_csv(predictions, top_k), nl=False)
+    else:
+        write_csv(predictions, top_k, out_csv)
+        sure = sum(1 for p in predictions if p.status == "ok" and not p.uncertain)
+        bad = sum(1 for p in predictions if p.status != "ok")
+        console.print(
+            f"{len(predictions)} files: {sure} confident, "
+            f"{len(predictions) - sure - bad} uncertain, {bad} unreadable → {out_csv}"
+        )
+
+
+@app.command(epilog="Example: winnow explain img1.png img2.png --weights best.ckpt --out cams/")
+def explain(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    weights: Annotated[Path, typer.Option(help="best.ckpt or a training folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNGs.")] = Path(
+        "explain"
+    ),
+) -> None:
+    """Grad-CAM overlays: one PNG per image, titled with the prediction."""
+    from winnow.config import ScanConfig
+    from winnow.decode import decode_file, prepare_worker
+    from winnow.explain import save_explanation
+    from winnow.inference import WeightsError, load_model
+    from winnow.predict import expand_paths
+
+    try:
+        loaded = load_model(weights)
+        loaded.torch_model  # noqa: B018 - Grad-CAM needs gradients: fail early for ONNX
+    except WeightsError as exc:
+        raise _fail(str(exc)) from None
+    prepare_worker()
+    background = "#{:02x}{:02x}{:02x}".format(*loaded.preprocessing.background)
+    config = ScanConfig(image_size=loaded.preprocessing.cache_size, background=background)
+    for number, path in enumerate(expand_paths(paths)):
+        decoded = decode_file(str(path), config) if path.exists() else None
+        if decoded is None or decoded.pixels is None:
+            reason = "no such file" if decoded is None else decoded.error
+            console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
+            continue
+        target = out_dir / f"{number:04d}_{path.stem}.png"
+        answer = save_explanation(loaded, decoded.pixels, target, str(path))
+        out.print(f"{target}  {answer['predicted']} ({answer['confidence']:.0%})", soft_wrap=True)
 
 
 def main() -> None:

@@ -286,6 +286,14 @@ def _inspect_task(args: tuple[FoundFile, ScanConfig]) -> tuple[dict[str, Any], n
     return inspect_file(*args)
 
 
+def decode_files(
+    items: list[FoundFile], config: ScanConfig
+) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:
+    """Decode files in worker processes (results arrive in no fixed order); bad files give
+    rows with a status and reason, never exceptions. Used by `scan` and `evaluate`."""
+    return _decode_all(items, config)
+
+
 def _decode_all(
     tasks: list[FoundFile], config: ScanConfig
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:

@@ -1,0 +1,82 @@
+"""Grad-CAM overlays from a model's `forward_features` (Selvaraju et al. 2017).
+
+The feature map of the last spatial layer is weighted by the spatially averaged gradient of
+the predicted class's logit, rectified and upsampled: the regions that pushed the model to
+its answer. Works for every registered model because they all expose `forward_features` /
+`forward_head`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from winnow.inference import LoadedModel
+from winnow.io import atomic_output
+from winnow.preprocess import resize_square, to_input
+
+
+def grad_cam(
+    loaded: LoadedModel, pixels: np.ndarray, target: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image (s, s, 3) uint8 → (heat map (s, s) in [0, 1], probabilities)."""
+    import torch
+
+    model = loaded.torch_model
+    small = resize_square(pixels[None], loaded.preprocessing.image_size)
+    inputs = torch.from_numpy(to_input(small, loaded.preprocessing))
+    with torch.enable_grad():
+        features = model.forward_features(inputs).detach().requires_grad_(True)
+        logits = model.forward_head(features)
+        probabilities = torch.softmax(logits.float(), dim=1)[0].detach().numpy()
+        chosen = int(probabilities.argmax()) if target is None else target
+        logits[0, chosen].backward()
+    weights = features.grad[0].mean(dim=(1, 2))
+    cam = torch.relu((weights[:, None, None] * features[0]).sum(0)).detach().numpy()
+    if cam.max() > 0:
+        cam = cam / cam.max()
+    side = pixels.shape[0]
+    heat = np.asarray(
+        Image.fromarray((cam * 255).astype(np.uint8)).resize(
+            (side, side), Image.Resampling.BILINEAR
+        )
+    )
+    return heat.astype(np.float32) / 255, probabilities
+
+
+def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend a jet-coloured heat map over the image."""
+    import matplotlib
+
+    colours = (matplotlib.colormaps["jet"](heat)[..., :3] * 255).astype(np.float32)
+    weight = alpha * heat[..., None] ** 0.5
+    return (pixels.astype(np.float32) * (1 - weight) + colours * weight).astype(np.uint8)
+
+
+def save_explanation(
+    loaded: LoadedModel, pixels: np.ndarray, path: Path, title: str, true_label: str | None = None
+) -> dict:
+    """Write a PNG: the image and its Grad-CAM overlay side by side, titled with the answer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heat, probabilities = grad_cam(loaded, pixels)
+    predicted = int(probabilities.argmax())
+    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.9))
+    axes[0].imshow(pixels)
+    axes[1].imshow(overlay(pixels, heat))
+    for ax in axes:
+        ax.axis("off")
+    answer = f"{loaded.classes[predicted]} ({probabilities[predicted]:.0%})"
+    heading = f"predicted {answer}" + (f" · true {true_label}" if true_label else "")
+    fig.suptitle(f"{title}\n{heading}", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return {"predicted": loaded.classes[predicted], "confidence": float(probabilities[predicted])}

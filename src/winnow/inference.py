@@ -1,0 +1,135 @@
+"""Load a trained classifier (checkpoint or ONNX) and turn images into probabilities.
+
+A checkpoint is self-contained: model name and parameters, class names in order and the
+preprocessing live in its `winnow` entry, so nothing else is needed to use it. Loading
+does not import Lightning. With an `.onnx` file torch is not imported at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from winnow.preprocess import Preprocessing, resize_square, to_input
+
+
+class WeightsError(ValueError):
+    """The weights file can't be used; the message says why."""
+
+
+@dataclass
+class LoadedModel:
+    """A classifier ready for inference, torch- or onnxruntime-backed."""
+
+    classes: list[str]
+    preprocessing: Preprocessing
+    meta: dict[str, Any]
+    _torch_model: Any = None
+    _onnx_session: Any = None
+
+    @property
+    def kind(self) -> str:
+        return "onnx" if self._onnx_session is not None else "torch"
+
+    @property
+    def torch_model(self):
+        if self._torch_model is None:
+            raise WeightsError("This needs a PyTorch checkpoint (.ckpt), not an ONNX file.")
+        return self._torch_model
+
+    def probabilities(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(n, s, s, 3) uint8 at cache size or image size → (n, classes) probabilities."""
+        out = np.empty((len(pixels), len(self.classes)), dtype=np.float32)
+        for start in range(0, len(pixels), batch_size):
+            chunk = resize_square(pixels[start : start + batch_size], self.preprocessing.image_size)
+            out[start : start + len(chunk)] = self._forward(to_input(chunk, self.preprocessing))
+        return out
+
+    def _forward(self, inputs: np.ndarray) -> np.ndarray:
+        if self._onnx_session is not None:
+            (logits,) = self._onnx_session.run(None, {"images": inputs})
+        else:
+            import torch
+
+            with torch.inference_mode():
+                logits = self._torch_model(torch.from_numpy(inputs)).float().numpy()
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def load_model(path: Path) -> LoadedModel:
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"{path} does not exist.")
+    if path.is_dir():  # a training folder: its best checkpoint
+        if (path / "best.ckpt").exists():
+            path = path / "best.ckpt"
+        else:
+            raise WeightsError(f"{path} is a folder without best.ckpt.")
+    if path.suffix == ".onnx":
+        return _load_onnx(path)
+    return _load_checkpoint(path)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise WeightsError(f"{path} is not a readable PyTorch checkpoint: {exc}") from None
+    if not isinstance(checkpoint, dict) or "winnow" not in checkpoint:
+        raise WeightsError(
+            f"{path} was not written by 'winnow train' (no model description inside)."
+        )
+    return checkpoint
+
+
+def _load_checkpoint(path: Path) -> LoadedModel:
+    from winnow.models import create_model
+
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint["winnow"]
+    model = create_model(meta["model"], len(meta["classes"]), **meta["model_params"])
+    prefix = "model."
+    weights = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    model.load_state_dict(weights)
+    model.eval()
+    return LoadedModel(
+        list(meta["classes"]),
+        Preprocessing.from_dict(meta["preprocessing"]),
+        meta,
+        _torch_model=model,
+    )
+
+
+def _load_onnx(path: Path) -> LoadedModel:
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"{path} is not a readable ONNX model: {exc}") from None
+    props = session.get_modelmeta().custom_metadata_map
+    if "winnow" not in props:
+        raise WeightsError(f"{path} was not exported by 'winnow export' (no metadata).")
+    meta = json.loads(props["winnow"])
+    return LoadedModel(
+        list(meta["classes"]),
+        Preprocessing.from_dict(meta["preprocessing"]),
+        meta,
+        _onnx_session=session,
+    )
+
+
+def batched(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,63 @@
+"""Small Lightning plug-ins: atomic checkpoint files, a mid-epoch `last.ckpt`, metrics.csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from winnow.io import atomic_write_bytes
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write checkpoints to a temporary file and rename: a kill -9 never leaves half a file."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+class PeriodicCheckpoint(L.Callback):
+    """`last.ckpt` every N training steps and after every validation (for --resume)."""
+
+    def __init__(self, path: Path, every_n_steps: int) -> None:
+        self.path = Path(path)
+        self.every_n_steps = every_n_steps
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            trainer.save_checkpoint(self.path)
+
+    def on_validation_end(self, trainer, module) -> None:
+        if not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path)
+
+
+class MetricsFile(L.Callback):
+    """Rewrite metrics.csv from the module's epoch history after every validation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_validation_end(self, trainer, module) -> None:
+        if trainer.sanity_checking or trainer.global_rank != 0 or not module.history:
+            return
+        write_metrics(self.path, module.history)
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
+    atomic_write_bytes(path, buffer.getvalue().encode())

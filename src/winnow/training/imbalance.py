@@ -1,0 +1,101 @@
+"""Imbalance strategies: how an epoch draws its items, and which loss weighs them.
+
+Each strategy is a `Strategy(draw, loss)`: `draw(labels, n_classes, rng)` gives the item
+indices of one epoch, `loss(counts, gamma)` the per-sample loss on soft targets (mixing and
+label smoothing make every target a distribution). Adding a strategy = adding an entry here.
+
+    none              every item once per epoch, plain cross-entropy
+    class_weighted    every item once, cross-entropy weighted N / (K · n_class)
+    weighted_sampler  N draws with replacement, each class equally likely (oversampling)
+    undersample       each class capped at the median class size, fresh subset per epoch
+    focal             every item once, focal loss (1 - p)^gamma down-weights easy items
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class SoftCrossEntropy(nn.Module):
+    """Cross-entropy against target distributions, optionally class-weighted or focal."""
+
+    def __init__(self, class_weights: torch.Tensor | None = None, gamma: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("class_weights", class_weights)
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(logits.float(), dim=1)
+        per_class = -targets * log_p
+        if self.gamma > 0:
+            per_class = per_class * (1 - log_p.exp()).pow(self.gamma)
+        if self.class_weights is not None:
+            per_class = per_class * self.class_weights
+        return per_class.sum(dim=1).mean()
+
+
+def _every_item(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.permutation(len(labels))
+
+
+def _balanced_draws(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    weights = 1.0 / counts[labels]
+    return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
+
+
+def _capped_at_median(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+    counts = np.bincount(labels, minlength=n_classes)
+    cap = int(np.median(counts[counts > 0]))
+    chosen = []
+    for label in np.flatnonzero(counts):
+        members = np.flatnonzero(labels == label)
+        chosen.append(rng.permutation(members)[:cap])
+    return rng.permutation(np.concatenate(chosen))
+
+
+def _plain_loss(counts: np.ndarray, gamma: float) -> nn.Module:
+    return SoftCrossEntropy()
+
+
+def _weighted_loss(counts: np.ndarray, gamma: float) -> nn.Module:
+    counts = np.maximum(counts, 1).astype(np.float32)
+    weights = counts.sum() / (len(counts) * counts)
+    return SoftCrossEntropy(class_weights=torch.from_numpy(weights))
+
+
+def _focal_loss(counts: np.ndarray, gamma: float) -> nn.Module:
+    return SoftCrossEntropy(gamma=gamma)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    description: str
+    draw: Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+    loss: Callable[[np.ndarray, float], nn.Module]
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "none": Strategy("every item once per epoch, plain cross-entropy", _every_item, _plain_loss),
+    "class_weighted": Strategy(
+        "every item once, cross-entropy weighted N / (K * n_class)", _every_item, _weighted_loss
+    ),
+    "weighted_sampler": Strategy(
+        "oversampling: N draws with replacement, every class equally likely",
+        _balanced_draws,
+        _plain_loss,
+    ),
+    "undersample": Strategy(
+        "each class capped at the median class size, a fresh subset every epoch",
+        _capped_at_median,
+        _plain_loss,
+    ),
+    "focal": Strategy(
+        "every item once, focal loss (gamma = focal_gamma)", _every_item, _focal_loss
+    ),
+}

@@ -1,0 +1,341 @@
+"""`winnow train`: read the split run, fit the step count to the time budget, let Lightning
+run the loop, then score the best checkpoint on the run's test split and write the card.
+
+RUN/train/NAME/
+    config.yaml      the resolved TrainConfig (max_steps filled in): reproduces the run
+    plan.json        how the budget became steps (measured step time, epochs)
+    best.ckpt        best validation macro-F1; last.ckpt: latest state, for --resume
+    metrics.csv      one row per epoch; curves.png; model_card.md; summary.json
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from winnow.cache import PixelCache
+from winnow.config import ConfigError, TrainConfig, build_config, dump_config
+from winnow.io import atomic_write_bytes
+from winnow.manifest import read_manifest
+from winnow.models import ModelError, get_spec
+from winnow.preprocess import Preprocessing, channel_stats
+from winnow.training.data import (
+    BatchStream,
+    EvalBatches,
+    SplitRows,
+    TrainingDataError,
+    load_pixels,
+    select_rows,
+)
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_STEPS = 4
+CHECKPOINT_FORMAT = 1
+EPOCH_OVERHEAD_SECONDS = 0.05  # Lightning's own bookkeeping per epoch
+BUDGET_OVERRUN = 1.1  # Lightning's Timer stops a run that overshoots its plan by 10 %
+
+
+class TrainError(RuntimeError):
+    """Training can't start or resume; the message says why and what to do."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best: Path
+    summary: dict[str, Any]
+
+
+def train(
+    run_dir: Path,
+    config: TrainConfig,
+    name: str | None = None,
+    resume: Path | None = None,
+    progress: bool = False,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Train (or resume) one model on RUN's split; return where everything was written."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    if resume is not None:
+        out_dir = Path(resume)
+        config, plan = _load_resumable(out_dir)
+    else:
+        config = _resolve_params(config)
+        out_dir = run_dir / "train" / (name or config.model)
+        if (out_dir / "config.yaml").exists():
+            raise TrainError(
+                f"{out_dir} already holds a training run. Choose another --name, or continue "
+                f"it with 'winnow train --resume {out_dir}'."
+            )
+        plan = None
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        rows = select_rows(read_manifest(run_dir), config.cleaning)
+        cache = PixelCache(run_dir)
+    except (TrainingDataError, FileNotFoundError) as exc:
+        raise TrainError(str(exc)) from None
+    images = {
+        split: load_pixels(cache, frame, config.image_size) for split, frame in rows.frames.items()
+    }
+    mean, std = channel_stats(images["train"].permute(0, 2, 3, 1).numpy())
+    preprocessing = Preprocessing(cache.image_size, config.image_size, cache.background, mean, std)
+    meta = _checkpoint_meta(config, rows, preprocessing, run_dir)
+    if plan is not None and plan["fingerprint"] != rows.fingerprint:
+        raise TrainError(
+            f"The training data of {run_dir} changed since this run started (fingerprint "
+            f"{plan['fingerprint']} → {rows.fingerprint}); start a new run instead of resuming."
+        )
+    counts = np.bincount(rows.frames["train"]["target"], minlength=len(rows.classes))
+    stream = BatchStream(
+        images["train"],
+        rows.frames["train"]["target"].to_numpy(),
+        len(rows.classes),
+        config.batch_size,
+        config.imbalance,
+        config.seed,
+    )
+    val = EvalBatches(images["val"], rows.frames["val"]["target"].to_numpy(), config.batch_size)
+    device = _device(config)
+    if plan is None:
+        plan = _plan(config, stream, val, rows, counts, mean, std, meta, device, started)
+        config = config.model_copy(update={"max_steps": plan["max_steps"]})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out_dir / "config.yaml", dump_config(config).encode())
+        atomic_write_bytes(out_dir / "plan.json", json.dumps(plan, indent=2).encode())
+    module = _module(config, rows, counts, mean, std, plan["max_steps"], meta)
+    module.stream = stream
+    trainer = _trainer(config, plan, out_dir, device, progress, callbacks or [])
+    last = out_dir / "last.ckpt"
+    trainer.fit(
+        module,
+        train_dataloaders=stream,
+        val_dataloaders=val,
+        ckpt_path=str(last) if resume is not None and last.exists() else None,
+    )
+    if trainer.global_rank != 0:
+        return TrainResult(out_dir, out_dir / "best.ckpt", {})
+    trainer.save_checkpoint(last)
+    from winnow.training.report import write_outputs
+
+    summary = write_outputs(out_dir, module, images, rows, config, plan, run_dir)
+    return TrainResult(out_dir, out_dir / "best.ckpt", summary)
+
+
+def _resolve_params(config: TrainConfig) -> TrainConfig:
+    """Validate the model and its parameters now, and fill in every default."""
+    from winnow.models import create_model
+
+    try:
+        get_spec(config.model)
+        create_model(config.model, 2, **config.model_params)
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from None
+    params = {**get_spec(config.model).defaults(), **config.model_params}
+    return config.model_copy(update={"model_params": params})
+
+
+def _load_resumable(out_dir: Path) -> tuple[TrainConfig, dict]:
+    config_file, plan_file = out_dir / "config.yaml", out_dir / "plan.json"
+    if not config_file.exists() or not plan_file.exists():
+        raise TrainError(f"{out_dir} is not a training run (no config.yaml / plan.json).")
+    if not (out_dir / "last.ckpt").exists():
+        log.warning("%s has no last.ckpt yet: training starts from the beginning", out_dir)
+    config = build_config(TrainConfig, yaml.safe_load(config_file.read_text()) or {})
+    return config, json.loads(plan_file.read_text())
+
+
+def _checkpoint_meta(
+    config: TrainConfig, rows: SplitRows, preprocessing: Preprocessing, run_dir: Path
+) -> dict[str, Any]:
+    """Everything inference needs, in plain types (loads with torch.load(weights_only=True))."""
+    train = rows.frames["train"]
+    known = read_manifest(run_dir)
+    known = known[known["status"] == "ok"]
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": config.model,
+        "model_params": dict(config.model_params),
+        "classes": list(rows.classes),
+        "preprocessing": preprocessing.to_dict(),
+        "data": {
+            "run": str(run_dir.resolve()),
+            "fingerprint": rows.fingerprint,
+            "train_counts": {c: int((train["train_label"] == c).sum()) for c in rows.classes},
+            "cleaning": config.cleaning,
+        },
+        # for leakage checks at evaluation: every readable file of the training folder
+        "train_hashes": {
+            "pixel_sha256": [str(h)[:16] for h in known["pixel_sha256"].fillna("")],
+            "phash": [int(h) for h in known["phash"].fillna(0).astype(np.int64)],
+            "dhash": [int(h) for h in known["dhash"].fillna(0).astype(np.int64)],
+        },
+    }
+
+
+def _device(config: TrainConfig) -> str:
+    if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def _precision(config: TrainConfig, device: str) -> str:
+    if config.precision != "auto":
+        return config.precision
+    if device == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def _module(config, rows, counts, mean, std, total_steps, meta):
+    from winnow.training.module import ClassifierModule
+
+    module = ClassifierModule(config, rows.classes, counts.tolist(), mean, std, total_steps, meta)
+    if config.channels_last == "on" or (
+        config.channels_last == "auto" and _device(config) == "cuda"
+    ):
+        module.channels_last = True
+        module.model = module.model.to(memory_format=torch.channels_last)
+    return module
+
+
+def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -> dict[str, Any]:
+    """Time a few real steps, then choose whole epochs that fit the remaining budget."""
+    steps_per_epoch = len(stream)
+    timing = _calibrate(config, stream, val, rows, counts, mean, std, meta, device)
+    every = max(1, round(config.checkpoint_minutes * 60 / timing["step"]))
+    if config.max_steps is not None:
+        max_steps, source = config.max_steps, "max_steps"
+    elif config.max_epochs is not None:
+        max_steps, source = config.max_epochs * steps_per_epoch, "max_epochs"
+    else:
+        budget = config.max_minutes * 60 - (time.perf_counter() - started)
+        saves_per_epoch = 2 + steps_per_epoch / every  # best + last at the end, periodic ones
+        epoch_seconds = (
+            steps_per_epoch * timing["step"]
+            + timing["val"]
+            + saves_per_epoch * timing["save"]
+            + EPOCH_OVERHEAD_SECONDS
+        )
+        epochs = max(1, int(budget / epoch_seconds + 0.25))
+        max_steps, source = epochs * steps_per_epoch, "max_minutes"
+    return {
+        "fingerprint": rows.fingerprint,
+        "source": source,
+        "device": device,
+        "steps_per_epoch": steps_per_epoch,
+        "max_steps": int(max_steps),
+        "epochs": round(max_steps / steps_per_epoch, 2),
+        "step_seconds": round(timing["step"], 4),
+        "val_seconds": round(timing["val"], 3),
+        "checkpoint_seconds": round(timing["save"], 3),
+        "images_per_second": round(stream.batch_size / timing["step"], 1),
+        "budget_seconds": config.max_minutes * 60 if source == "max_minutes" else None,
+        "checkpoint_every_steps": every,
+        "threads": torch.get_num_threads(),
+        "train_items": int(len(rows.frames["train"])),
+        "uncleaned_items_added": rows.added_uncleaned,
+    }
+
+
+def _calibrate(config, stream, val, rows, counts, mean, std, meta, device) -> dict[str, float]:
+    """Seconds per training step, validation pass and checkpoint save, measured on a
+    throwaway copy of the model (the real run starts from the same initialisation)."""
+    module = _module(config, rows, counts, mean, std, 10_000, meta).to(device)
+    optimizer = module.configure_optimizers()["optimizer"]
+    batches = itertools.chain.from_iterable(stream.batches(e) for e in itertools.count())
+    times = []
+    for _ in range(CALIBRATION_STEPS):
+        images, targets, _ = next(batches)
+        images, targets = images.to(device), targets.to(device)
+        tick = time.perf_counter()
+        images, soft = module.augment(images.float().div_(255), targets)
+        loss = module.criterion(module.model(module._to_input(images)), soft)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - tick)
+    module.eval()
+    tick = time.perf_counter()
+    measured = 0
+    with torch.no_grad():
+        for images, _ in itertools.islice(val, 2):
+            module.model(module._to_input(images.to(device).float().div_(255)))
+            measured += 1
+    val_seconds = (time.perf_counter() - tick) / max(1, measured) * len(val)
+    tick = time.perf_counter()
+    torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict()}, io.BytesIO())
+    save_seconds = (time.perf_counter() - tick) * 1.5  # plus the write and rename
+    return {"step": float(np.median(times[1:])), "val": val_seconds, "save": save_seconds}
+
+
+def _quiet_lightning() -> None:
+    """Lightning's banners and tips are noise in a CLI; real warnings still show."""
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in (
+        "Checkpoint directory .* exists and is not empty",
+        ".*weights_only. was not set",
+        ".*isinstance.treespec, LeafSpec.",
+        ".*does not have many workers",
+    ):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def _trainer(config, plan: dict, out_dir: Path, device: str, progress: bool, extra: list):
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
+
+    from winnow.training.callbacks import AtomicCheckpointIO, MetricsFile, PeriodicCheckpoint
+
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=out_dir,
+            filename="best",
+            monitor="val_macro_f1",
+            mode="max",
+            save_top_k=1,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        ),
+        PeriodicCheckpoint(out_dir / "last.ckpt", plan["checkpoint_every_steps"]),
+        MetricsFile(out_dir / "metrics.csv"),
+        *extra,
+    ]
+    if plan["budget_seconds"]:
+        callbacks.append(Timer(duration={"seconds": plan["budget_seconds"] * BUDGET_OVERRUN}))
+    if config.early_stopping_patience:
+        callbacks.append(
+            EarlyStopping("val_macro_f1", mode="max", patience=config.early_stopping_patience)
+        )
+    _quiet_lightning()
+    return L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=config.devices,
+        precision=_precision(config, device),
+        max_steps=plan["max_steps"],
+        max_epochs=-(-plan["max_steps"] // plan["steps_per_epoch"]),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        logger=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=device == "cpu",
+        default_root_dir=str(out_dir),
+    )

@@ -1,0 +1,161 @@
+"""The LightningModule: the model, the step and the metrics. Devices, precision,
+checkpoints and the loop itself belong to Lightning's Trainer (see `loop.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from winnow.config import TrainConfig
+from winnow.models import create_model
+from winnow.training.augment import BatchAugment
+from winnow.training.imbalance import STRATEGIES
+
+STEP_SEED_STRIDE = 1_000_003  # distinct global seeds per (epoch, batch)
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(
+        self,
+        config: TrainConfig,
+        classes: list[str],
+        class_counts: list[int],
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        total_steps: int,
+        meta: dict[str, Any],
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.classes = classes
+        self.total_steps = total_steps
+        self.meta = meta  # written into every checkpoint: what inference needs
+        n = len(classes)
+        torch.manual_seed(config.seed)
+        self.model = create_model(config.model, n, **config.model_params)
+        self.augment = BatchAugment(config, n)
+        self.criterion = STRATEGIES[config.imbalance].loss(
+            torch.tensor(class_counts).numpy(), config.focal_gamma
+        )
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.metrics = torch.nn.ModuleDict(
+            {
+                f"{stage}_{name}": metric
+                for stage in ("train", "val")
+                for name, metric in (
+                    ("acc", MulticlassAccuracy(n, average="micro")),
+                    ("macro_f1", MulticlassF1Score(n, average="macro")),
+                )
+            }
+        )
+        for metric in self.metrics.values():
+            metric.persistent(True)  # a mid-epoch resume continues the epoch's running scores
+        self.history: list[dict[str, float]] = []  # one row per epoch, saved in checkpoints
+        self.register_buffer("_train_loss", torch.zeros(2, dtype=torch.float64))  # sum, count
+        self.register_buffer("_val_loss", torch.zeros(2, dtype=torch.float64))
+        self.channels_last = False
+        self.stream = None  # the BatchStream; told about every trained batch
+
+    def _to_input(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, targets, (epoch, position) = batch
+        if self.stream is not None:  # the state a checkpoint saves after this step
+            self.stream.mark_trained(int(epoch), int(position))
+        # every batch's randomness depends only on (seed, epoch, batch): resumes replay exactly
+        torch.manual_seed(self.config.seed * STEP_SEED_STRIDE + int(epoch) * 65_537 + int(position))
+        images, soft = self.augment(images.float().div_(255), targets)
+        logits = self.model(self._to_input(images))
+        loss = self.criterion(logits, soft)
+        predicted = logits.argmax(dim=1)
+        dominant = soft.argmax(dim=1)  # the label holding most of a mixed image
+        self.metrics["train_acc"].update(predicted, dominant)
+        self.metrics["train_macro_f1"].update(predicted, dominant)
+        self._train_loss += torch.stack(
+            [loss.detach().double() * len(targets), self._train_loss.new_tensor(len(targets))]
+        )
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def setup(self, stage: str) -> None:
+        if self.stream is not None and self.trainer.world_size > 1:
+            self.stream.shard(self.trainer.global_rank, self.trainer.world_size)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        images, targets = batch
+        logits = self.model(self._to_input(images.float().div_(255)))
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+        predicted = logits.argmax(dim=1)
+        self.metrics["val_acc"].update(predicted, targets)
+        self.metrics["val_macro_f1"].update(predicted, targets)
+        self._val_loss += torch.stack(
+            [loss.detach().double() * len(targets), self._val_loss.new_tensor(len(targets))]
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._reset_val()
+            return
+        row = {
+            "epoch": float(self.current_epoch + 1),
+            "step": float(self.global_step),
+            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+            "train_loss": _mean(self._train_loss),
+            "train_acc": float(self.metrics["train_acc"].compute()),
+            "train_macro_f1": float(self.metrics["train_macro_f1"].compute()),
+            "val_loss": _mean(self._val_loss),
+            "val_acc": float(self.metrics["val_acc"].compute()),
+            "val_macro_f1": float(self.metrics["val_macro_f1"].compute()),
+        }
+        self.log("val_macro_f1", row["val_macro_f1"], sync_dist=True)
+        self.log("val_acc", row["val_acc"], sync_dist=True)
+        self.history.append(row)
+        for name in ("train_acc", "train_macro_f1"):
+            self.metrics[name].reset()
+        self._train_loss.zero_()
+        self._reset_val()
+
+    def _reset_val(self) -> None:
+        self.metrics["val_acc"].reset()
+        self.metrics["val_macro_f1"].reset()
+        self._val_loss.zero_()
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for parameter in self.model.parameters():
+            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.config.lr,
+        )
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=self.config.lr,
+            total_steps=self.total_steps,
+            pct_start=self.config.warmup_fraction,
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["winnow"] = {**self.meta, "history": list(self.history)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("winnow", {}).get("history", []))
+
+
+def _mean(total: torch.Tensor) -> float:
+    return float(total[0] / total[1]) if total[1] > 0 else float("nan")

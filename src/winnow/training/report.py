@@ -1,0 +1,141 @@
+"""What a finished training run leaves for people: metrics.csv, curves.png, model_card.md,
+summary.json, and the best checkpoint's scores on the run's own test split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from winnow.config import TrainConfig, dump_config  # noqa: E402
+from winnow.inference import load_model  # noqa: E402
+from winnow.io import atomic_output, atomic_write_bytes  # noqa: E402
+from winnow.scoring import score  # noqa: E402
+from winnow.training.callbacks import write_metrics  # noqa: E402
+from winnow.training.data import SplitRows  # noqa: E402
+
+
+def write_outputs(
+    out_dir: Path,
+    module,
+    images: dict,
+    rows: SplitRows,
+    config: TrainConfig,
+    plan: dict,
+    run_dir: Path,
+) -> dict[str, Any]:
+    history = module.history
+    if history:
+        write_metrics(out_dir / "metrics.csv", history)
+        plot_curves(history, out_dir / "curves.png", title=f"{config.model} on {run_dir.name}")
+    best = load_model(out_dir / "best.ckpt")
+    scores = {}
+    for split in ("val", "test"):
+        frame = rows.frames[split]
+        if frame.empty:
+            continue
+        pixels = images[split].permute(0, 2, 3, 1).numpy()
+        predicted = best.probabilities(pixels).argmax(axis=1)
+        scores[split] = score(frame["target"].to_numpy(), predicted, rows.classes)
+    best_epoch = max(history, key=lambda r: r["val_macro_f1"]) if history else {}
+    summary = {
+        "out_dir": str(out_dir),
+        "model": config.model,
+        "classes": rows.classes,
+        "fingerprint": rows.fingerprint,
+        "epochs": len(history),
+        "best_epoch": int(best_epoch.get("epoch", 0)),
+        "plan": plan,
+        "scores": {
+            split: {k: v for k, v in s.items() if k not in ("report_text", "confusion")}
+            for split, s in scores.items()
+        },
+    }
+    atomic_write_bytes(
+        out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode()
+    )
+    card = model_card(config, rows, plan, scores, best_epoch, run_dir)
+    atomic_write_bytes(out_dir / "model_card.md", card.encode())
+    return summary
+
+
+def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") -> None:
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, metric, label in zip(
+        axes, ("loss", "acc", "macro_f1"), ("loss", "accuracy", "macro-F1"), strict=True
+    ):
+        ax.plot(epochs, [r[f"train_{metric}"] for r in history], "o-", ms=3, label="train")
+        ax.plot(epochs, [r[f"val_{metric}"] for r in history], "o-", ms=3, label="validation")
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if metric != "loss":
+            ax.set_ylim(0, 1)
+    axes[0].legend()
+    best = max(history, key=lambda r: r["val_macro_f1"])
+    axes[2].axvline(best["epoch"], color="grey", ls="--", lw=1)
+    axes[2].annotate(
+        f"best {best['val_macro_f1']:.3f}", (best["epoch"], 0.05), ha="center", color="grey"
+    )
+    fig.suptitle(title + "  (train metrics on augmented, mixed batches)", fontsize=10)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def model_card(config, rows, plan, scores, best_epoch, run_dir) -> str:
+    counts = rows.frames["train"]["target"].value_counts().sort_index()
+    lines = [
+        f"# Model card: {config.model}",
+        "",
+        "Trained from scratch (random initialisation, no pretrained weights) by `winnow train`.",
+        "",
+        "## Data",
+        f"- run: `{run_dir}` (fingerprint `{rows.fingerprint}`)",
+        f"- cleaning: {'on (rows kept by `winnow clean`)' if config.cleaning else 'off'}"
+        + (f", {rows.added_uncleaned} dropped rows added back" if not config.cleaning else ""),
+        f"- items: train {len(rows.frames['train'])}, val {len(rows.frames['val'])}, "
+        f"test {len(rows.frames['test'])}",
+        "",
+        "| class | train items |",
+        "|---|---:|",
+        *[f"| {rows.classes[i]} | {n} |" for i, n in counts.items()],
+        "",
+        "## Training",
+        f"- model `{config.model}` {json.dumps(config.model_params)}",
+        f"- imbalance `{config.imbalance}`, augment `{config.augment}`, label smoothing "
+        f"{config.label_smoothing}, AdamW lr {config.lr} one-cycle, batch {config.batch_size}",
+        f"- {plan['epochs']} epochs = {plan['max_steps']} steps ({plan['source']}); "
+        f"{plan['images_per_second']} images/s on {plan['device']}",
+        f"- best validation macro-F1 {best_epoch.get('val_macro_f1', float('nan')):.3f} at "
+        f"epoch {int(best_epoch.get('epoch', 0))} (best.ckpt)",
+        "",
+        "## Scores of best.ckpt",
+    ]
+    for split, result in scores.items():
+        lines += [
+            f"### {split} split ({result['items']} items): macro-F1 {result['macro_f1']:.3f}, "
+            f"micro-F1 {result['micro_f1']:.3f}",
+            "",
+            "```",
+            result["report_text"].rstrip(),
+            "```",
+            "",
+        ]
+    lines += [
+        "## Config",
+        "```yaml",
+        dump_config(config).rstrip(),
+        "```",
+        "",
+        "Evaluate on another folder: `winnow evaluate --data TEST_DIR --weights best.ckpt`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,186 @@
+"""evaluate / predict / explain / ONNX export on the demo run's tiny model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from factory import gradient
+from winnow.cli import app
+from winnow.evaluate import evaluate, write_outputs
+from winnow.inference import WeightsError, load_model
+from winnow.predict import predict
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def messy_test(demo_run, tmp_path: Path) -> Path:
+    """The demo test folder plus a truncated file, a text file and an unknown class folder."""
+    data, _ = demo_run
+    folder = tmp_path / "test"
+    shutil.copytree(data / "test", folder)
+    good = next((folder / "circle").glob("*.png")).read_bytes()
+    (folder / "circle" / "cut.png").write_bytes(good[: len(good) // 2])
+    (folder / "star" / "readme.jpg").write_text("not an image")
+    (folder / "zebra").mkdir()
+    gradient().save(folder / "zebra" / "z1.png")
+    shutil.rmtree(folder / "fish")
+    return folder
+
+
+def test_evaluate_reports_bad_files_unknown_folders_and_missing_classes(
+    trained: Path, messy_test: Path, tmp_path: Path
+) -> None:
+    result = evaluate(messy_test, trained / "best.ckpt", workers=1)
+    bad = dict(zip(result.bad_files["path"], result.bad_files["status"], strict=True))
+    assert bad == {"circle/cut.png": "truncated", "star/readme.jpg": "not_image"}
+    assert result.unknown_folders == {"zebra": 1}
+    assert result.missing_classes == ["fish"]
+    assert result.scores["labels"] == ["car", "circle", "house", "star", "tree"]
+    assert result.scores["items"] == 5 * 5
+    paths = write_outputs(result, tmp_path / "eval", explain=3)
+    metrics = json.loads(paths["metrics"].read_text())
+    assert metrics["macro_f1"] == pytest.approx(result.scores["macro_f1"])
+    assert {"macro avg", "weighted avg"} <= set(metrics["classification_report"])
+    assert 0 <= metrics["accuracy"] <= 1
+    assert paths["confusion"].read_bytes()[:4] == b"\x89PNG"
+    page = paths["report"].read_text()
+    for text in ("zebra", "circle/cut.png", "Most confused pairs", "classification_report"):
+        assert text in page
+    assert len(list((tmp_path / "eval" / "explain").glob("*.png"))) == min(3, len(result.pixels))
+
+
+def test_test_files_that_duplicate_training_are_scored_both_ways(trained: Path, demo_run) -> None:
+    data, _ = demo_run
+    result = evaluate(data / "test", trained / "best.ckpt", workers=1)
+    flagged = set(result.rows[result.rows["duplicates_training"]]["path"])
+    assert flagged == {"fish/fish_from_training.png"}
+    assert result.scores_without_leaks["items"] == result.scores["items"] - 1
+
+
+def test_evaluate_command_prints_the_classification_report(
+    trained: Path, messy_test: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "e"
+    result = runner.invoke(
+        app, ["evaluate", "--data", str(messy_test), "--weights", str(trained), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    for text in (
+        "precision",
+        "recall",
+        "f1-score",
+        "support",
+        "macro avg",
+        "weighted avg",
+        "micro-F1",
+        "not a class of the model",
+        "truncated",
+    ):
+        assert text in result.output
+    assert (out / "report.html").exists() and (out / "confusion_matrix.png").exists()
+    missing = runner.invoke(app, ["evaluate", "--data", str(messy_test), "--weights", "nope.ckpt"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_predict_writes_top_k_and_marks_uncertain(trained: Path, demo_run, tmp_path: Path) -> None:
+    data, _ = demo_run
+    files = sorted((data / "test" / "star").glob("*.png"))[:3]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n")
+    out = tmp_path / "preds.csv"
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            *map(str, files),
+            str(broken),
+            "--weights",
+            str(trained),
+            "--threshold",
+            "1.0",
+            "--top-k",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["path"] for r in rows] == [*map(str, files), str(broken)]
+    assert all(r["uncertain"] == "True" for r in rows)  # nothing is 100 % sure
+    assert rows[0]["label_2"] and float(rows[0]["confidence"]) >= float(rows[0]["probability_2"])
+    assert rows[-1]["status"] != "ok" and rows[-1]["prediction"] == ""
+    sure = predict(files, trained / "best.ckpt", threshold=0.0)
+    assert not any(p.uncertain for p in sure)
+
+
+def test_onnx_export_matches_torch_and_predicts_without_torch(
+    trained: Path, demo_run, tmp_path: Path
+) -> None:
+    data, _ = demo_run
+    onnx_file = tmp_path / "model.onnx"
+    env_dirs = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
+    result = runner.invoke(
+        app,
+        ["export", "--weights", str(trained / "best.ckpt"), "--onnx", str(onnx_file)],
+        env=env_dirs,
+    )
+    assert result.exit_code == 0, result.output
+    diff = float(result.output.split("max abs diff:")[1].split()[0])
+    assert diff <= 1e-4
+    files = sorted((data / "test" / "house").glob("*.png"))
+    code = (
+        "import sys, json; sys.modules['torch'] = None; "
+        "from pathlib import Path; from winnow.predict import predict; "
+        f"preds = predict([Path(p) for p in {list(map(str, files))!r}], Path({str(onnx_file)!r}));"
+        "print(json.dumps([[p.labels, p.probabilities] for p in preds]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env_dirs},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    onnx_preds = json.loads(done.stdout)
+    torch_preds = predict(files, trained / "best.ckpt")
+    for (labels, probs), expected in zip(onnx_preds, torch_preds, strict=True):
+        assert labels == expected.labels
+        assert np.allclose(probs, expected.probabilities, atol=1e-4)
+
+
+def test_explain_writes_one_titled_png_per_image(trained: Path, demo_run, tmp_path: Path) -> None:
+    data, _ = demo_run
+    files = sorted((data / "test" / "tree").glob("*.png"))[:2]
+    out = tmp_path / "cams"
+    result = runner.invoke(
+        app, ["explain", *map(str, files), "--weights", str(trained), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_weights_that_are_not_ours_are_refused_clearly(tmp_path: Path) -> None:
+    import torch
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(WeightsError, match="not written by 'winnow train'"):
+        load_model(foreign)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"nope")
+    with pytest.raises(WeightsError, match="not a readable"):
+        load_model(garbage)

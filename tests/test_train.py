@@ -1,0 +1,214 @@
+"""Training: outputs, self-contained checkpoints, determinism, kill -9 and resume, budgets,
+imbalance strategies and batch augmentation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from conftest import TINY_TRAIN
+from winnow.cli import app
+from winnow.config import ConfigError, TrainConfig, build_config
+from winnow.inference import load_model
+from winnow.manifest import read_manifest
+from winnow.training.augment import BatchAugment
+from winnow.training.data import select_rows
+from winnow.training.imbalance import STRATEGIES, SoftCrossEntropy
+from winnow.training.loop import TrainError, train
+
+runner = CliRunner()
+
+
+def test_training_writes_every_output(trained: Path) -> None:
+    for name in (
+        "config.yaml",
+        "plan.json",
+        "best.ckpt",
+        "last.ckpt",
+        "metrics.csv",
+        "curves.png",
+        "model_card.md",
+        "summary.json",
+    ):
+        assert (trained / name).exists(), name
+    resolved = build_config(TrainConfig, yaml.safe_load((trained / "config.yaml").read_text()))
+    assert resolved.max_steps is not None and resolved.model_params["stem"] == "deep"
+    lines = (trained / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,step,lr,train_loss") and len(lines) == 1 + 2
+    assert (trained / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (trained / "model_card.md").read_text()
+    assert "from scratch" in card and "macro-F1" in card and "circle" in card
+
+
+def test_checkpoint_is_self_contained(trained: Path, demo_run) -> None:
+    checkpoint = torch.load(trained / "best.ckpt", map_location="cpu", weights_only=True)
+    meta = checkpoint["winnow"]
+    assert meta["classes"] == sorted(meta["classes"]) and meta["model"] == "resnet10"
+    assert {"cache_size", "image_size", "background", "mean", "std"} <= set(meta["preprocessing"])
+    loaded = load_model(trained / "best.ckpt")
+    pixels = np.full((3, 128, 128, 3), 255, dtype=np.uint8)
+    probabilities = loaded.probabilities(pixels)
+    assert probabilities.shape == (3, len(meta["classes"]))
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_same_seed_gives_the_same_metrics(trained: Path, demo_run) -> None:
+    _, run = demo_run
+    again = train(run, TrainConfig(**TINY_TRAIN), name="tiny-again").out_dir
+    assert (again / "metrics.csv").read_text() == (trained / "metrics.csv").read_text()
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    import lightning as L
+    sys.path.insert(0, {tests!r})
+    from conftest import TINY_TRAIN
+    from winnow.config import TrainConfig
+    from winnow.training.loop import train
+
+    class KillAt(L.Callback):  # a real SIGKILL after the given optimizer step
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.global_step == int(sys.argv[2]):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    train(Path(sys.argv[1]), TrainConfig(**TINY_TRAIN), name="killed", callbacks=[KillAt()])
+    """
+)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_result(
+    trained: Path, demo_run, tmp_path: Path
+) -> None:
+    _, run = demo_run
+    steps_per_epoch = __import__("json").loads((trained / "plan.json").read_text())[
+        "steps_per_epoch"
+    ]
+    assert steps_per_epoch >= 3, "the demo run must give several batches per epoch"
+    kill_at = steps_per_epoch + 2  # inside the second epoch
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    killed = subprocess.run(
+        [sys.executable, str(script), str(run), str(kill_at)], env=env, capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    out_dir = run / "train" / "killed"
+    state = torch.load(out_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == kill_at  # the checkpoint is mid-epoch
+    result = runner.invoke(app, ["train", "--resume", str(out_dir)])
+    assert result.exit_code == 0, result.output
+    assert (out_dir / "metrics.csv").read_text() == (trained / "metrics.csv").read_text()
+    resumed = load_model(out_dir / "last.ckpt").torch_model.state_dict()
+    straight = load_model(trained / "last.ckpt").torch_model.state_dict()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_budget_becomes_whole_epochs_and_the_schedule_fits(demo_run) -> None:
+    _, run = demo_run
+    settings = {**TINY_TRAIN, "max_epochs": None, "max_minutes": 0.1, "checkpoint_minutes": 1}
+    result = train(run, TrainConfig(**settings), name="budget")
+    plan = result.summary["plan"]
+    assert plan["source"] == "max_minutes" and plan["max_steps"] % plan["steps_per_epoch"] == 0
+    assert result.summary["epochs"] == plan["max_steps"] // plan["steps_per_epoch"] >= 1
+
+
+def test_errors_say_what_to_do(demo_run, tmp_path: Path) -> None:
+    _, run = demo_run
+    with pytest.raises(TrainError, match="--resume"):
+        train(run, TrainConfig(**TINY_TRAIN), name="tiny")  # the session fixture's name
+    with pytest.raises(ConfigError, match="Unknown model"):
+        train(run, TrainConfig(**{**TINY_TRAIN, "model": "resnet7"}), name="x")
+    with pytest.raises(ConfigError, match="imbalance"):
+        build_config(TrainConfig, {"imbalance": "smote"})
+    frame = read_manifest(run).drop(columns=["split"])
+    with pytest.raises(Exception, match="winnow split"):
+        select_rows(frame, cleaning=True)
+    result = runner.invoke(app, ["train", str(run), "--model", "resnet7"])
+    assert result.exit_code == 2 and "Available:" in result.output
+
+
+def test_cleaning_off_trains_on_dropped_rows_but_never_on_held_out_groups(demo_run) -> None:
+    _, run = demo_run
+    frame = read_manifest(run)
+    on, off = select_rows(frame, cleaning=True), select_rows(frame, cleaning=False)
+    assert off.added_uncleaned > 0
+    assert len(off.frames["train"]) == len(on.frames["train"]) + off.added_uncleaned
+    held_out = set(frame[frame["split"].isin(["val", "test"])]["duplicate_group"].dropna())
+    assert not set(off.frames["train"]["duplicate_group"].dropna()) & held_out
+    photos = frame[frame["path"].str.contains("photo_")]["path"]
+    assert set(photos) <= set(off.frames["train"]["path"])
+    assert not set(photos) & set(on.frames["train"]["path"])
+
+
+def test_imbalance_strategies_draw_and_weigh_as_described() -> None:
+    labels = np.array([0] * 90 + [1] * 10)
+    rng = np.random.default_rng(0)
+    drawn = labels[STRATEGIES["weighted_sampler"].draw(labels, 2, rng)]
+    assert len(drawn) == 100 and 0.35 < drawn.mean() < 0.65
+    three = np.array([0] * 90 + [1] * 10 + [2] * 30)
+    capped = three[STRATEGIES["undersample"].draw(three, 3, rng)]
+    assert np.bincount(capped).tolist() == [30, 10, 30]
+    assert sorted(STRATEGIES["none"].draw(labels, 2, rng)) == list(range(100))
+    counts = np.array([90, 10])
+    weighted = STRATEGIES["class_weighted"].loss(counts, 2.0)
+    assert weighted.class_weights[1] > weighted.class_weights[0]
+    logits, hard = torch.randn(6, 2), torch.tensor([0, 1, 0, 1, 1, 0])
+    onehot = torch.nn.functional.one_hot(hard, 2).float()
+    plain = SoftCrossEntropy()(logits, onehot)
+    assert torch.allclose(plain, torch.nn.functional.cross_entropy(logits, hard))
+    assert STRATEGIES["focal"].loss(counts, 2.0)(logits, onehot) < plain
+
+
+def test_mixed_batches_give_soft_targets_from_two_labels() -> None:
+    torch.manual_seed(0)
+    settings = TrainConfig(image_size=32, augment="mix", mix_prob=1.0, label_smoothing=0.1)
+    augment = BatchAugment(settings, n_classes=4)
+    images, targets = torch.rand(16, 3, 32, 32), torch.arange(16) % 4
+    for _ in range(4):  # both CutMix and MixUp come up
+        out, soft = augment(images, targets)
+        assert out.shape == images.shape and 0 <= out.min() and out.max() <= 1
+        assert torch.allclose(soft.sum(dim=1), torch.ones(16))
+        assert (soft >= 0.1 / 4 - 1e-6).all()  # smoothing floor
+        assert ((soft > 0.1 / 4 + 1e-4).sum(dim=1) <= 2).all()
+    plain = BatchAugment(TrainConfig(image_size=32, augment="none"), n_classes=4)
+    same, soft = plain(images, targets)
+    assert torch.equal(same, images) and (soft.argmax(dim=1) == targets).all()
+
+
+def test_experiment_grid_trains_every_combination_and_compares_them(demo_run, tmp_path) -> None:
+    _, run = demo_run
+    grid = tmp_path / "grid.yaml"
+    base = {k: v for k, v in TINY_TRAIN.items() if k not in ("max_epochs", "checkpoint_minutes")}
+    grid.write_text(
+        yaml.safe_dump(
+            {
+                "run": str(run),
+                "budget_minutes": 0.05,
+                "base": {**base, "max_epochs": 1},
+                "grid": {"imbalance": ["none", "focal"], "cleaning": [True, False]},
+            },
+            sort_keys=False,
+        )
+    )
+    result = runner.invoke(app, ["experiment", str(grid)])
+    assert result.exit_code == 0, result.output
+    out = run / "experiments" / "grid"
+    table = (out / "results.csv").read_text().splitlines()
+    assert len(table) == 1 + 4 and table[0].startswith("run,imbalance,cleaning,epochs")
+    markdown = (out / "results.md").read_text()
+    assert "**imbalance**" in markdown and "**cleaning**" in markdown
+    assert (out / "results.html").read_text().count("data:image/png") == 4
+    again = runner.invoke(app, ["experiment", str(grid)])  # finished runs are reused
+    assert again.output.count("reused") == 4
