@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench lint clean-venv
+.PHONY: demo test test-fast bench bench-grid lint clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# the experiment grid (16 runs × 1.5 min) on the run `make bench` prepared
+bench-grid: $(STAMP)
+	$(VENV)/bin/winnow experiment benchmarks/grid.yaml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

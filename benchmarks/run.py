@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_audit  # noqa: E402
 import bench_domain  # noqa: E402
+import bench_infer  # noqa: E402
+import bench_train  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
 from build_dataset import DATASET_VERSION, build  # noqa: E402
 from winnow.scan import scan  # noqa: E402
@@ -52,6 +54,19 @@ def main() -> None:
     domain_result["when"] = started
     (results / "domain.json").write_text(json.dumps(domain_result, indent=2))
     print(bench_domain.report(domain_result))
+
+    # training: 3 seeds × 10 minutes on the cleaned run, scored on the clean test folder
+    train_run, clean_test = bench_train.prepare(run, data, truth)
+    train_result = bench_train.bench_train(train_run, clean_test, 10.0, [0, 1, 2])
+    train_result["when"] = started
+    (results / "train.json").write_text(json.dumps(train_result, indent=2))
+    print(bench_train.report(train_result), flush=True)
+
+    weights = train_run / "train" / "bench-seed0" / "best.ckpt"
+    infer_result = bench_infer.bench_infer(weights, 1000)
+    infer_result["when"] = started
+    (results / "infer.json").write_text(json.dumps(infer_result, indent=2))
+    print(bench_infer.report(infer_result))
     print(f"\nresults saved in {results}/")
 
 

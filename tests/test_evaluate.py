@@ -184,3 +184,17 @@ def test_weights_that_are_not_ours_are_refused_clearly(tmp_path: Path) -> None:
     garbage.write_bytes(b"nope")
     with pytest.raises(WeightsError, match="not a readable"):
         load_model(garbage)
+
+
+def test_a_folder_made_only_of_training_files_is_scored_and_flagged(
+    trained: Path, demo_run, tmp_path: Path
+) -> None:
+    data, _ = demo_run
+    folder = tmp_path / "copies"
+    for label in ("circle", "star"):
+        (folder / label).mkdir(parents=True)
+        for path in sorted((data / "training" / label).glob(f"{label}_00*.png"))[:3]:
+            shutil.copy(path, folder / label / path.name)
+    result = evaluate(folder, trained / "best.ckpt", workers=1)
+    assert result.rows["duplicates_training"].all()
+    assert result.scores["items"] == 6 and result.scores_without_leaks is None

@@ -285,6 +285,7 @@ DEMO_TRAIN = {
     "model": "resnet10",
     "model_params": {"width": 16},
     "image_size": 48,
+    "batch_size": 32,
     "max_minutes": 0.5,
 }
 
@@ -518,6 +519,12 @@ def _print_evaluation(result, paths: dict) -> None:
         )
     if result.missing_classes:
         out.print(f"[yellow]classes with no test files:[/] {', '.join(result.missing_classes)}")
+    duplicates = int((result.rows["duplicates_training"] & result.rows["in_classes"]).sum())
+    if duplicates and not result.scores_without_leaks:
+        out.print(
+            f"\n[bold yellow]All {duplicates} scored test files duplicate training files:[/] "
+            "these scores measure memory, not generalisation."
+        )
     if result.scores_without_leaks:
         w = result.scores_without_leaks
         leaked = scores["items"] - w["items"]

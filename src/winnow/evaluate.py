@@ -129,8 +129,9 @@ def evaluate(
     scores = _score(scored, present, index)
     leaked = scored[scored["duplicates_training"]]
     without = None
-    if not leaked.empty:
-        without = _score(scored[~scored["duplicates_training"]], present, index)
+    if not leaked.empty and len(leaked) < len(scored):
+        clean = scored[~scored["duplicates_training"]]
+        without = _score(clean, sorted(set(clean["label"]), key=index.get), index)
     unknown = rows[rows["label"].notna() & ~rows["in_classes"]]["label"].value_counts()
     kept_pixels = _most_confident(rows, kept_pixels)
     return Evaluation(

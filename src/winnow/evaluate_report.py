@@ -198,9 +198,9 @@ def write_report(evaluation, path: Path, out_dir: Path, explain: int) -> None:
         leak_note,
         "<h2>Per-class F1</h2><div class=plots>",
         _f1_chart(scores),
-        "<img src='data:image/png;base64,"
+        "</div><h2>Confusion matrix</h2><div class=plots><img src='data:image/png;base64,"
         + _inline(out_dir / "confusion_matrix.png")
-        + "' style='max-width:560px'></div>",
+        + "' style='width:900px'></div>",
         f"<h2>classification_report</h2><pre>{html.escape(scores['report_text'])}</pre>",
         "<h2>Most confused pairs</h2>",
         _pairs(evaluation, links),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,33 @@ class PeriodicCheckpoint(L.Callback):
     def on_validation_end(self, trainer, module) -> None:
         if not trainer.sanity_checking:
             trainer.save_checkpoint(self.path)
+
+
+class Throughput(L.Callback):
+    """Training images per second between consecutive training batches (data loading,
+    augmentation, forward, backward, optimizer), leaving out validation and checkpoints."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.images = 0
+        self._last: float | None = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.seconds += now - self._last
+            self.images += len(batch[1])
+        self._last = time.perf_counter()  # checkpoint writes after this hook are not counted
+
+    def on_validation_start(self, trainer, module) -> None:
+        self._last = None
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        self._last = None
+
+    @property
+    def images_per_second(self) -> float | None:
+        return round(self.images / self.seconds, 1) if self.seconds else None
 
 
 class MetricsFile(L.Callback):

@@ -118,7 +118,11 @@ def train(
         atomic_write_bytes(out_dir / "plan.json", json.dumps(plan, indent=2).encode())
     module = _module(config, rows, counts, mean, std, plan["max_steps"], meta)
     module.stream = stream
-    trainer = _trainer(config, plan, out_dir, device, progress, callbacks or [])
+    from winnow.training.callbacks import Throughput
+
+    throughput = Throughput()
+    trainer = _trainer(config, plan, out_dir, device, progress, [throughput, *(callbacks or [])])
+    fit_started = time.perf_counter()
     last = out_dir / "last.ckpt"
     trainer.fit(
         module,
@@ -126,8 +130,15 @@ def train(
         val_dataloaders=val,
         ckpt_path=str(last) if resume is not None and last.exists() else None,
     )
+    fit_seconds = time.perf_counter() - fit_started
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "best.ckpt", {})
+    plan = {
+        **plan,
+        "fit_seconds": round(fit_seconds, 1),
+        "steps_done": int(trainer.global_step),
+        "train_images_per_second": throughput.images_per_second,
+    }
     trainer.save_checkpoint(last)
     from winnow.training.report import write_outputs
 
@@ -230,7 +241,7 @@ def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -
             + saves_per_epoch * timing["save"]
             + EPOCH_OVERHEAD_SECONDS
         )
-        epochs = max(1, int(budget / epoch_seconds + 0.25))
+        epochs = max(1, int(budget / epoch_seconds))  # whole epochs, never over the budget
         max_steps, source = epochs * steps_per_epoch, "max_minutes"
     return {
         "fingerprint": rows.fingerprint,
