@@ -21,6 +21,7 @@ import base64
 import html
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,13 @@ def load_grid(path: Path) -> GridConfig:
         raise ConfigError(f"Cannot read {path}: {exc}") from None
     grid = build_config(GridConfig, data)
     base = Path(path).parent
-    updates = {"run": base / grid.run if not grid.run.is_absolute() else grid.run}
-    if grid.test is not None and not grid.test.is_absolute():
-        updates["test"] = base / grid.test
+
+    def near_grid_file(folder: Path) -> Path:  # relative paths are relative to the YAML file
+        return folder if folder.is_absolute() else Path(os.path.normpath(base / folder))
+
+    updates = {"run": near_grid_file(grid.run)}
+    if grid.test is not None:
+        updates["test"] = near_grid_file(grid.test)
     return grid.model_copy(update=updates)
 
 

@@ -4,6 +4,8 @@ its classes and preprocessing as metadata, checked against PyTorch with onnxrunt
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,9 @@ def export_onnx(weights: Path, out: Path, seed: int = 0) -> ExportResult:
     import onnx
     import torch
 
+    # the exporter logs a warning per torchvision operator it can't find; we don't use them
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.")
     loaded = load_model(Path(weights))
     model = loaded.torch_model
     size = loaded.preprocessing.image_size
