@@ -212,3 +212,24 @@ def test_experiment_grid_trains_every_combination_and_compares_them(demo_run, tm
     assert (out / "results.html").read_text().count("data:image/png") == 4
     again = runner.invoke(app, ["experiment", str(grid)])  # finished runs are reused
     assert again.output.count("reused") == 4
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_shares_each_epoch(demo_run, tmp_path: Path) -> None:
+    _, run = demo_run
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump({**TINY_TRAIN, "devices": 2, "accelerator": "cpu"}))
+    winnow = Path(sys.executable).parent / "winnow"  # Lightning re-launches this command line
+    done = subprocess.run(
+        [str(winnow), "train", str(run), "--name", "ddp", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = __import__("json").loads((run / "train" / "ddp" / "plan.json").read_text())
+    single = __import__("json").loads((run / "train" / "tiny" / "plan.json").read_text())
+    assert plan["steps_per_epoch"] == single["steps_per_epoch"] // 2
+    lines = (run / "train" / "ddp" / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 1 + TINY_TRAIN["max_epochs"]

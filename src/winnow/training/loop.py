@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -75,12 +76,16 @@ def train(
     else:
         config = _resolve_params(config)
         out_dir = run_dir / "train" / (name or config.model)
-        if (out_dir / "config.yaml").exists():
+        if _launched_rank() > 0 and (out_dir / "plan.json").exists():
+            # a DDP worker Lightning re-launched: rank 0 has planned this run already
+            config, plan = _load_resumable(out_dir, expect_checkpoint=False)
+        elif (out_dir / "config.yaml").exists():
             raise TrainError(
                 f"{out_dir} already holds a training run. Choose another --name, or continue "
                 f"it with 'winnow train --resume {out_dir}'."
             )
-        plan = None
+        else:
+            plan = None
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
@@ -131,6 +136,7 @@ def train(
         ckpt_path=str(last) if resume is not None and last.exists() else None,
     )
     fit_seconds = time.perf_counter() - fit_started
+    trainer.save_checkpoint(last)  # every rank: saving is a collective under DDP
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "best.ckpt", {})
     plan = {
@@ -139,11 +145,15 @@ def train(
         "steps_done": int(trainer.global_step),
         "train_images_per_second": throughput.images_per_second,
     }
-    trainer.save_checkpoint(last)
     from winnow.training.report import write_outputs
 
     summary = write_outputs(out_dir, module, images, rows, config, plan, run_dir)
     return TrainResult(out_dir, out_dir / "best.ckpt", summary)
+
+
+def _launched_rank() -> int:
+    """The process rank Lightning's DDP launcher gave this process (0 when not launched)."""
+    return int(os.environ.get("LOCAL_RANK") or os.environ.get("RANK") or 0)
 
 
 def _resolve_params(config: TrainConfig) -> TrainConfig:
@@ -159,11 +169,11 @@ def _resolve_params(config: TrainConfig) -> TrainConfig:
     return config.model_copy(update={"model_params": params})
 
 
-def _load_resumable(out_dir: Path) -> tuple[TrainConfig, dict]:
+def _load_resumable(out_dir: Path, expect_checkpoint: bool = True) -> tuple[TrainConfig, dict]:
     config_file, plan_file = out_dir / "config.yaml", out_dir / "plan.json"
     if not config_file.exists() or not plan_file.exists():
         raise TrainError(f"{out_dir} is not a training run (no config.yaml / plan.json).")
-    if not (out_dir / "last.ckpt").exists():
+    if expect_checkpoint and not (out_dir / "last.ckpt").exists():
         log.warning("%s has no last.ckpt yet: training starts from the beginning", out_dir)
     config = build_config(TrainConfig, yaml.safe_load(config_file.read_text()) or {})
     return config, json.loads(plan_file.read_text())
@@ -203,6 +213,14 @@ def _device(config: TrainConfig) -> str:
     return "cpu"
 
 
+def _world_size(config: TrainConfig, device: str) -> int:
+    if isinstance(config.devices, int):
+        return config.devices
+    if device == "cuda" and config.devices == "auto":
+        return torch.cuda.device_count()
+    return 1
+
+
 def _precision(config: TrainConfig, device: str) -> str:
     if config.precision != "auto":
         return config.precision
@@ -225,7 +243,9 @@ def _module(config, rows, counts, mean, std, total_steps, meta):
 
 def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -> dict[str, Any]:
     """Time a few real steps, then choose whole epochs that fit the remaining budget."""
+    stream.shard(0, _world_size(config, device))  # each process's share of an epoch
     steps_per_epoch = len(stream)
+    stream.shard(0, 1)  # the module shards for real once Lightning knows the ranks
     timing = _calibrate(config, stream, val, rows, counts, mean, std, meta, device)
     every = max(1, round(config.checkpoint_minutes * 60 / timing["step"]))
     if config.max_steps is not None:

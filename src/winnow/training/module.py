@@ -139,12 +139,15 @@ class ClassifierModule(L.LightningModule):
             ],
             lr=self.config.lr,
         )
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.config.lr,
-            total_steps=self.total_steps,
-            pct_start=self.config.warmup_fraction,
-        )
+        steps = self.total_steps
+        if steps < 4:  # too short for a warm-up and an annealing phase: constant rate
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        else:
+            # each phase needs more than one step, whatever the warm-up share says
+            warmup = min(max(self.config.warmup_fraction, 2 / steps), 1 - 2 / steps)
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.config.lr, total_steps=steps, pct_start=warmup
+            )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
