@@ -6,7 +6,8 @@ every test file the audit's leak check paired with a training file (copies of tr
 items would inflate the score). The training side keeps those files (policy `leaks: keep`):
 the copy is removed from the test side instead, so nothing is lost for training.
 
-Usage: python benchmarks/bench_train.py [--minutes 10] [--seeds 0 1 2] [--grid]
+Usage: python benchmarks/bench_train.py [--minutes 10] [--seeds 0 1 2]
+           [--set model=simple_cnn augment=basic] [--reuse]
 """
 
 from __future__ import annotations
@@ -76,11 +77,19 @@ def floor_images_per_second(config: TrainConfig, n_classes: int, steps: int = 8)
     return batch / statistics.median(times[2:])
 
 
-def bench_train(run: Path, clean_test: Path, minutes: float, seeds: list[int]) -> dict:
+def bench_train(
+    run: Path,
+    clean_test: Path,
+    minutes: float,
+    seeds: list[int],
+    settings: dict | None = None,
+    prefix: str = "bench",
+) -> dict:
+    """Train `settings` (TrainConfig keys; default config when None) once per seed."""
     results = []
     for seed in seeds:
-        config = TrainConfig(max_minutes=minutes, seed=seed)
-        name = f"bench-seed{seed}"
+        config = TrainConfig(**(settings or {}), max_minutes=minutes, seed=seed)
+        name = f"{prefix}-seed{seed}"
         if (run / "train" / name).exists():
             shutil.rmtree(run / "train" / name)
         started = time.perf_counter()
@@ -111,6 +120,7 @@ def bench_train(run: Path, clean_test: Path, minutes: float, seeds: list[int]) -
     micro = [r["test_micro_f1"] for r in results]
     return {
         "minutes": minutes,
+        "settings": settings or {},
         "runs": results,
         "macro_f1_mean": statistics.mean(macro),
         "macro_f1_spread": (max(macro) - min(macro)) / 2,
@@ -143,14 +153,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="TrainConfig KEY=VALUE overrides (YAML values)"
+    )
+    parser.add_argument("--reuse", action="store_true", help="keep the prepared run")
     args = parser.parse_args()
     data = ROOT / "clipart"
     truth = json.loads((data / "truth.json").read_text())
-    run, clean_test = prepare(ROOT / "runs" / "train", data, truth)
-    result = bench_train(run, clean_test, args.minutes, args.seeds)
+    if args.reuse:
+        run, clean_test = ROOT / "runs" / "train-bench", data / "test-clean"
+    else:
+        run, clean_test = prepare(ROOT / "runs" / "train", data, truth)
+    settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    prefix = "bench" if not settings else "bench-" + "-".join(map(str, settings.values()))
+    result = bench_train(run, clean_test, args.minutes, args.seeds, settings, prefix)
     out = ROOT / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train.json").write_text(json.dumps(result, indent=2))
+    (out / f"{prefix.replace('bench', 'train', 1)}.json").write_text(json.dumps(result, indent=2))
     print(report(result))
 
 
