@@ -83,9 +83,7 @@ def load_reference(against: Path, run_dir: Path, on_progress: Callable | None) -
         from winnow.scan import scan
 
         cache = PixelCache(run_dir)
-        config = ScanConfig(
-            image_size=cache.image_size, background="#{:02x}{:02x}{:02x}".format(*cache.background)
-        )
+        config = ScanConfig.matching(cache.image_size, cache.background)
         folder = run_dir / "against" / against.name
         scan(against, folder, config, on_progress=on_progress)
     else:

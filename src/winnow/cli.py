@@ -578,28 +578,18 @@ def explain(
     ),
 ) -> None:
     """Grad-CAM overlays: one PNG per image, titled with the prediction."""
-    from winnow.config import ScanConfig
-    from winnow.decode import decode_file, prepare_worker
-    from winnow.explain import save_explanation
+    from winnow.explain import explain_files
     from winnow.inference import WeightsError, load_model
-    from winnow.predict import expand_paths
 
     try:
         loaded = load_model(weights)
         loaded.torch_model  # noqa: B018 - Grad-CAM needs gradients: fail early for ONNX
     except WeightsError as exc:
         raise _fail(str(exc)) from None
-    prepare_worker()
-    background = "#{:02x}{:02x}{:02x}".format(*loaded.preprocessing.background)
-    config = ScanConfig(image_size=loaded.preprocessing.cache_size, background=background)
-    for number, path in enumerate(expand_paths(paths)):
-        decoded = decode_file(str(path), config) if path.exists() else None
-        if decoded is None or decoded.pixels is None:
-            reason = "no such file" if decoded is None else decoded.error
-            console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
+    for path, target, answer in explain_files(paths, loaded, out_dir):
+        if target is None:
+            console.print(f"[yellow]skipped[/] {path}: {answer['error']}", soft_wrap=True)
             continue
-        target = out_dir / f"{number:04d}_{path.stem}.png"
-        answer = save_explanation(loaded, decoded.pixels, target, str(path))
         out.print(f"{target}  {answer['predicted']} ({answer['confidence']:.0%})", soft_wrap=True)
 
 

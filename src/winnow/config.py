@@ -75,6 +75,17 @@ class ScanConfig(BaseModel):
             raise ValueError(f"must be positive, got {value}")
         return value
 
+    @classmethod
+    def matching(
+        cls, image_size: int, background: tuple[int, int, int], workers: int | None = None
+    ) -> ScanConfig:
+        """Settings that decode exactly like an existing cache or checkpoint."""
+        return cls(
+            image_size=image_size,
+            background="#{:02x}{:02x}{:02x}".format(*background),
+            workers=workers,
+        )
+
     def background_rgb(self) -> tuple[int, int, int]:
         from PIL import ImageColor
 

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from winnow.config import ScanConfig
-from winnow.inference import LoadedModel, load_model
+from winnow.inference import load_model
 from winnow.io import atomic_write_bytes
 from winnow.scan import decode_files
 from winnow.scoring import score
@@ -52,13 +51,6 @@ class Evaluation:
     @property
     def bad_files(self) -> pd.DataFrame:
         return self.rows[self.rows["status"] != "ok"]
-
-
-def scan_config_for(loaded: LoadedModel, workers: int | None) -> ScanConfig:
-    background = "#{:02x}{:02x}{:02x}".format(*loaded.preprocessing.background)
-    return ScanConfig(
-        image_size=loaded.preprocessing.cache_size, background=background, workers=workers
-    )
 
 
 def evaluate(
@@ -105,7 +97,7 @@ def evaluate(
         batch_rows.clear()
         batch_pixels.clear()
 
-    for row, pixels in decode_files(readable, scan_config_for(loaded, workers)):
+    for row, pixels in decode_files(readable, loaded.scan_config(workers)):
         if pixels is None or row.get("status") != "ok":
             records.append(_bad_row(row))
             continue

@@ -8,6 +8,7 @@ its answer. Works for every registered model because they all expose `forward_fe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,25 @@ def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.nda
     colours = (matplotlib.colormaps["jet"](heat)[..., :3] * 255).astype(np.float32)
     weight = alpha * heat[..., None] ** 0.5
     return (pixels.astype(np.float32) * (1 - weight) + colours * weight).astype(np.uint8)
+
+
+def explain_files(
+    paths: list[Path], loaded: LoadedModel, out_dir: Path
+) -> Iterator[tuple[Path, Path | None, dict]]:
+    """Grad-CAM PNGs for image files (folders are walked): yields (source, PNG or None,
+    answer or {"error": reason}) in order; unreadable files get no PNG."""
+    from winnow.decode import prepare_worker
+    from winnow.predict import decode_path, expand_paths
+
+    prepare_worker()
+    config = loaded.scan_config()
+    for number, path in enumerate(expand_paths(paths)):
+        decoded = decode_path(path, config)
+        if decoded.pixels is None:
+            yield path, None, {"error": decoded.error}
+            continue
+        target = Path(out_dir) / f"{number:04d}_{path.stem}.png"
+        yield path, target, save_explanation(loaded, decoded.pixels, target, str(path))
 
 
 def save_explanation(

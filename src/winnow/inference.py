@@ -8,13 +8,13 @@ does not import Lightning. With an `.onnx` file torch is not imported at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from winnow.config import ScanConfig
 from winnow.preprocess import Preprocessing, resize_square, to_input
 
 
@@ -41,6 +41,12 @@ class LoadedModel:
         if self._torch_model is None:
             raise WeightsError("This needs a PyTorch checkpoint (.ckpt), not an ONNX file.")
         return self._torch_model
+
+    def scan_config(self, workers: int | None = None) -> ScanConfig:
+        """Decode settings that give the pixels this model was trained on."""
+        return ScanConfig.matching(
+            self.preprocessing.cache_size, self.preprocessing.background, workers
+        )
 
     def probabilities(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(n, s, s, 3) uint8 at cache size or image size → (n, classes) probabilities."""
@@ -132,8 +138,3 @@ def _load_onnx(path: Path) -> LoadedModel:
         meta,
         _onnx_session=session,
     )
-
-
-def batched(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from winnow.config import ScanConfig
-from winnow.decode import decode_file, prepare_worker
+from winnow.decode import Decoded, decode_file, prepare_worker
 from winnow.inference import LoadedModel, load_model
 from winnow.io import atomic_write_bytes
 
@@ -44,6 +44,13 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return found
 
 
+def decode_path(path: Path, config: ScanConfig) -> Decoded:
+    """One file → pixels, or a status and a reason (a missing file is `missing`)."""
+    if not Path(path).exists():
+        return Decoded("missing", "no such file")
+    return decode_file(str(path), config)
+
+
 def predict(
     paths: list[Path],
     weights: Path | LoadedModel,
@@ -53,15 +60,14 @@ def predict(
 ) -> list[Prediction]:
     loaded = weights if isinstance(weights, LoadedModel) else load_model(Path(weights))
     prepare_worker()
-    background = "#{:02x}{:02x}{:02x}".format(*loaded.preprocessing.background)
-    config = ScanConfig(image_size=loaded.preprocessing.cache_size, background=background)
+    config = loaded.scan_config()
     top_k = max(1, min(top_k, len(loaded.classes)))
     results: list[Prediction] = []
     files = expand_paths(paths)
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
-        decoded = [decode_file(str(p), config) if p.exists() else None for p in chunk]
-        good = [i for i, d in enumerate(decoded) if d is not None and d.pixels is not None]
+        decoded = [decode_path(p, config) for p in chunk]
+        good = [i for i, d in enumerate(decoded) if d.pixels is not None]
         probabilities = (
             loaded.probabilities(np.stack([decoded[i].pixels for i in good])) if good else []
         )
@@ -69,9 +75,7 @@ def predict(
         for i, path in enumerate(chunk):
             if i not in by_index:
                 d = decoded[i]
-                status = "missing" if d is None else d.status
-                error = "no such file" if d is None else d.error
-                results.append(Prediction(str(path), status, [], [], True, error))
+                results.append(Prediction(str(path), d.status, [], [], True, d.error))
                 continue
             probs = by_index[i]
             top = np.argsort(-probs)[:top_k]
