@@ -102,6 +102,15 @@ class ScanConfig(BaseModel):
         }
 
 
+def unknown_name(kind: str, name: str, available: list[str]) -> str:
+    """`Unknown model 'resnet7'. Did you mean 'resnet34'? Available: … See 'winnow models'.`"""
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (
+        f"Unknown {kind} {name!r}.{hint} Available: {', '.join(available)}. See 'winnow {kind}s'."
+    )
+
+
 def _explain_unknown_keys(model: type[BaseModel], data: dict[str, Any]) -> None:
     known = list(model.model_fields)
     for key in data:

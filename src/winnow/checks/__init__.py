@@ -8,7 +8,6 @@ A plug-in package declares, in its pyproject.toml:
 
 from __future__ import annotations
 
-import difflib
 from importlib.metadata import entry_points
 
 from winnow.checks import (
@@ -20,6 +19,7 @@ from winnow.checks import (
     out_of_domain,
 )
 from winnow.checks.base import Check
+from winnow.config import unknown_name
 
 BUILTIN_CHECKS: tuple[Check, ...] = (
     exact_duplicate.CHECK,
@@ -50,11 +50,6 @@ def get_checks(names: list[str] | None = None) -> list[Check]:
     chosen = []
     for name in names:
         if name not in checks:
-            close = difflib.get_close_matches(name, list(checks), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise KeyError(
-                f"Unknown check {name!r}.{hint} Available: {', '.join(checks)}. "
-                "See 'winnow checks'."
-            )
+            raise KeyError(unknown_name("check", name, list(checks)))
         chosen.append(checks[name])
     return chosen

@@ -10,10 +10,10 @@ A plug-in package declares, in its pyproject.toml:
 
 from __future__ import annotations
 
-import difflib
 from importlib.metadata import entry_points
 from typing import Any
 
+from winnow.config import unknown_name
 from winnow.models import mobilenet, resnet, simple_cnn
 from winnow.models.base import Classifier, ModelSpec
 
@@ -41,12 +41,7 @@ def available_models() -> dict[str, ModelSpec]:
 def get_spec(name: str) -> ModelSpec:
     models = available_models()
     if name not in models:
-        close = difflib.get_close_matches(name, list(models), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ModelError(
-            f"Unknown model {name!r}.{hint} Available: {', '.join(sorted(models))}. "
-            "See 'winnow models'."
-        )
+        raise ModelError(unknown_name("model", name, sorted(models)))
     return models[name]
 
 
