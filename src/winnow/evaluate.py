@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from winnow.inference import load_model
+from winnow.inference import LoadedModel, load_model
 from winnow.io import atomic_write_bytes
 from winnow.scan import decode_files
 from winnow.scoring import score
@@ -47,6 +47,7 @@ class Evaluation:
     missing_classes: list[str]
     seconds: float
     pixels: dict[int, np.ndarray] = field(default_factory=dict)  # row → cache-size pixels
+    model: LoadedModel | None = field(default=None, repr=False)  # for Grad-CAM in the report
 
     @property
     def bad_files(self) -> pd.DataFrame:
@@ -137,6 +138,7 @@ def evaluate(
         missing_classes=[c for c in classes if c not in set(scored["label"])],
         seconds=round(time.perf_counter() - started, 2),
         pixels=kept_pixels,
+        model=loaded,
     )
 
 

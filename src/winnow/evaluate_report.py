@@ -228,10 +228,9 @@ def _explanations(evaluation, out_dir: Path, count: int) -> dict[int, str]:
     if count <= 0 or not evaluation.pixels:
         return {}
     from winnow.explain import save_explanation
-    from winnow.inference import load_model
 
-    loaded = load_model(evaluation.weights)
-    if loaded.kind != "torch":
+    loaded = evaluation.model
+    if loaded is None or loaded.kind != "torch":
         return {}
     rows = evaluation.rows.loc[list(evaluation.pixels)].sort_values("confidence", ascending=False)
     links = {}

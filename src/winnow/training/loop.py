@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
@@ -89,7 +90,8 @@ def train(
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        rows = select_rows(read_manifest(run_dir), config.cleaning)
+        frame = read_manifest(run_dir)
+        rows = select_rows(frame, config.cleaning)
         cache = PixelCache(run_dir)
     except (TrainingDataError, FileNotFoundError) as exc:
         raise TrainError(str(exc)) from None
@@ -98,7 +100,7 @@ def train(
     }
     mean, std = channel_stats(images["train"].permute(0, 2, 3, 1).numpy())
     preprocessing = Preprocessing(cache.image_size, config.image_size, cache.background, mean, std)
-    meta = _checkpoint_meta(config, rows, preprocessing, run_dir)
+    meta = _checkpoint_meta(config, rows, preprocessing, run_dir, frame)
     if plan is not None and plan["fingerprint"] != rows.fingerprint:
         raise TrainError(
             f"The training data of {run_dir} changed since this run started (fingerprint "
@@ -180,12 +182,15 @@ def _load_resumable(out_dir: Path, expect_checkpoint: bool = True) -> tuple[Trai
 
 
 def _checkpoint_meta(
-    config: TrainConfig, rows: SplitRows, preprocessing: Preprocessing, run_dir: Path
+    config: TrainConfig,
+    rows: SplitRows,
+    preprocessing: Preprocessing,
+    run_dir: Path,
+    frame: pd.DataFrame,
 ) -> dict[str, Any]:
     """Everything inference needs, in plain types (loads with torch.load(weights_only=True))."""
     train = rows.frames["train"]
-    known = read_manifest(run_dir)
-    known = known[known["status"] == "ok"]
+    known = frame[frame["status"] == "ok"]
     return {
         "format": CHECKPOINT_FORMAT,
         "model": config.model,

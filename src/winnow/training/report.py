@@ -16,7 +16,6 @@ from winnow.config import TrainConfig, dump_config  # noqa: E402
 from winnow.inference import load_model  # noqa: E402
 from winnow.io import atomic_output, atomic_write_bytes  # noqa: E402
 from winnow.scoring import score  # noqa: E402
-from winnow.training.callbacks import write_metrics  # noqa: E402
 from winnow.training.data import SplitRows  # noqa: E402
 
 
@@ -29,9 +28,8 @@ def write_outputs(
     plan: dict,
     run_dir: Path,
 ) -> dict[str, Any]:
-    history = module.history
+    history = module.history  # metrics.csv: written by MetricsFile after every validation
     if history:
-        write_metrics(out_dir / "metrics.csv", history)
         plot_curves(history, out_dir / "curves.png", title=f"{config.model} on {run_dir.name}")
     best = load_model(out_dir / "best.ckpt")
     scores = {}
