@@ -6,8 +6,13 @@ every test file the audit's leak check paired with a training file (copies of tr
 items would inflate the score). The training side keeps those files (policy `leaks: keep`):
 the copy is removed from the test side instead, so nothing is lost for training.
 
+Beside it, the Keras notebook baseline (benchmarks/keras_baseline.py) trains on the same
+cleaned rows (exported as class folders) under the same budget, in its own environment
+(.bench/keras-venv, created on first use with tensorflow-cpu), and is scored with sklearn
+on the same clean test folder.
+
 Usage: python benchmarks/bench_train.py [--minutes 10] [--seeds 0 1 2]
-           [--set model=simple_cnn augment=basic] [--reuse]
+           [--set model=simple_cnn augment=basic] [--reuse] [--keras-only | --no-keras]
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +31,7 @@ import pandas as pd
 import torch
 import yaml
 
-from winnow.clean import run_clean
+from winnow.clean import export_clean, run_clean
 from winnow.config import TrainConfig
 from winnow.evaluate import evaluate
 from winnow.models import create_model
@@ -33,6 +40,8 @@ from winnow.training.loop import train
 
 ROOT = Path(".bench")
 POLICY = {"leaks": "keep"}
+KERAS_VENV = ROOT / "keras-venv"
+KERAS_PINS = ["tensorflow-cpu==2.21.0", "scikit-learn==1.9.1"]
 
 
 def prepare(source_run: Path, data: Path, truth: dict) -> tuple[Path, Path]:
@@ -63,9 +72,12 @@ def prepare(source_run: Path, data: Path, truth: dict) -> tuple[Path, Path]:
 def floor_images_per_second(config: TrainConfig, n_classes: int, steps: int = 8) -> float:
     """Forward + backward + AdamW step on random tensors: no data, no augmentation."""
     model = create_model(config.model, n_classes, **config.model_params).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     size, batch = config.image_size, config.batch_size
     images, targets = torch.randn(batch, 3, size, size), torch.randint(0, n_classes, (batch,))
+    if config.channels_last != "off":  # as training runs it
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     times = []
     for _ in range(steps):
         tick = time.perf_counter()
@@ -130,6 +142,59 @@ def bench_train(
     }
 
 
+def keras_baseline(run: Path, clean_test: Path, minutes: float, seeds: list[int]) -> dict:
+    """The Keras notebook baseline on the rows `clean` kept, in its own environment."""
+    python = KERAS_VENV / "bin" / "python"
+    if not python.exists():
+        print("creating the Keras environment (tensorflow-cpu) …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run(pip + KERAS_PINS, check=True)
+    exported = ROOT / "runs" / "keras-train"
+    if exported.exists():
+        shutil.rmtree(exported)
+    export_clean(run, exported)
+    script = Path(__file__).parent / "keras_baseline.py"
+    results = []
+    for seed in seeds:
+        out = ROOT / "results" / f"keras-seed{seed}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        command = [str(python), str(script), str(exported), str(clean_test), str(out)]
+        subprocess.run(command + ["--minutes", str(minutes), "--seed", str(seed)], check=True)
+        results.append(json.loads(out.read_text()))
+    done = [r for r in results if "error" not in r]
+    summary: dict = {"minutes": minutes, "runs": results}
+    if done:
+        macro = [r["test_macro_f1"] for r in done]
+        micro = [r["test_micro_f1"] for r in done]
+        summary |= {
+            "macro_f1_mean": statistics.mean(macro),
+            "macro_f1_spread": (max(macro) - min(macro)) / 2,
+            "micro_f1_mean": statistics.mean(micro),
+            "micro_f1_spread": (max(micro) - min(micro)) / 2,
+        }
+    return summary
+
+
+def keras_report(result: dict) -> str:
+    lines = [f"Keras notebook baseline ({result['minutes']} min budget, same data)"]
+    for r in result["runs"]:
+        if "error" in r:
+            lines.append(f"  seed {r['seed']}: failed: {r['error'][:300]}")
+        else:
+            lines.append(
+                f"  seed {r['seed']}: {r['epochs']} epochs, test macro-F1 "
+                f"{r['test_macro_f1']:.3f} micro-F1 {r['test_micro_f1']:.3f} "
+                f"({r['test_items']} items)"
+            )
+    if "macro_f1_mean" in result:
+        lines.append(
+            f"  mean macro-F1 {result['macro_f1_mean']:.3f} ± {result['macro_f1_spread']:.3f}, "
+            f"micro-F1 {result['micro_f1_mean']:.3f} ± {result['micro_f1_spread']:.3f}"
+        )
+    return "\n".join(lines)
+
+
 def report(result: dict) -> str:
     lines = [
         f"training benchmark ({result['minutes']} min budget, {len(result['runs'])} seeds, "
@@ -157,6 +222,9 @@ def main() -> None:
         "--set", nargs="*", default=[], help="TrainConfig KEY=VALUE overrides (YAML values)"
     )
     parser.add_argument("--reuse", action="store_true", help="keep the prepared run")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--keras-only", action="store_true", help="only the Keras baseline")
+    which.add_argument("--no-keras", action="store_true", help="skip the Keras baseline")
     args = parser.parse_args()
     data = ROOT / "clipart"
     truth = json.loads((data / "truth.json").read_text())
@@ -164,11 +232,17 @@ def main() -> None:
         run, clean_test = ROOT / "runs" / "train-bench", data / "test-clean"
     else:
         run, clean_test = prepare(ROOT / "runs" / "train", data, truth)
+    out = ROOT / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_keras:
+        keras = keras_baseline(run, clean_test, args.minutes, args.seeds)
+        (out / "keras.json").write_text(json.dumps(keras, indent=2))
+        print(keras_report(keras), flush=True)
+    if args.keras_only:
+        return
     settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     prefix = "bench" if not settings else "bench-" + "-".join(map(str, settings.values()))
     result = bench_train(run, clean_test, args.minutes, args.seeds, settings, prefix)
-    out = ROOT / "results"
-    out.mkdir(parents=True, exist_ok=True)
     (out / f"{prefix.replace('bench', 'train', 1)}.json").write_text(json.dumps(result, indent=2))
     print(report(result))
 

@@ -7,6 +7,7 @@ with a floor or a peer measured in the same invocation, so ratios are honest on 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_audit  # noqa: E402
 import bench_domain  # noqa: E402
-import bench_infer  # noqa: E402
 import bench_train  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
 from build_dataset import DATASET_VERSION, build  # noqa: E402
@@ -61,12 +61,15 @@ def main() -> None:
     train_result["when"] = started
     (results / "train.json").write_text(json.dumps(train_result, indent=2))
     print(bench_train.report(train_result), flush=True)
+    keras_result = bench_train.keras_baseline(train_run, clean_test, 10.0, [0, 1, 2])
+    keras_result["when"] = started
+    (results / "keras.json").write_text(json.dumps(keras_result, indent=2))
+    print(bench_train.keras_report(keras_result), flush=True)
 
     weights = train_run / "train" / "bench-seed0" / "best.ckpt"
-    infer_result = bench_infer.bench_infer(weights, 1000)
-    infer_result["when"] = started
-    (results / "infer.json").write_text(json.dumps(infer_result, indent=2))
-    print(bench_infer.report(infer_result))
+    # a fresh process, as `winnow evaluate` is: training has loaded torch in this one
+    script = Path(__file__).parent / "bench_infer.py"
+    subprocess.run([sys.executable, str(script), str(weights), "--when", started], check=True)
     print(f"\nresults saved in {results}/")
 
 

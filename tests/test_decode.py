@@ -157,3 +157,12 @@ def test_image_signature_without_a_readable_header_is_corrupt_not_a_non_image(
     path.write_bytes(path.read_bytes()[:40])  # signature and IHDR, then nothing
     row, _ = inspect_file(_found(path), ScanConfig())
     assert row["status"] == "corrupt" and "starts like a PNG" in row["error"]
+
+
+def test_evaluation_can_skip_the_file_hash_but_keeps_the_pixel_hashes(tmp_path: Path) -> None:
+    path = write_kind(tmp_path, "jpeg_exif_rotated")
+    full, pixels = inspect_file(_found(path), ScanConfig(image_size=32))
+    quick, same = inspect_file(_found(path), ScanConfig(image_size=32), file_hash=False)
+    assert full["sha256"] and quick.get("sha256") is None
+    assert quick["pixel_sha256"] == full["pixel_sha256"] and quick["phash"] == full["phash"]
+    assert np.array_equal(pixels, same)

@@ -65,3 +65,41 @@ def test_models_command_lists_models_and_strategies() -> None:
     assert result.exit_code == 0
     for name in [*MODELS, "weighted_sampler", "focal"]:
         assert name in result.output
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_inference_copy_folds_batch_norm_and_gives_the_same_outputs(name: str) -> None:
+    from winnow.inference import _fold_batch_norm
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5).train()
+    with torch.no_grad():  # move the running statistics away from their initial values
+        for _ in range(3):
+            model(torch.randn(8, 3, 32, 32) * 2 + 0.5)
+    model.eval()
+    fast = _fold_batch_norm(model)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    if norms:
+        assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules()) < norms
+    images = torch.randn(3, 3, 40, 40)
+    with torch.no_grad():
+        expected = model(images)
+        got = fast(images.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+
+
+def test_a_model_that_cannot_be_traced_is_used_as_it_is() -> None:
+    from winnow.inference import _fold_batch_norm
+
+    class Branchy(torch.nn.Module):  # data-dependent control flow defeats torch.fx
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.norm = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.norm(self.conv(x))
+            return y if y.sum() > 0 else -y
+
+    model = Branchy().eval()
+    assert _fold_batch_norm(model) is model

@@ -490,7 +490,9 @@ def evaluate(
     """Score a model on an image folder: classification_report, confusion matrix, report.html."""
     from winnow.evaluate import EvaluateError, write_outputs
     from winnow.evaluate import evaluate as run_evaluate
-    from winnow.inference import WeightsError
+    from winnow.inference import WeightsError, let_idle_threads_sleep
+
+    let_idle_threads_sleep()
 
     try:
         result = run_evaluate(data, weights, workers=workers)

@@ -227,7 +227,8 @@ class TrainConfig(BaseModel):
       duplicates and out-of-domain files included (False; for measuring what cleaning pays).
     seed: data order, augmentation and initialisation; same seed on CPU = same metrics.
     precision / accelerator / devices: Lightning's; `auto` uses bf16 on a GPU that has it.
-    channels_last: memory format on GPU (`auto`: on for CUDA, off for CPU).
+    channels_last: channels-last memory format (`auto` = on: 18–107 % faster training on
+      CPU for every registered model, and the fast path for GPU convolutions).
     early_stopping_patience: epochs without a better validation macro-F1 before stopping.
     checkpoint_minutes: how often `last.ckpt` is written inside an epoch (for --resume).
     threads: torch intra-op threads on CPU (None = all cores).
@@ -235,7 +236,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = "resnet18"
+    model: str = "simple_cnn"  # the grid winner at a 10-minute CPU budget (README)
     model_params: dict[str, Any] = {}
     image_size: int = 64
     batch_size: int = 128
@@ -247,7 +248,7 @@ class TrainConfig(BaseModel):
     max_epochs: int | None = None
     imbalance: str = "weighted_sampler"
     focal_gamma: float = 2.0
-    augment: Literal["none", "basic", "mix"] = "mix"
+    augment: Literal["none", "basic", "mix"] = "basic"
     crop_scale_min: float = 0.6
     color_jitter: float = 0.2
     mixup_max: float = 0.4

@@ -117,9 +117,11 @@ def _decode_opened(image: Image.Image, path: str, config: ScanConfig) -> Decoded
         if image.format == "JPEG":
             image.draft("RGB", (config.image_size * 2, config.image_size * 2))
         image.load()
-        if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+        if orientation in (5, 6, 7, 8):
             facts["width"], facts["height"] = facts["height"], facts["width"]  # as displayed
-        image = ImageOps.exif_transpose(image)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):  # else exif_transpose would only copy
+            image = ImageOps.exif_transpose(image)
         rgb = _to_rgb_or_rgba(image)
     except Image.DecompressionBombError as exc:
         return Decoded("oversized", str(exc), **facts)

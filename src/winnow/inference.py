@@ -8,6 +8,8 @@ does not import Lightning. With an `.onnx` file torch is not imported at all.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,15 @@ import numpy as np
 
 from winnow.config import ScanConfig
 from winnow.preprocess import Preprocessing, resize_square, to_input
+
+
+def let_idle_threads_sleep() -> None:
+    """Call before torch is imported, in inference-only processes: torch's OpenMP threads
+    then sleep when idle instead of spinning, which leaves the CPU to the decode workers
+    that run beside the model (`evaluate` is ~5 % faster on 2 cores). A value the user set
+    in OMP_WAIT_POLICY wins; once torch is loaded this does nothing."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 class WeightsError(ValueError):
@@ -29,8 +40,9 @@ class LoadedModel:
     classes: list[str]
     preprocessing: Preprocessing
     meta: dict[str, Any]
-    _torch_model: Any = None
+    _torch_model: Any = None  # eager, for Grad-CAM
     _onnx_session: Any = None
+    _fast_model: Any = None  # the same weights folded for inference
 
     @property
     def kind(self) -> str:
@@ -53,18 +65,27 @@ class LoadedModel:
         out = np.empty((len(pixels), len(self.classes)), dtype=np.float32)
         for start in range(0, len(pixels), batch_size):
             chunk = resize_square(pixels[start : start + batch_size], self.preprocessing.image_size)
-            out[start : start + len(chunk)] = self._forward(to_input(chunk, self.preprocessing))
+            out[start : start + len(chunk)] = self._forward(chunk)
         return out
 
-    def _forward(self, inputs: np.ndarray) -> np.ndarray:
+    def _forward(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, s, s, 3) uint8 at image size → probabilities."""
         if self._onnx_session is not None:
-            (logits,) = self._onnx_session.run(None, {"images": inputs})
+            (logits,) = self._onnx_session.run(
+                None, {"images": to_input(pixels, self.preprocessing)}
+            )
         else:
             import torch
 
+            prep = self.preprocessing
+            mean = torch.tensor(prep.mean, dtype=torch.float32).view(1, 3, 1, 1)
+            std = torch.tensor(prep.std, dtype=torch.float32).view(1, 3, 1, 1)
             with torch.inference_mode():
-                batch = torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last)
-                logits = self._torch_model(batch).float().numpy()
+                # NHWC uint8 seen as NCHW is channels-last already; the same arithmetic as
+                # to_input (÷255, −mean, ÷std) without numpy's NCHW float copies
+                batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
+                batch = batch.div_(255).sub_(mean).div_(std)
+                logits = (self._fast_model or self._torch_model)(batch).float().numpy()
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -118,7 +139,23 @@ def _load_checkpoint(path: Path) -> LoadedModel:
         Preprocessing.from_dict(meta["preprocessing"]),
         meta,
         _torch_model=model,
+        _fast_model=_fold_batch_norm(model),
     )
+
+
+def _fold_batch_norm(model):
+    """A copy of `model` for inference with every Conv→BatchNorm pair folded into one
+    convolution (torch.fx; ~15 % faster here, outputs equal to ~1e-6), or `model` itself
+    when the graph can't be traced (a plug-in model with data-dependent control flow)."""
+    import torch
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        folded = fuse(model.to(memory_format=torch.contiguous_format))
+    except Exception:  # noqa: BLE001 - tracing is an optimisation, eager always works
+        return model.to(memory_format=torch.channels_last)
+    model.to(memory_format=torch.channels_last)
+    return folded.to(memory_format=torch.channels_last).eval()
 
 
 def _load_onnx(path: Path) -> LoadedModel:

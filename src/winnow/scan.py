@@ -254,14 +254,20 @@ def _problem_row(item: FoundFile) -> dict[str, Any]:
     return {**_base_row(item), "status": status, "error": error}
 
 
-def inspect_file(item: FoundFile, config: ScanConfig) -> tuple[dict[str, Any], np.ndarray | None]:
-    """One file → its manifest row and cache pixels (worker side; never raises on bad data)."""
+def inspect_file(
+    item: FoundFile, config: ScanConfig, file_hash: bool = True
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One file → its manifest row and cache pixels (worker side; never raises on bad data).
+
+    `file_hash=False` skips the sha256 of the file's bytes (evaluation does not need it).
+    """
     row = _base_row(item)
     if item.bytes == 0:
         return {**row, "status": "empty", "error": "file has zero bytes"}, None
     try:
-        with open(item.abspath, "rb") as handle:
-            row["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
+        if file_hash:
+            with open(item.abspath, "rb") as handle:
+                row["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
     except PermissionError:
         return {**row, "status": "unreadable", "error": "permission denied"}, None
     except OSError as exc:
@@ -282,20 +288,22 @@ def inspect_file(item: FoundFile, config: ScanConfig) -> tuple[dict[str, Any], n
     return row, pixels
 
 
-def _inspect_task(args: tuple[FoundFile, ScanConfig]) -> tuple[dict[str, Any], np.ndarray | None]:
+def _inspect_task(
+    args: tuple[FoundFile, ScanConfig, bool],
+) -> tuple[dict[str, Any], np.ndarray | None]:
     return inspect_file(*args)
 
 
 def decode_files(
-    items: list[FoundFile], config: ScanConfig
+    items: list[FoundFile], config: ScanConfig, file_hash: bool = True
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:
     """Decode files in worker processes (results arrive in no fixed order); bad files give
     rows with a status and reason, never exceptions. Used by `scan` and `evaluate`."""
-    return _decode_all(items, config)
+    return _decode_all(items, config, file_hash)
 
 
 def _decode_all(
-    tasks: list[FoundFile], config: ScanConfig
+    tasks: list[FoundFile], config: ScanConfig, file_hash: bool = True
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:
     """Decode in worker processes, largest files first so the tail of the run stays short."""
     if not tasks:
@@ -305,12 +313,14 @@ def _decode_all(
     if workers == 1:
         prepare_worker()
         for task in tasks:
-            yield inspect_file(task, config)
+            yield inspect_file(task, config, file_hash)
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["winnow.decode"])
     with context.Pool(workers, initializer=prepare_worker) as pool:
-        yield from pool.imap_unordered(_inspect_task, ((t, config) for t in tasks), chunksize=2)
+        yield from pool.imap_unordered(
+            _inspect_task, ((t, config, file_hash) for t in tasks), chunksize=2
+        )
 
 
 class _PartWriter:

@@ -238,9 +238,7 @@ def _module(config, rows, counts, mean, std, total_steps, meta):
     from winnow.training.module import ClassifierModule
 
     module = ClassifierModule(config, rows.classes, counts.tolist(), mean, std, total_steps, meta)
-    if config.channels_last == "on" or (
-        config.channels_last == "auto" and _device(config) == "cuda"
-    ):
+    if config.channels_last != "off":
         module.channels_last = True
         module.model = module.model.to(memory_format=torch.channels_last)
     return module

@@ -30,7 +30,13 @@ def write_outputs(
 ) -> dict[str, Any]:
     history = module.history  # metrics.csv: written by MetricsFile after every validation
     if history:
-        plot_curves(history, out_dir / "curves.png", title=f"{config.model} on {run_dir.name}")
+        batches = {"none": "plain", "basic": "augmented", "mix": "augmented, mixed"}
+        plot_curves(
+            history,
+            out_dir / "curves.png",
+            title=f"{config.model} on {run_dir.name}  "
+            f"(train metrics on {batches[config.augment]} batches)",
+        )
     best = load_model(out_dir / "best.ckpt")
     scores = {}
     for split in ("val", "test"):
@@ -81,7 +87,7 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") ->
     axes[2].annotate(
         f"best {best['val_macro_f1']:.3f}", (best["epoch"], 0.05), ha="center", color="grey"
     )
-    fig.suptitle(title + "  (train metrics on augmented, mixed batches)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
