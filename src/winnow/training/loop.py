@@ -296,8 +296,7 @@ def _calibrate(config, stream, val, rows, counts, mean, std, meta, device) -> di
         images, targets, _ = next(batches)
         images, targets = images.to(device), targets.to(device)
         tick = time.perf_counter()
-        images, soft = module.augment(images.float().div_(255), targets)
-        loss = module.criterion(module.model(module._to_input(images)), soft)
+        _, _, loss = module.forward_loss(images, targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -309,7 +308,7 @@ def _calibrate(config, stream, val, rows, counts, mean, std, meta, device) -> di
     measured = 0
     with torch.no_grad():
         for images, _ in itertools.islice(val, 2):
-            module.model(module._to_input(images.to(device).float().div_(255)))
+            module.predict_logits(images.to(device))
             measured += 1
     val_seconds = (time.perf_counter() - tick) / max(1, measured) * len(val)
     tick = time.perf_counter()

@@ -66,15 +66,26 @@ class ClassifierModule(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def forward_loss(
+        self, images: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One uint8 training batch → (logits, soft targets, loss): augment, model, loss.
+        The training step and the budget calibration both run exactly this."""
+        images, soft = self.augment(images.float().div_(255), targets)
+        logits = self.model(self._to_input(images))
+        return logits, soft, self.criterion(logits, soft)
+
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """One uint8 evaluation batch → logits (no augmentation)."""
+        return self.model(self._to_input(images.float().div_(255)))
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, targets, (epoch, position) = batch
         if self.stream is not None:  # the state a checkpoint saves after this step
             self.stream.mark_trained(int(epoch), int(position))
         # every batch's randomness depends only on (seed, epoch, batch): resumes replay exactly
         torch.manual_seed(self.config.seed * STEP_SEED_STRIDE + int(epoch) * 65_537 + int(position))
-        images, soft = self.augment(images.float().div_(255), targets)
-        logits = self.model(self._to_input(images))
-        loss = self.criterion(logits, soft)
+        logits, soft, loss = self.forward_loss(images, targets)
         predicted = logits.argmax(dim=1)
         dominant = soft.argmax(dim=1)  # the label holding most of a mixed image
         self.metrics["train_acc"].update(predicted, dominant)
@@ -91,7 +102,7 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, targets = batch
-        logits = self.model(self._to_input(images.float().div_(255)))
+        logits = self.predict_logits(images)
         loss = torch.nn.functional.cross_entropy(logits.float(), targets)
         predicted = logits.argmax(dim=1)
         self.metrics["val_acc"].update(predicted, targets)
