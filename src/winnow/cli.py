@@ -298,7 +298,7 @@ def run(
         Path | None, typer.Option(help="Test folder: checked for leaks, then scored.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with training settings.")] = None,
-    model: Annotated[str | None, typer.Option(help="Registered model [resnet18].")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model [simple_cnn].")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Training budget [10].")] = None,
 ) -> None:
     """The whole pipeline: scan → audit → clean → split → train → evaluate → RUN/index.html."""
@@ -382,7 +382,7 @@ def train(
     run: Annotated[
         Path | None, typer.Argument(help="A split run folder (not needed with --resume).")
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Registered model [resnet18].")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model [simple_cnn].")] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
@@ -396,7 +396,7 @@ def train(
     imbalance: Annotated[
         str | None, typer.Option(help="none|class_weighted|weighted_sampler|undersample|focal")
     ] = None,
-    augment: Annotated[str | None, typer.Option(help="none|basic|mix [mix].")] = None,
+    augment: Annotated[str | None, typer.Option(help="none|basic|mix [basic].")] = None,
     image_size: Annotated[int | None, typer.Option(help="Training side in pixels [64].")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed [0].")] = None,
     cleaning: Annotated[
