@@ -157,6 +157,9 @@ def test_imbalance_strategies_draw_and_weigh_as_described() -> None:
     rng = np.random.default_rng(0)
     drawn = labels[STRATEGIES["weighted_sampler"].draw(labels, 2, rng)]
     assert len(drawn) == 100 and 0.35 < drawn.mean() < 0.65
+    big = np.array([0] * 9000 + [1] * 1000)  # sqrt: class 1 drawn 1 / (1 + 3) = 25 % of the time
+    tempered = big[STRATEGIES["sqrt_sampler"].draw(big, 2, rng)]
+    assert len(tempered) == 10_000 and 0.22 < tempered.mean() < 0.28
     three = np.array([0] * 90 + [1] * 10 + [2] * 30)
     capped = three[STRATEGIES["undersample"].draw(three, 3, rng)]
     assert np.bincount(capped).tolist() == [30, 10, 30]

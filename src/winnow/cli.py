@@ -394,7 +394,8 @@ def train(
     ] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Epochs instead of a budget.")] = None,
     imbalance: Annotated[
-        str | None, typer.Option(help="none|class_weighted|weighted_sampler|undersample|focal")
+        str | None,
+        typer.Option(help="Strategy [weighted_sampler]; 'winnow models' lists them all."),
     ] = None,
     augment: Annotated[str | None, typer.Option(help="none|basic|mix [basic].")] = None,
     image_size: Annotated[int | None, typer.Option(help="Training side in pixels [64].")] = None,

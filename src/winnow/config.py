@@ -216,7 +216,7 @@ class TrainConfig(BaseModel):
     warmup_fraction: share of the steps spent raising the learning rate.
     max_minutes: training budget; the step count (and so the schedule) is fitted to it by
       timing a few real steps first. max_steps / max_epochs, when set, replace the budget.
-    imbalance: none | class_weighted | weighted_sampler | undersample | focal
+    imbalance: none | class_weighted | weighted_sampler | sqrt_sampler | undersample | focal
       (see `winnow models --strategies`); focal_gamma for `focal`.
     augment: none | basic (flip, resized crop, colour jitter) | mix (basic + CutMix/MixUp).
     crop_scale_min, color_jitter: resized-crop area and brightness/contrast/saturation range.

@@ -7,6 +7,7 @@ label smoothing make every target a distribution). Adding a strategy = adding an
     none              every item once per epoch, plain cross-entropy
     class_weighted    every item once, cross-entropy weighted N / (K · n_class)
     weighted_sampler  N draws with replacement, each class equally likely (oversampling)
+    sqrt_sampler      N draws with replacement, class c drawn in proportion to sqrt(n_c)
     undersample       each class capped at the median class size, fresh subset per epoch
     focal             every item once, focal loss (1 - p)^gamma down-weights easy items
 """
@@ -49,6 +50,14 @@ def _balanced_draws(labels: np.ndarray, n_classes: int, rng: np.random.Generator
     return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
 
 
+def _sqrt_draws(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """Tempered balance: class c is drawn in proportion to sqrt(n_c) instead of n_c (none)
+    or 1 (weighted_sampler), so small classes are oversampled less aggressively."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    weights = counts[labels] ** -0.5
+    return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
+
+
 def _capped_at_median(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
     counts = np.bincount(labels, minlength=n_classes)
     cap = int(np.median(counts[counts > 0]))
@@ -88,6 +97,11 @@ STRATEGIES: dict[str, Strategy] = {
     "weighted_sampler": Strategy(
         "oversampling: N draws with replacement, every class equally likely",
         _balanced_draws,
+        _plain_loss,
+    ),
+    "sqrt_sampler": Strategy(
+        "tempered oversampling: N draws with replacement, class c in proportion to sqrt(n_c)",
+        _sqrt_draws,
         _plain_loss,
     ),
     "undersample": Strategy(
