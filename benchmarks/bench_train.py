@@ -74,7 +74,7 @@ def floor_images_per_second(config: TrainConfig, n_classes: int, steps: int = 8)
     model = create_model(config.model, n_classes, **config.model_params).train()
     size, batch = config.image_size, config.batch_size
     images, targets = torch.randn(batch, 3, size, size), torch.randint(0, n_classes, (batch,))
-    if config.channels_last != "off":  # as training runs it
+    if config.uses_channels_last:  # as training runs it
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -128,16 +128,11 @@ def bench_train(
             }
         )
         print(json.dumps(results[-1]), flush=True)
-    macro = [r["test_macro_f1"] for r in results]
-    micro = [r["test_micro_f1"] for r in results]
     return {
         "minutes": minutes,
         "settings": settings or {},
         "runs": results,
-        "macro_f1_mean": statistics.mean(macro),
-        "macro_f1_spread": (max(macro) - min(macro)) / 2,
-        "micro_f1_mean": statistics.mean(micro),
-        "micro_f1_spread": (max(micro) - min(micro)) / 2,
+        **f1_spread(results),
         "throughput_ratio_mean": statistics.mean(r["throughput_ratio"] or 0 for r in results),
     }
 
@@ -163,16 +158,16 @@ def keras_baseline(run: Path, clean_test: Path, minutes: float, seeds: list[int]
         subprocess.run(command + ["--minutes", str(minutes), "--seed", str(seed)], check=True)
         results.append(json.loads(out.read_text()))
     done = [r for r in results if "error" not in r]
-    summary: dict = {"minutes": minutes, "runs": results}
-    if done:
-        macro = [r["test_macro_f1"] for r in done]
-        micro = [r["test_micro_f1"] for r in done]
-        summary |= {
-            "macro_f1_mean": statistics.mean(macro),
-            "macro_f1_spread": (max(macro) - min(macro)) / 2,
-            "micro_f1_mean": statistics.mean(micro),
-            "micro_f1_spread": (max(micro) - min(micro)) / 2,
-        }
+    return {"minutes": minutes, "runs": results, **(f1_spread(done) if done else {})}
+
+
+def f1_spread(runs: list[dict]) -> dict[str, float]:
+    """Mean and half-range of test macro- and micro-F1 over seeds."""
+    summary = {}
+    for name in ("macro", "micro"):
+        values = [r[f"test_{name}_f1"] for r in runs]
+        summary[f"{name}_f1_mean"] = statistics.mean(values)
+        summary[f"{name}_f1_spread"] = (max(values) - min(values)) / 2
     return summary
 
 

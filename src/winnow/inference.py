@@ -85,7 +85,8 @@ class LoadedModel:
                 # to_input (÷255, −mean, ÷std) without numpy's NCHW float copies
                 batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
                 batch = batch.div_(255).sub_(mean).div_(std)
-                logits = (self._fast_model or self._torch_model)(batch).float().numpy()
+                model = self._torch_model if self._fast_model is None else self._fast_model
+                logits = model(batch).float().numpy()
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -151,10 +152,9 @@ def _fold_batch_norm(model):
     from torch.fx.experimental.optimization import fuse
 
     try:
-        folded = fuse(model.to(memory_format=torch.contiguous_format))
+        folded = fuse(model)  # traces and folds a copy; `model` is left as it is
     except Exception:  # noqa: BLE001 - tracing is an optimisation, eager always works
-        return model.to(memory_format=torch.channels_last)
-    model.to(memory_format=torch.channels_last)
+        return model
     return folded.to(memory_format=torch.channels_last).eval()
 
 

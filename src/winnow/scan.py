@@ -113,7 +113,7 @@ def scan(
             on_progress(progress)
 
         writer = _PartWriter(cache_dir, parts_dir, config, _next_shard_id(cache_dir, previous))
-        for row, pixels in _decode_all(tasks, config):
+        for row, pixels in decode_files(tasks, config):
             writer.add(row, pixels)
             progress.done += 1
             progress.decoded += 1
@@ -295,17 +295,12 @@ def _inspect_task(
 
 
 def decode_files(
-    items: list[FoundFile], config: ScanConfig, file_hash: bool = True
-) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:
-    """Decode files in worker processes (results arrive in no fixed order); bad files give
-    rows with a status and reason, never exceptions. Used by `scan` and `evaluate`."""
-    return _decode_all(items, config, file_hash)
-
-
-def _decode_all(
     tasks: list[FoundFile], config: ScanConfig, file_hash: bool = True
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:
-    """Decode in worker processes, largest files first so the tail of the run stays short."""
+    """Decode files in worker processes (results arrive in no fixed order); bad files give
+    rows with a status and reason, never exceptions. Used by `scan` and `evaluate`.
+
+    Largest files go first, so the tail of the run stays short."""
     if not tasks:
         return
     tasks = sorted(tasks, key=lambda t: -t.bytes)

@@ -238,7 +238,7 @@ def _module(config, rows, counts, mean, std, total_steps, meta):
     from winnow.training.module import ClassifierModule
 
     module = ClassifierModule(config, rows.classes, counts.tolist(), mean, std, total_steps, meta)
-    if config.channels_last != "off":
+    if config.uses_channels_last:
         module.channels_last = True
         module.model = module.model.to(memory_format=torch.channels_last)
     return module
