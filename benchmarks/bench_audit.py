@@ -52,7 +52,7 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
     for copy, source, *_ in truth["near_pairs"]:
         a, b = _strip(copy), _strip(source)
         group_a, group_b = frame.at[a, "duplicate_group"], frame.at[b, "duplicate_group"]
-        strict += bool(pd.notna(group_a) and group_a == group_b)
+        strict += bool(pd.notna(group_a) and pd.notna(group_b) and group_a == group_b)
         lenient += tuple(sorted((rep_of[a], rep_of[b]))) in reported or rep_of[a] == rep_of[b]
     leaks = pd.read_csv(run / "audit" / "leaks.csv")
     found_leaks = set(zip(leaks.test_path, leaks.train_path, strict=True))

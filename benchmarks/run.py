@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_audit  # noqa: E402
 import bench_domain  # noqa: E402
+import bench_peers  # noqa: E402
 import bench_train  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
 from build_dataset import DATASET_VERSION, build  # noqa: E402
@@ -49,6 +50,12 @@ def main() -> None:
     audit_result["when"] = started
     (results / "audit.json").write_text(json.dumps(audit_result, indent=2))
     print(bench_audit.report(audit_result))
+
+    # the same duplicate search by cleanvision and imagededup (own venv), side by side
+    peers_result = bench_peers.bench_peers(data / "training", truth)
+    peers_result["when"] = started
+    (results / "peers.json").write_text(json.dumps(peers_result, indent=2))
+    print(bench_peers.report(peers_result), flush=True)
 
     domain_result = bench_domain.ablation(run, data / "truth.json")
     domain_result["when"] = started

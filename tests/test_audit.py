@@ -18,15 +18,21 @@ from winnow.checks import available_checks, get_checks
 from winnow.checks.base import AuditContext, Check, CheckResult
 from winnow.config import AuditConfig, ScanConfig
 from winnow.demo import illustration
-from winnow.duplicates import NearDuplicateSettings, candidate_pairs, describe, verify_pairs
+from winnow.duplicates import (
+    NearDuplicateSettings,
+    candidate_pairs,
+    describe,
+    standing_out,
+    verify_pairs,
+)
 from winnow.manifest import read_manifest
 from winnow.scan import scan
 
 FAST = ScanConfig(image_size=64, workers=1)
 
 
-def near_copy(image: Image.Image) -> bytes:
-    """Cropped 3 % a side, resized to 60 %, brightened by 20, saved as JPEG q70."""
+def near_copy(image: Image.Image, quality: int = 70) -> bytes:
+    """Cropped 3 % a side, resized to 60 %, brightened by 20, saved as JPEG."""
     rgb = Image.new("RGB", image.size, "white")
     rgb.paste(image, mask=image.getchannel("A") if image.mode == "RGBA" else None)
     w, h = rgb.size
@@ -34,7 +40,7 @@ def near_copy(image: Image.Image) -> bytes:
     copy = copy.resize((int(copy.width * 0.6), int(copy.height * 0.6)), Image.Resampling.LANCZOS)
     array = np.clip(np.asarray(copy, dtype=np.int16) + 20, 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "JPEG", quality=70)
+    Image.fromarray(array).save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
 
 
@@ -69,10 +75,28 @@ def write_dataset(root: Path) -> dict[str, str]:
     }
 
 
+def write_series_cases(root: Path) -> None:
+    """Cases for the series rule: a much-copied picture and blank pictures."""
+    train = root / "train"
+    # a much-copied picture: eight near copies of house_4 (crawls repeat popular images)
+    with Image.open(train / "house/house_4.png") as image:
+        settings = zip(np.linspace(0.5, 0.95, 8), range(60, 92, 4), strict=True)
+        for i, (scale, quality) in enumerate(settings):
+            small = image.resize((int(160 * scale), int(160 * scale)), Image.Resampling.LANCZOS)
+            (train / f"house/house_4_copy{i}.jpg").write_bytes(near_copy(small, quality))
+    # blank pictures (an empty render, a white JPEG of another size) and a flat red one
+    Image.new("RGBA", (200, 200), (0, 0, 0, 0)).save(train / "star/blank.png")
+    Image.new("RGB", (120, 118), "white").save(train / "star/blank_white.jpg", quality=80)
+    for i, side in enumerate((40, 50, 60, 70, 90, 110)):
+        Image.new("RGB", (side, side + i), "white").save(train / f"star/blank_{i}.jpg")
+    Image.new("RGB", (150, 150), (200, 30, 30)).save(train / "tree/red.png")
+
+
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("audit")
     planted = write_dataset(root)
+    write_series_cases(root)
     run = root / "run"
     scan(root / "train", run, FAST)
     summary = run_audit(run, AuditConfig(), against=root / "test")
@@ -125,6 +149,28 @@ def test_near_duplicate_is_grouped_with_its_source_and_the_lossless_copy_is_kept
     assert distinct["duplicate_group"].isna().all(), distinct[
         distinct["duplicate_group"].notna()
     ].path
+
+
+def test_blank_pictures_are_near_duplicates_of_each_other_and_of_nothing_else(audited) -> None:
+    _, run, _ = audited
+    frame = read_manifest(run)
+    blank, white = _row(frame, "star/blank.png"), _row(frame, "star/blank_white.jpg")
+    assert pd.notna(blank.duplicate_group) and blank.duplicate_group == white.duplicate_group
+    assert blank.duplicate_keep and not white.duplicate_keep  # lossless, more pixels
+    members = frame[frame["duplicate_group"] == blank.duplicate_group]["path"]
+    blanks = {"star/blank.png", "star/blank_white.jpg"} | {f"star/blank_{i}.jpg" for i in range(6)}
+    assert set(members) == blanks  # all of them (no series to doubt), and not the red one
+
+
+def test_a_much_copied_picture_is_one_group(audited) -> None:
+    """Eight near copies of one drawing are look-alikes of each other too (a 'series' of
+    nine by count): they must still form one group, kept as the lossless original."""
+    _, run, _ = audited
+    frame = read_manifest(run)
+    source = _row(frame, "house/house_4.png")
+    members = frame[frame["duplicate_group"] == source.duplicate_group]["path"]
+    assert set(members) == {"house/house_4.png"} | {f"house/house_4_copy{i}.jpg" for i in range(8)}
+    assert source.duplicate_keep
 
 
 def test_label_conflict_flags_every_member(audited) -> None:
@@ -196,3 +242,58 @@ def test_hnsw_index_path_finds_the_same_near_duplicate(audited) -> None:
     pairs, _ = verify_pairs(items, items, candidate_pairs(items, None, settings), settings)
     paths = {tuple(sorted((ok.path[a], ok.path[b]))) for a, b in pairs}
     assert tuple(sorted((info["planted"]["near"], "star/star_2.png"))) in paths
+
+
+def test_in_a_series_only_pairs_that_stand_out_are_kept() -> None:
+    """A series of 12 look-alikes (every pair verified, scores 0.95 ± 0.001), a copy of
+    member 0 (0.99 with it, 0.95 with six others) and a lone pair of copies elsewhere."""
+    rng = np.random.default_rng(0)
+    series = [(a, b) for a in range(12) for b in range(a + 1, 12)]
+    pairs = series + [(0, 12)] + [(k, 12) for k in range(1, 7)] + [(13, 14)]
+    score = np.r_[0.95 + rng.uniform(-0.001, 0.001, len(series)), 0.99, [0.95] * 6, 0.97]
+    pairs = np.array(pairs)
+    settings = NearDuplicateSettings(series_size=8)  # the 13 linked pictures are a series
+    keep = standing_out(pairs, score, same_set=True, settings=settings)
+    kept = {tuple(p) for p in pairs[keep].tolist()}
+    assert (0, 12) in kept and (13, 14) in kept
+    assert not any((k, 12) in kept for k in range(1, 7))
+    assert sum(p in kept for p in series) == 0  # no member beats its runner-up by 0.002
+    # a cluster no larger than series_size is copies of one picture: every pair stays
+    assert standing_out(pairs, score, True, NearDuplicateSettings(series_size=13)).all()
+
+
+def test_standing_out_keeps_the_two_sides_of_a_leak_search_apart() -> None:
+    """Test item 0 and training item 0 are different pictures: a shared index must not merge
+    them. Test 0 matches training 0..6 alike; test 1 matches training 3 clearly best."""
+    pairs = np.array([(0, k) for k in range(7)] + [(1, 3), (1, 4)])
+    score = np.array([0.95] * 7 + [0.99, 0.95])
+    settings = NearDuplicateSettings(series_size=4)
+    keep = standing_out(pairs, score, same_set=False, settings=settings)
+    assert {tuple(p) for p in pairs[keep].tolist()} == {(1, 3)}
+
+
+def test_a_subset_of_checks_still_writes_the_report(audited, tmp_path) -> None:
+    """`winnow audit RUN --checks exact_duplicate,near_duplicate`: the report's other
+    sections say their check did not run instead of failing."""
+    _, run, _ = audited
+    subset = tmp_path / "run"
+    shutil.copytree(run, subset)
+    summary = run_audit(subset, AuditConfig(checks=["exact_duplicate", "near_duplicate"]))
+    assert set(summary["checks"]) == {"exact_duplicate", "near_duplicate"}
+    page = (subset / "audit" / "report.html").read_text()
+    assert "The label_conflict check did not run." in page
+
+
+def test_identical_pictures_are_kept_inside_a_series(audited) -> None:
+    """The eight blank pictures are all alike, so none is any one's best match by a
+    margin; with series_size 4 they are a series, and still every pair is kept."""
+    _, run, _ = audited
+    ok = read_manifest(run)
+    ok = ok[ok["status"] == "ok"].reset_index(drop=True)
+    items = describe(ok, PixelCache(run))
+    settings = NearDuplicateSettings(series_size=4)
+    pairs, _ = verify_pairs(items, items, candidate_pairs(items, None, settings), settings)
+    found = {tuple(sorted((ok.path[a], ok.path[b]))) for a, b in pairs}
+    blanks = ["star/blank.png", "star/blank_white.jpg"] + [f"star/blank_{i}.jpg" for i in range(6)]
+    expected = {tuple(sorted((a, b))) for i, a in enumerate(blanks) for b in blanks[i + 1 :]}
+    assert expected <= found

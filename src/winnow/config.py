@@ -166,6 +166,11 @@ class AuditConfig(BaseModel):
     max_chroma_distance: largest colour difference (90th percentile, 0–510) of a pair.
     max_changed_area: largest fraction of pixels that may differ after aligning a pair
       (added strokes, marks or text make two look-alike drawings different pictures).
+    series_size: pictures linked by verified pairs form clusters; copies of one picture
+      make a small one, a series of genuinely similar drawings (a thousand spirograph
+      stars) a large one. In a cluster of more than series_size pictures a pair is
+      reported only if it is one picture's best match by more than series_margin (detail
+      correlation less ink difference / 100).
     tiny_side, max_aspect: limits of the odd_size check.
     dominant_style: the style of the dataset (`auto` detects it); out_of_domain flags the other.
     out_of_domain_sure: out-of-domain probability from which a flag is sure (dropped by
@@ -177,9 +182,11 @@ class AuditConfig(BaseModel):
     checks: list[str] | None = None
     neighbours: int = 8
     min_correlation: float = 0.90
-    min_detail: float = 0.60
+    min_detail: float = 0.90
     max_chroma_distance: float = 50.0
     max_changed_area: float = 0.01
+    series_size: int = 32
+    series_margin: float = 0.002
     tiny_side: int = 32
     max_aspect: float = 5.0
     dominant_style: Literal["auto", "drawing", "photo"] = "auto"
@@ -192,6 +199,13 @@ class AuditConfig(BaseModel):
             raise ValueError(f"out_of_domain_sure must be in [0.5, 1], got {value}")
         return value
 
+    @field_validator("series_margin")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"series_margin must be ≥ 0, got {value}")
+        return value
+
     @field_validator("min_correlation")
     @classmethod
     def _correlation_range(cls, value: float) -> float:
@@ -199,7 +213,7 @@ class AuditConfig(BaseModel):
             raise ValueError(f"min_correlation must be in (0, 1], got {value}")
         return value
 
-    @field_validator("neighbours", "tiny_side")
+    @field_validator("neighbours", "tiny_side", "series_size")
     @classmethod
     def _positive_int(cls, value: int) -> int:
         if value < 1:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from winnow.cache import PixelCache
 from winnow.config import AuditConfig
@@ -20,6 +22,7 @@ LOSSLESS_FORMATS = {"PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
 
 
 _AUDIT_DEFAULTS = AuditConfig()  # the keys shared with the audit config default from it
+IDENTICAL_DIFFERENCE = 0.01  # grey levels: aligned pictures closer than this are identical
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class NearDuplicateSettings:
     min_detail: float = _AUDIT_DEFAULTS.min_detail
     max_chroma_distance: float = _AUDIT_DEFAULTS.max_chroma_distance
     max_changed_area: float = _AUDIT_DEFAULTS.max_changed_area
+    series_size: int = _AUDIT_DEFAULTS.series_size
+    series_margin: float = _AUDIT_DEFAULTS.series_margin
     # candidates whose two descriptors both agree less than this are not verified; on the
     # benchmark no verified pair was below 0.51 (0.6 would lose one, 0.5 none)
     min_descriptor_similarity: float = 0.55
@@ -132,14 +137,16 @@ def candidate_pairs(
 def verify_pairs(
     first: Items, second: Items, pairs: np.ndarray, settings: NearDuplicateSettings
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the (first, second) pairs confirmed on pixels; returns (pairs, correlation).
+    """Keep the (first, second) pairs confirmed on pixels and standing out of any series they
+    are in (`standing_out`); returns (pairs, correlation). With `first is second` the pairs
+    are within one set.
 
     Pixels come from the caches batch by batch, so memory does not grow with the dataset.
     """
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.zeros(0, np.float32)
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-    kept, scores = [], []
+    kept, scores, ranks, same = [], [], [], []
     for start in range(0, len(pairs), settings.batch_pairs):
         chunk = pairs[start : start + settings.batch_pairs]
         views = []
@@ -147,16 +154,65 @@ def verify_pairs(
             unique, inverse = np.unique(column, return_inverse=True)
             stack = np.stack([verification_view(r) for r in items.regions(unique)])
             views.append(stack[inverse])
-        correlation, detail, chroma, changed = pair_similarity(*views)
+        alike = pair_similarity(*views)
         confirmed = (
-            (correlation >= settings.min_correlation)
-            & (detail >= settings.min_detail)
-            & (chroma <= settings.max_chroma_distance)
-            & (changed <= settings.max_changed_area)
+            (alike.correlation >= settings.min_correlation)
+            & (alike.detail >= settings.min_detail)
+            & (alike.chroma <= settings.max_chroma_distance)
+            & (alike.changed <= settings.max_changed_area)
         )
         kept.append(chunk[confirmed])
-        scores.append(correlation[confirmed])
-    return np.concatenate(kept), np.concatenate(scores)
+        scores.append(alike.correlation[confirmed])
+        # for telling series members apart: shared edges, less any difference in ink
+        ranks.append(alike.detail[confirmed] - alike.difference[confirmed] / 100)
+        same.append(alike.difference[confirmed] < IDENTICAL_DIFFERENCE)
+    pairs, scores = np.concatenate(kept), np.concatenate(scores)
+    keep = standing_out(pairs, np.concatenate(ranks), first is second, settings)
+    keep |= np.concatenate(same)  # identical once aligned (blank pictures): no series to doubt
+    return pairs[keep], scores[keep]
+
+
+def standing_out(
+    pairs: np.ndarray, score: np.ndarray, same_set: bool, settings: NearDuplicateSettings
+) -> np.ndarray:
+    """Which verified pairs to report, as a mask.
+
+    Real clipart holds long series of genuinely similar drawings (a thousand spirograph
+    stars that differ in point count) that pass any pixel test a re-encoded, resized copy
+    passes. Linked by their verified pairs, copies of one picture form a small cluster,
+    however often it was copied; a series chains into one large one.
+
+    Pairs in a cluster of at most `series_size` pictures are all kept. In a larger one, a
+    pair is kept only where it stands out: a picture *prefers* a pair when it is its best
+    match by more than `series_margin` (in `score`: higher = more alike); the pair is kept
+    when a picture with two or more look-alikes prefers it, or when both of its pictures
+    do. (A picture with a single look-alike prefers it trivially, which alone proves
+    nothing: its partner may be torn between many.)
+    """
+    if len(pairs) == 0:
+        return np.zeros(0, bool)
+    offset = 0 if same_set else int(pairs[:, 0].max()) + 1  # two sets: separate ends
+    first, second = pairs[:, 0], pairs[:, 1] + offset
+    n = int(second.max()) + 1
+    graph = coo_matrix((np.ones(len(pairs)), (first, second)), shape=(n, n))
+    _, cluster = connected_components(graph, directed=False)
+    in_series = np.bincount(cluster)[cluster[first]] > settings.series_size
+
+    ends = np.concatenate([first, second])
+    both = np.concatenate([score, score])
+    which = np.concatenate([np.arange(len(pairs))] * 2)
+    order = np.lexsort((-both, ends))
+    ends, both, which = ends[order], both[order], which[order]
+    starts = np.r_[True, ends[1:] != ends[:-1]]  # the best pair of each end comes first
+    group = np.cumsum(starts) - 1
+    degree = np.bincount(group)[group]
+    runner_up = np.where(degree > 1, np.r_[both[1:], -np.inf], -np.inf)  # same end's next
+    prefers = starts & (both - runner_up > settings.series_margin)
+
+    def count(flags: np.ndarray) -> np.ndarray:  # per pair: at how many of its two ends
+        return np.bincount(which, weights=flags, minlength=len(pairs))
+
+    return ~in_series | (count(prefers & (degree >= 2)) > 0) | (count(prefers) == 2)
 
 
 def leader_groups(order: np.ndarray, pairs: np.ndarray, similarity: np.ndarray) -> np.ndarray:

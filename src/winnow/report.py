@@ -180,7 +180,9 @@ def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
         return "<p class=muted>The near_duplicate check did not run.</p>"
     grouped = frame[frame["duplicate_group"].notna()]
     if conflicts_only:
-        grouped = grouped[grouped.get("is_label_conflict_issue", False) == True]  # noqa: E712
+        if "is_label_conflict_issue" not in grouped:
+            return "<p class=muted>The label_conflict check did not run.</p>"
+        grouped = grouped[grouped["is_label_conflict_issue"].fillna(False).astype(bool)]
     groups = grouped.groupby("duplicate_group")
     order = sorted(groups, key=lambda g: (-len(g[1]), g[1]["path"].min()))
     if not order:

@@ -18,6 +18,7 @@ brightness-shifted copies. On real clipart, long series of genuinely similar dra
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,10 +66,19 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return matrix
 
 
+FLAT_STD = 0.5  # grey levels: a picture whose values vary less than this is flat
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Centred unit vectors. A flat picture (blank, or one colour) has no shape to centre:
+    it gets the constant unit vector, which is orthogonal to every centred one, so flat
+    pictures are each other's nearest neighbours and nobody else's."""
     vectors = vectors - vectors.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-6)).astype(np.float32)
+    flat = norms[:, 0] < FLAT_STD * np.sqrt(vectors.shape[1])
+    unit = vectors / np.maximum(norms, 1e-6)
+    unit[flat] = 1 / np.sqrt(vectors.shape[1])
+    return unit.astype(np.float32)
 
 
 def coarse_descriptor(region: np.ndarray, side: int = 12) -> np.ndarray:
@@ -178,28 +188,46 @@ def _blur_matrix(n: int, sigma: float) -> np.ndarray:
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Normalised correlation per pair; two flat images correlate 1, flat with not flat 0."""
     a = a.reshape(len(a), -1)
     b = b.reshape(len(b), -1)
     a = a - a.mean(axis=1, keepdims=True)
     b = b - b.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    return np.where(denominator > 1e-3, (a * b).sum(axis=1) / np.maximum(denominator, 1e-3), 0.0)
+    norm_a, norm_b = np.sqrt((a * a).sum(axis=1)), np.sqrt((b * b).sum(axis=1))
+    floor = FLAT_STD * np.sqrt(a.shape[1])
+    flat_a, flat_b = norm_a < floor, norm_b < floor
+    correlation = (a * b).sum(axis=1) / np.maximum(norm_a * norm_b, 1e-6)
+    return np.where(flat_a | flat_b, (flat_a & flat_b).astype(np.float64), correlation)
 
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
     return np.stack([rgb[..., 0] - rgb[..., 1], rgb[..., 2] - rgb[..., 1]], axis=-1)
 
 
+class PairSimilarity(NamedTuple):
+    """How alike two aligned pictures are, one value per pair (arrays of length P).
+
+    correlation: luminance correlation (invariant to brightness and contrast shifts);
+    detail: correlation of fine detail (the image minus its own blur), so only edges that
+      coincide count: a circle and a house that a crop maps onto each other are told apart;
+    chroma: 90th percentile over pixels of |Δ(R−G)| + |Δ(B−G)| (0–510; a recoloured part
+      of the picture shows up here);
+    changed: fraction of pixels that still differ after the best gain and offset;
+    difference: mean absolute luminance difference after the offset only (grey levels):
+      how much ink differs, which a contrast-invariant correlation does not see.
+    """
+
+    correlation: np.ndarray
+    detail: np.ndarray
+    chroma: np.ndarray
+    changed: np.ndarray
+    difference: np.ndarray
+
+
 def aligned_similarity(
     source: np.ndarray, target: np.ndarray, blur: float = 1.0, detail_sigma: float = 2.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Warp `source` onto `target` (assumed a crop of it) and compare; (P, n, n, 3) inputs.
-
-    Returns per pair: luminance correlation; detail correlation (the image minus its own
-    blur, so only edges that coincide count: a circle and a house that a crop maps onto
-    each other are told apart); and chroma distance, the 90th percentile over pixels of
-    |Δ(R−G)| + |Δ(B−G)| (0–510 scale; a recoloured part of the picture shows up here).
-    """
+) -> PairSimilarity:
+    """Warp `source` onto `target` (assumed a crop of it) and compare; (P, n, n, 3) inputs."""
     n, m = source.shape[1], VERIFY_SIDE
     source_l, target_l = source.mean(axis=3), target.mean(axis=3)
     sx, ox = _fit_axis(_profile(source_l, axis=1), _profile(target_l, axis=1))
@@ -217,11 +245,15 @@ def aligned_similarity(
     detail_s = lum_s - wide @ lum_s @ wide.T
     detail_t = lum_t - wide @ lum_t @ wide.T
     chroma = np.abs(_chroma(warped_s) - _chroma(warped_t)).sum(axis=3).reshape(len(source), -1)
-    return (
-        _correlation(lum_s, lum_t),
-        _correlation(detail_s, detail_t),
-        np.percentile(chroma, 90, axis=1),
-        _changed_area(lum_s.reshape(len(source), -1), lum_t.reshape(len(source), -1)),
+    flat_s, flat_t = lum_s.reshape(len(source), -1), lum_t.reshape(len(source), -1)
+    centred_s = flat_s - flat_s.mean(axis=1, keepdims=True)
+    centred_t = flat_t - flat_t.mean(axis=1, keepdims=True)
+    return PairSimilarity(
+        correlation=_correlation(lum_s, lum_t),
+        detail=_correlation(detail_s, detail_t),
+        chroma=np.percentile(chroma, 90, axis=1),
+        changed=_changed_area(flat_s, flat_t),
+        difference=np.abs(centred_s - centred_t).mean(axis=1),
     )
 
 
@@ -238,15 +270,15 @@ def _changed_area(a: np.ndarray, b: np.ndarray, threshold: float = CHANGE_THRESH
     return (residual > threshold).mean(axis=1)
 
 
-def pair_similarity(
-    first: np.ndarray, second: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Luminance correlation, detail correlation, chroma distance and changed area of
-    aligned pairs, trying both crop directions and keeping the better-aligned one."""
+def pair_similarity(first: np.ndarray, second: np.ndarray) -> PairSimilarity:
+    """Similarity of aligned pairs, trying both crop directions and keeping the
+    better-aligned one."""
     forward = aligned_similarity(first, second)
     backward = aligned_similarity(second, first)
-    use_forward = forward[0] + forward[1] >= backward[0] + backward[1]
-    return tuple(  # type: ignore[return-value]
-        np.where(use_forward, f, b).astype(np.float32)
-        for f, b in zip(forward, backward, strict=True)
+    use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
+    return PairSimilarity(
+        *(
+            np.where(use_forward, f, b).astype(np.float32)
+            for f, b in zip(forward, backward, strict=True)
+        )
     )
