@@ -71,7 +71,7 @@ def main() -> None:
     keras_result = bench_train.keras_baseline(train_run, clean_test, 10.0, [0, 1, 2])
     keras_result["when"] = started
     (results / "keras.json").write_text(json.dumps(keras_result, indent=2))
-    print(bench_train.keras_report(keras_result), flush=True)
+    print(bench_train.keras_report(keras_result, train_result), flush=True)
 
     weights = train_run / "train" / "bench-seed0" / "best.ckpt"
     # a fresh process, as `winnow evaluate` is: training has loaded torch in this one

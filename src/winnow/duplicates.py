@@ -193,7 +193,7 @@ def standing_out(
         return np.zeros(0, bool)
     offset = 0 if same_set else int(pairs[:, 0].max()) + 1  # two sets: separate ends
     first, second = pairs[:, 0], pairs[:, 1] + offset
-    n = int(second.max()) + 1
+    n = int(max(first.max(), second.max())) + 1
     graph = coo_matrix((np.ones(len(pairs)), (first, second)), shape=(n, n))
     _, cluster = connected_components(graph, directed=False)
     in_series = np.bincount(cluster)[cluster[first]] > settings.series_size
