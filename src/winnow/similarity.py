@@ -187,12 +187,15 @@ def _blur_matrix(n: int, sigma: float) -> np.ndarray:
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def _centred(images: np.ndarray) -> np.ndarray:
+    """(P, ...) → (P, pixels), each row minus its mean."""
+    rows = images.reshape(len(images), -1)
+    return rows - rows.mean(axis=1, keepdims=True)
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Normalised correlation per pair; two flat images correlate 1, flat with not flat 0."""
-    a = a.reshape(len(a), -1)
-    b = b.reshape(len(b), -1)
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
+    """Normalised correlation per pair of centred rows; two flat images correlate 1, flat
+    with not flat 0."""
     norm_a, norm_b = np.sqrt((a * a).sum(axis=1)), np.sqrt((b * b).sum(axis=1))
     floor = FLAT_STD * np.sqrt(a.shape[1])
     flat_a, flat_b = norm_a < floor, norm_b < floor
@@ -245,24 +248,23 @@ def aligned_similarity(
     detail_s = lum_s - wide @ lum_s @ wide.T
     detail_t = lum_t - wide @ lum_t @ wide.T
     chroma = np.abs(_chroma(warped_s) - _chroma(warped_t)).sum(axis=3).reshape(len(source), -1)
-    flat_s, flat_t = lum_s.reshape(len(source), -1), lum_t.reshape(len(source), -1)
-    centred_s = flat_s - flat_s.mean(axis=1, keepdims=True)
-    centred_t = flat_t - flat_t.mean(axis=1, keepdims=True)
+    centred_s, centred_t = _centred(lum_s), _centred(lum_t)
     return PairSimilarity(
-        correlation=_correlation(lum_s, lum_t),
-        detail=_correlation(detail_s, detail_t),
+        correlation=_correlation(centred_s, centred_t),
+        detail=_correlation(_centred(detail_s), _centred(detail_t)),
         chroma=np.percentile(chroma, 90, axis=1),
-        changed=_changed_area(flat_s, flat_t),
+        changed=_changed_area(centred_s, centred_t),
         difference=np.abs(centred_s - centred_t).mean(axis=1),
     )
 
 
-def _changed_area(a: np.ndarray, b: np.ndarray, threshold: float = CHANGE_THRESHOLD) -> np.ndarray:
+def _changed_area(
+    a_c: np.ndarray, b_c: np.ndarray, threshold: float = CHANGE_THRESHOLD
+) -> np.ndarray:
     """Fraction of pixels still differing by more than `threshold` grey levels after the
-    best gain and offset (a brightness/contrast shift) maps a onto b: added strokes or
-    marks show up here even when the shared shapes make the correlations high."""
-    a_c = a - a.mean(axis=1, keepdims=True)
-    b_c = b - b.mean(axis=1, keepdims=True)
+    best gain and offset (a brightness/contrast shift) maps a onto b, from centred rows:
+    added strokes or marks show up here even when the shared shapes make the
+    correlations high."""
     gain = (a_c * b_c).sum(axis=1, keepdims=True) / np.maximum(
         (a_c * a_c).sum(axis=1, keepdims=True), 1e-6
     )

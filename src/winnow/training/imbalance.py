@@ -14,6 +14,7 @@ label smoothing make every target a distribution). Adding a strategy = adding an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,17 +45,14 @@ def _every_item(labels: np.ndarray, n_classes: int, rng: np.random.Generator) ->
     return rng.permutation(len(labels))
 
 
-def _balanced_draws(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+def _draws(
+    labels: np.ndarray, n_classes: int, rng: np.random.Generator, power: float
+) -> np.ndarray:
+    """N draws with replacement, class c drawn in proportion to n_c ** (1 - power): each
+    item weighs n_c ** -power. power 1: every class equally likely (weighted_sampler);
+    0.5: in proportion to sqrt(n_c), small classes oversampled less (sqrt_sampler)."""
     counts = np.bincount(labels, minlength=n_classes).astype(float)
-    weights = 1.0 / counts[labels]
-    return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
-
-
-def _sqrt_draws(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
-    """Tempered balance: class c is drawn in proportion to sqrt(n_c) instead of n_c (none)
-    or 1 (weighted_sampler), so small classes are oversampled less aggressively."""
-    counts = np.bincount(labels, minlength=n_classes).astype(float)
-    weights = counts[labels] ** -0.5
+    weights = counts[labels] ** -power
     return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
 
 
@@ -96,12 +94,12 @@ STRATEGIES: dict[str, Strategy] = {
     ),
     "weighted_sampler": Strategy(
         "oversampling: N draws with replacement, every class equally likely",
-        _balanced_draws,
+        functools.partial(_draws, power=1.0),
         _plain_loss,
     ),
     "sqrt_sampler": Strategy(
         "tempered oversampling: N draws with replacement, class c in proportion to sqrt(n_c)",
-        _sqrt_draws,
+        functools.partial(_draws, power=0.5),
         _plain_loss,
     ),
     "undersample": Strategy(
