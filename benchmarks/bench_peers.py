@@ -28,15 +28,13 @@ import argparse
 import itertools
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from bench_scan import _run_measured, list_files, warm_page_cache
+from bench_scan import _run_measured, list_files, warm_page_cache, winnow_exe
+from venvs import venv_python
 
 ROOT = Path(".bench")
 VENV = ROOT / "peers-venv"
@@ -46,25 +44,17 @@ PIL_BOMB_LIMIT = 2 * 89_478_485  # Pillow raises DecompressionBombError above th
 
 
 def peers_python() -> Path:
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        print("creating the peers' environment (cleanvision, imagededup) …", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        requirements = HERE / "peers-requirements.txt"
-        subprocess.run(pip + ["--no-deps", "-r", str(requirements)], check=True)
-    return python
-
-
-def _winnow_exe() -> str:
-    return shutil.which("winnow") or str(Path(sys.executable).parent / "winnow")
+    requirements = HERE / "peers-requirements.txt"
+    return venv_python(
+        VENV, ["--no-deps", "-r", str(requirements)], "peers' (cleanvision, imagededup)"
+    )
 
 
 def run_winnow(data: Path, tmp: Path) -> dict:
     from winnow.manifest import read_manifest
 
     run = tmp / "winnow-run"
-    exe = _winnow_exe()
+    exe = winnow_exe()
     scan_s, scan_rss, _ = _run_measured([exe, "scan", str(data), "--out", str(run)])
     checks = "exact_duplicate,near_duplicate"
     audit_s, audit_rss, _ = _run_measured([exe, "audit", str(run), "--checks", checks])

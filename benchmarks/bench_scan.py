@@ -89,6 +89,11 @@ def _run_measured(command: list[str]) -> tuple[float, int, str]:
     return time.perf_counter() - start, rss.peak, output
 
 
+def winnow_exe() -> str:
+    """The `winnow` command of this environment, as a user runs it."""
+    return shutil.which("winnow") or str(Path(sys.executable).parent / "winnow")
+
+
 def list_files(data: Path) -> list[str]:
     return sorted(str(p) for p in data.rglob("*") if p.is_file() and not p.name.startswith("."))
 
@@ -110,7 +115,7 @@ def bench_scan(data: Path) -> dict:
         floor = json.loads(floor_json.read_text())
 
         run = Path(tmp) / "run"
-        winnow = shutil.which("winnow") or str(Path(sys.executable).parent / "winnow")
+        winnow = winnow_exe()
         ours_wall, ours_rss, output = _run_measured([winnow, "scan", str(data), "--out", str(run)])
         rescan_wall, _, _ = _run_measured([winnow, "scan", str(data), "--out", str(run)])
         summary = json.loads((run / "scan_summary.json").read_text())

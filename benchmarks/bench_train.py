@@ -23,7 +23,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import pandas as pd
 import torch
 import yaml
 
+from venvs import venv_python
 from winnow.clean import export_clean, run_clean
 from winnow.config import TrainConfig
 from winnow.evaluate import evaluate
@@ -142,12 +142,7 @@ def bench_train(
 
 def keras_baseline(run: Path, clean_test: Path, minutes: float, seeds: list[int]) -> dict:
     """The Keras notebook baseline on the rows `clean` kept, in its own environment."""
-    python = KERAS_VENV / "bin" / "python"
-    if not python.exists():
-        print("creating the Keras environment (tensorflow-cpu) …", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run(pip + KERAS_PINS, check=True)
+    python = venv_python(KERAS_VENV, KERAS_PINS, "Keras (tensorflow-cpu)")
     exported = ROOT / "runs" / "keras-train"
     if exported.exists():
         shutil.rmtree(exported)
