@@ -41,11 +41,11 @@ def ablation(run: Path, truth_file: Path) -> dict:
     truth = rows["path"].isin(photos).to_numpy()
     cache = PixelCache(run)
     started = time.perf_counter()
-    pixels = cache.take(
-        rows["cache_shard"].to_numpy(np.int64), rows["cache_index"].to_numpy(np.int64)
-    )
+    where = (rows["cache_shard"].to_numpy(np.int64), rows["cache_index"].to_numpy(np.int64))
     longer = np.maximum(rows["width"].to_numpy(float), rows["height"].to_numpy(float))
-    features = photo_like_features(pixels, longer, cache.background)
+    features = photo_like_features(
+        cache.take(*where), longer, cache.background, cache.take_detail(*where)
+    )
     seconds = time.perf_counter() - started
     z = robust_z(features)
     table = []

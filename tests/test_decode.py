@@ -24,7 +24,9 @@ def _found(path: Path) -> FoundFile:
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_kind_gets_its_status(tmp_path: Path, kind: str) -> None:
-    row, pixels = inspect_file(_found(write_kind(tmp_path, kind)), ScanConfig(image_size=32))
+    row, pixels, _detail = inspect_file(
+        _found(write_kind(tmp_path, kind)), ScanConfig(image_size=32)
+    )
     assert row["status"] == KINDS[kind], row.get("error")
     if row["status"] == "ok":
         assert row["error"] is None
@@ -132,7 +134,7 @@ def test_permission_denied_is_unreadable(tmp_path: Path, monkeypatch: pytest.Mon
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr("builtins.open", refuse)
-    row, pixels = inspect_file(_found(path), ScanConfig())
+    row, pixels, _detail = inspect_file(_found(path), ScanConfig())
     assert row["status"] == "unreadable" and "permission" in row["error"]
     assert pixels is None
 
@@ -145,7 +147,7 @@ def test_file_cut_inside_a_chunk_before_the_pixels_is_truncated(tmp_path: Path) 
     path = tmp_path / "header_cut.png"
     gradient(64, 64).save(path, pnginfo=info)
     path.write_bytes(path.read_bytes()[:2000])  # inside the text chunk
-    row, _ = inspect_file(_found(path), ScanConfig())
+    row, _, _ = inspect_file(_found(path), ScanConfig())
     assert row["status"] == "truncated", row["error"]
 
 
@@ -155,14 +157,44 @@ def test_image_signature_without_a_readable_header_is_corrupt_not_a_non_image(
     path = tmp_path / "stub.png"
     gradient(64, 64).save(path)
     path.write_bytes(path.read_bytes()[:40])  # signature and IHDR, then nothing
-    row, _ = inspect_file(_found(path), ScanConfig())
+    row, _, _ = inspect_file(_found(path), ScanConfig())
     assert row["status"] == "corrupt" and "starts like a PNG" in row["error"]
 
 
 def test_evaluation_can_skip_the_file_hash_but_keeps_the_pixel_hashes(tmp_path: Path) -> None:
     path = write_kind(tmp_path, "jpeg_exif_rotated")
-    full, pixels = inspect_file(_found(path), ScanConfig(image_size=32))
-    quick, same = inspect_file(_found(path), ScanConfig(image_size=32), file_hash=False)
+    full, pixels, _ = inspect_file(_found(path), ScanConfig(image_size=32))
+    quick, same, _ = inspect_file(_found(path), ScanConfig(image_size=32), file_hash=False)
     assert full["sha256"] and quick.get("sha256") is None
     assert quick["pixel_sha256"] == full["pixel_sha256"] and quick["phash"] == full["phash"]
     assert np.array_equal(pixels, same)
+
+
+def test_the_detail_crop_keeps_fine_texture_at_the_images_own_resolution(tmp_path: Path) -> None:
+    # a transparent 400×300 canvas with a 1-px checkerboard patch near one corner
+    rgba = np.zeros((300, 400, 4), np.uint8)
+    checker = (np.indices((50, 50)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    rgba[230:280, 320:370, :3] = checker[..., None]
+    rgba[230:280, 320:370, 3] = 255
+    path = tmp_path / "patch.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    decoded = decode_file(str(path), ScanConfig(image_size=64, detail_size=32))
+    assert decoded.detail.shape == (32, 32, 3)
+    # the crop lies inside the patch: every pixel pure black or white, and alternating
+    grey = decoded.detail[..., 0].astype(int)
+    assert set(np.unique(grey)) == {0, 255}
+    assert (np.abs(np.diff(grey, axis=1)) == 255).all()
+    # the resized cache image has blurred the same checkerboard into mid greys
+    patch = decoded.pixels[45:52, 50:57, 0].astype(int)
+    assert ((patch > 40) & (patch < 215)).mean() > 0.5
+
+
+def test_an_image_smaller_than_the_detail_crop_is_kept_whole_and_centred(tmp_path: Path) -> None:
+    path = tmp_path / "small.png"
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(path)
+    detail = decode_file(str(path), ScanConfig(image_size=32, detail_size=32)).detail
+    red = (detail == [200, 30, 30]).all(axis=-1)
+    assert red.sum() == 200
+    rows, cols = np.nonzero(red)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (11, 20, 6, 25)
+    assert (detail[~red] == 255).all()  # the rest is the background

@@ -79,8 +79,9 @@ def test_features_are_oriented_photo_up_and_ignore_upscaling() -> None:
     ]
     photos = np.stack([np.asarray(photo_like(rng))[:64, :64] for _ in DRAWERS])
     sides = np.full(len(DRAWERS), 64)
-    drawn = photo_like_features(drawings, sides, (255, 255, 255))
-    photographed = photo_like_features(photos, sides, (255, 255, 255))
+    # here the detail crop is the image itself (a 64-px image is smaller than the crop)
+    drawn = photo_like_features(drawings, sides, (255, 255, 255), drawings)
+    photographed = photo_like_features(photos, sides, (255, 255, 255), photos)
     assert list(drawn.columns) == list(FEATURES)
     for column in FEATURES:
         assert photographed[column].median() > drawn[column].median(), column

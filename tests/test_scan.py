@@ -139,12 +139,15 @@ def test_a_second_scan_of_the_same_run_is_refused(messy, tmp_path: Path) -> None
             scan(data, run, FAST)
 
 
+_SMALL_SHARDS = ScanConfig(image_size=32, detail_size=16, workers=1, shard_mb=1)
+
+
 def _scan_and_die_after_parts(data: Path, run: Path, parts: int) -> None:
     def on_progress(state) -> None:
         if state.parts_written >= parts:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    scan(data, run, ScanConfig(image_size=32, workers=1, shard_mb=1), on_progress=on_progress)
+    scan(data, run, _SMALL_SHARDS, on_progress=on_progress)
 
 
 def _many_images(root: Path, count: int) -> None:
@@ -160,7 +163,7 @@ def _many_images(root: Path, count: int) -> None:
 @pytest.mark.timeout(120)
 def test_a_scan_killed_half_way_ends_correct_when_rerun(tmp_path: Path) -> None:
     data, run, clean = tmp_path / "data", tmp_path / "run", tmp_path / "clean"
-    _many_images(data, 800)  # shard_mb=1 at 32 px → 341 images a shard → 3 parts
+    _many_images(data, 800)  # shard_mb=1 at 32 + 16 px → 273 images a shard → 3 parts
     child = multiprocessing.get_context("fork").Process(
         target=_scan_and_die_after_parts, args=(data, run, 1)
     )
@@ -170,9 +173,9 @@ def test_a_scan_killed_half_way_ends_correct_when_rerun(tmp_path: Path) -> None:
     assert not (run / "manifest.parquet").exists()
     assert len(list((run / ".scan-parts").glob("part-*.parquet"))) == 1
 
-    config = ScanConfig(image_size=32, workers=1, shard_mb=1)
+    config = _SMALL_SHARDS
     resumed = scan(data, run, config)
-    assert resumed.reused == 341 and resumed.decoded == 800 - 341
+    assert resumed.reused == 273 and resumed.decoded == 800 - 273
     scan(data, clean, config)
     columns = [c for c in SCAN_SCHEMA.names if not c.startswith("cache_")]
     assert read_table(run).select(columns).equals(read_table(clean).select(columns))
@@ -180,6 +183,11 @@ def test_a_scan_killed_half_way_ends_correct_when_rerun(tmp_path: Path) -> None:
     pixels_a = PixelCache(run).take(a.cache_shard.to_numpy(int), a.cache_index.to_numpy(int))
     pixels_b = PixelCache(clean).take(b.cache_shard.to_numpy(int), b.cache_index.to_numpy(int))
     assert np.array_equal(pixels_a, pixels_b)
+    detail_a = PixelCache(run).take_detail(a.cache_shard.to_numpy(int), a.cache_index.to_numpy(int))
+    detail_b = PixelCache(clean).take_detail(
+        b.cache_shard.to_numpy(int), b.cache_index.to_numpy(int)
+    )
+    assert detail_a.shape == (800, 16, 16, 3) and np.array_equal(detail_a, detail_b)
     assert not list((run / ".scan-parts").iterdir())
 
 

@@ -3,9 +3,12 @@
 Layout in RUN/cache/:
     meta.json                 image size, background, channel order
     pixels-000000.npy ...     (n, size, size, 3) uint8 arrays, memory-mappable
+    detail-000000.npy ...     (n, detail_size, detail_size, 3) uint8: the same rows' detail
+                              crops (the image at its own resolution, see `winnow.decode`)
 
-Shards are written whole and atomically by `ShardWriter` and never modified afterwards;
-manifest rows point at them with (`cache_shard`, `cache_index`).
+Shards are written whole and atomically and never modified afterwards (the detail shard
+first, so a pixels shard always has its detail shard); manifest rows point at both with
+(`cache_shard`, `cache_index`).
 """
 
 from __future__ import annotations
@@ -22,19 +25,24 @@ from winnow.config import ScanConfig
 from winnow.io import atomic_output, atomic_write_bytes
 
 CACHE_DIR = "cache"
-_SHARD_RE = re.compile(r"^pixels-(\d{6})\.npy$")
+_SHARD_RE = {kind: re.compile(rf"^{kind}-(\d{{6}})\.npy$") for kind in ("pixels", "detail")}
 
 
 def shard_name(shard_id: int) -> str:
     return f"pixels-{shard_id:06d}.npy"
 
 
-def existing_shards(cache_dir: Path) -> list[int]:
+def detail_shard_name(shard_id: int) -> str:
+    return f"detail-{shard_id:06d}.npy"
+
+
+def existing_shards(cache_dir: Path, kind: str = "pixels") -> list[int]:
+    """Ids of the shard files of `kind` ("pixels" or "detail") in `cache_dir`."""
     if not cache_dir.exists():
         return []
     ids = []
     for name in os.listdir(cache_dir):
-        match = _SHARD_RE.match(name)
+        match = _SHARD_RE[kind].match(name)
         if match:
             ids.append(int(match.group(1)))
     return sorted(ids)
@@ -54,10 +62,17 @@ def read_meta(cache_dir: Path) -> dict | None:
     return meta
 
 
-def save_shard(cache_dir: Path, shard_id: int, pixels: np.ndarray) -> None:
-    """Write one shard atomically; shards are never modified afterwards."""
-    with atomic_output(cache_dir / shard_name(shard_id)) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, pixels, allow_pickle=False)
+def save_shard(cache_dir: Path, shard_id: int, pixels: np.ndarray, detail: np.ndarray) -> None:
+    """Write one shard's detail crops, then its pixels, each atomically; never modified."""
+    for name, array in ((detail_shard_name(shard_id), detail), (shard_name(shard_id), pixels)):
+        with atomic_output(cache_dir / name) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+
+
+def remove_shard(cache_dir: Path, shard_id: int) -> None:
+    """Delete one shard, pixels first (the reverse of `save_shard`)."""
+    for name in (shard_name(shard_id), detail_shard_name(shard_id)):
+        (cache_dir / name).unlink(missing_ok=True)
 
 
 class PixelCache:
@@ -71,29 +86,45 @@ class PixelCache:
                 f"No pixel cache in {self.cache_dir}. Run 'winnow scan DATA --out {run_dir}'."
             )
         self.image_size: int = meta["image_size"]
+        self.detail_size: int | None = meta.get("detail_size")  # None: made before detail crops
         self.background: tuple[int, int, int] = meta["background"]
         self._max_open = max_open
-        self._open: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._open: OrderedDict[str, np.ndarray] = OrderedDict()
 
-    def shard(self, shard_id: int) -> np.ndarray:
-        if shard_id in self._open:
-            self._open.move_to_end(shard_id)
-            return self._open[shard_id]
-        array = np.load(self.cache_dir / shard_name(shard_id), mmap_mode="r")
-        self._open[shard_id] = array
+    def _load(self, name: str) -> np.ndarray:
+        if name in self._open:
+            self._open.move_to_end(name)
+            return self._open[name]
+        array = np.load(self.cache_dir / name, mmap_mode="r")
+        self._open[name] = array
         if len(self._open) > self._max_open:
             self._open.popitem(last=False)
         return array
+
+    def shard(self, shard_id: int) -> np.ndarray:
+        return self._load(shard_name(shard_id))
 
     def get(self, shard_id: int, index: int) -> np.ndarray:
         return self.shard(int(shard_id))[int(index)]
 
     def take(self, shard_ids: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """A batch (n, size, size, 3) for the given rows, read shard by shard."""
+        return self._take(shard_name, self.image_size, shard_ids, indices)
+
+    def take_detail(self, shard_ids: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """The rows' detail crops (n, detail_size, detail_size, 3), read shard by shard."""
+        if self.detail_size is None:
+            raise FileNotFoundError(
+                f"The pixel cache in {self.cache_dir} was made before detail crops existed; "
+                "run 'winnow scan' again (it re-decodes the images once)."
+            )
+        return self._take(detail_shard_name, self.detail_size, shard_ids, indices)
+
+    def _take(self, name, side: int, shard_ids: np.ndarray, indices: np.ndarray) -> np.ndarray:
         shard_ids = np.asarray(shard_ids)
         indices = np.asarray(indices)
-        out = np.empty((len(indices), self.image_size, self.image_size, 3), dtype=np.uint8)
+        out = np.empty((len(indices), side, side, 3), dtype=np.uint8)
         for shard_id in np.unique(shard_ids):
             where = np.flatnonzero(shard_ids == shard_id)
-            out[where] = self.shard(int(shard_id))[indices[where]]
+            out[where] = self._load(name(int(shard_id)))[indices[where]]
         return out

@@ -24,6 +24,9 @@ class ScanConfig(BaseModel):
     """Settings of `winnow scan`.
 
     image_size: side of the square pixel-cache images (aspect kept, letterboxed).
+    detail_size: side of the detail crop cached beside each image: a window of the image at
+        its own resolution (no resizing), where it has the most foreground. Fine texture
+        and sensor noise that resizing to `image_size` averages away survive in it.
     background: colour under transparent pixels and in the letterbox bars (any Pillow colour).
     workers: decode processes; None = all cores.
     max_pixels: images with more pixels than this are refused as `oversized` (bomb guard).
@@ -34,6 +37,7 @@ class ScanConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     image_size: int = 128
+    detail_size: int = 64
     background: str = "white"
     workers: int | None = None
     max_pixels: int = 1_000_000_000
@@ -45,6 +49,13 @@ class ScanConfig(BaseModel):
     def _size_range(cls, value: int) -> int:
         if not 16 <= value <= 1024:
             raise ValueError(f"image_size must be between 16 and 1024, got {value}")
+        return value
+
+    @field_validator("detail_size")
+    @classmethod
+    def _detail_range(cls, value: int) -> int:
+        if not 16 <= value <= 512 or value % 4:
+            raise ValueError(f"detail_size must be a multiple of 4 from 16 to 512, got {value}")
         return value
 
     @field_validator("background")
@@ -97,6 +108,7 @@ class ScanConfig(BaseModel):
 
         return {
             "image_size": self.image_size,
+            "detail_size": self.detail_size,
             "background": self.background_rgb(),
             "decoder_version": DECODER_VERSION,
         }

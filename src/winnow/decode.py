@@ -15,6 +15,13 @@ unreadable      the file can't be opened (permissions, broken link, I/O error)
 Images whose in-memory decode would exceed `decode_memory_mb` are decoded by libvips in a
 streaming, shrink-as-you-go pass, so legitimately huge drawings (600 MP clipart exists)
 are kept without running out of memory.
+
+Besides the letterboxed `image_size` square, every decode keeps a `detail_size` crop of the
+image at its own resolution (`detail_crop`): where the image has the most foreground, not
+resized. Checks that need fine texture (photographs have sensor noise and continuous
+shading that a downscale averages away) read it from the cache. JPEGs are decoded at the
+DCT-reduced scale (at least twice `image_size`) and streamed huge images at four times
+`image_size`, so for those the crop is at that scale.
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ from winnow.hashing import perceptual_hashes
 
 # Bump when a change to decoding changes any manifest value or cached pixel: a re-scan then
 # decodes every file again instead of reusing rows made by the older decoder.
-DECODER_VERSION = 2
+DECODER_VERSION = 3
 
 # Bytes a decode needs per pixel: the decoded frame, a mode conversion and a hashing copy.
 _BYTES_PER_PIXEL_IN_FLIGHT = 12
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+FOREGROUND_TOLERANCE = 6  # a pixel this close to the background colour is background
+_STREAMING_SCALE = 4  # streamed images are shrunk to this × image_size before the crop
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Decoded:
     phash: int | None = None
     dhash: int | None = None
     pixels: np.ndarray | None = None  # (size, size, 3) uint8, letterboxed
+    detail: np.ndarray | None = None  # (detail_size, detail_size, 3) uint8, unresized crop
 
 
 def prepare_worker() -> None:
@@ -199,7 +209,7 @@ def _decode_streaming(path: str, config: ScanConfig, facts: dict) -> Decoded:
             f"decode_memory_mb={config.decode_memory_mb}, and libvips is not installed",
             **facts,
         )
-    size = config.image_size
+    size = config.image_size * _STREAMING_SCALE
     try:
         thumb = pyvips.Image.thumbnail(path, size, height=size, size="down", fail_on="truncated")
         if thumb.format != "uchar" or thumb.interpretation not in ("srgb", "b-w"):
@@ -224,27 +234,28 @@ def _decode_streaming(path: str, config: ScanConfig, facts: dict) -> Decoded:
 
 
 def fit_inside(image: Image.Image, size: int) -> Image.Image:
-    """Scale (down or up) so the longer side is `size`, keeping the aspect ratio."""
-    if max(image.size) > size:
-        image.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        return image
+    """A copy scaled (down or up) so the longer side is `size`, keeping the aspect ratio;
+    `image` itself is left as it is (the detail crop is cut from it afterwards)."""
     scale = size / max(image.size)
     target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image if target == image.size else image.resize(target, Image.Resampling.BICUBIC)
+    if target == image.size:
+        return image
+    gap = 3.0 if scale < 1 else None
+    return image.resize(target, Image.Resampling.BICUBIC, reducing_gap=gap)
 
 
 def _finish(
     image: Image.Image, config: ScanConfig, facts: dict, decoder: str, pixel_sha: str | None
 ) -> Decoded:
-    """Resize to fit, composite transparency, hash, letterbox into the cache square."""
+    """Resize to fit, composite transparency, hash, letterbox into the cache square; crop
+    the detail window from the unresized image."""
     size = config.image_size
     background = config.background_rgb()
     has_alpha = image.mode == "RGBA"
-    image = fit_inside(image, size)
+    full = image
+    image = fit_inside(full, size)
     if has_alpha:
-        flat = Image.new("RGB", image.size, background)
-        flat.paste(image, mask=image.getchannel("A"))
-        image = flat
+        image = _flatten(image, background)
     hashes = perceptual_hashes(image)
     canvas = Image.new("RGB", (size, size), background)
     canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
@@ -257,5 +268,54 @@ def _finish(
         phash=hashes["phash"],
         dhash=hashes["dhash"],
         pixels=np.asarray(canvas, dtype=np.uint8),
+        detail=detail_crop(full, np.asarray(image), config.detail_size, background),
         **facts,
     )
+
+
+def _flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    flat = Image.new("RGB", image.size, background)
+    flat.paste(image, mask=image.getchannel("A"))
+    return flat
+
+
+def detail_crop(
+    full: Image.Image, fitted: np.ndarray, side: int, background: tuple[int, int, int]
+) -> np.ndarray:
+    """The `side` × `side` window of `full` (unresized) with the most foreground.
+
+    The window is chosen on `fitted` (the image resized to the cache size, transparency
+    already flattened), where counting foreground is cheap, and cut from `full`. Foreground
+    is what differs from the background by more than `FOREGROUND_TOLERANCE`. An image
+    smaller than `side` is kept whole, centred on the background colour.
+    """
+    width, height = full.size
+    crop_w, crop_h = min(side, width), min(side, height)
+    scale = fitted.shape[1] / width
+    window_w = min(fitted.shape[1], max(1, round(crop_w * scale)))
+    window_h = min(fitted.shape[0], max(1, round(crop_h * scale)))
+    distance = np.abs(fitted.astype(np.int16) - np.asarray(background, dtype=np.int16))
+    over = distance > FOREGROUND_TOLERANCE
+    foreground = over[..., 0] | over[..., 1] | over[..., 2]
+    summed = np.zeros((foreground.shape[0] + 1, foreground.shape[1] + 1), dtype=np.int32)
+    summed[1:, 1:] = foreground.cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32)
+    counts = (
+        summed[window_h:, window_w:]
+        - summed[:-window_h, window_w:]
+        - summed[window_h:, :-window_w]
+        + summed[:-window_h, :-window_w]
+    )
+    # of the windows with the most foreground, the one nearest the middle of their range:
+    # on a large object that is well inside it, away from the anti-aliased rim
+    tops, lefts = np.nonzero(counts == counts.max())
+    middle_top, middle_left = (tops.min() + tops.max()) / 2, (lefts.min() + lefts.max()) / 2
+    nearest = np.argmin(np.abs(tops - middle_top) + np.abs(lefts - middle_left))
+    top, left = int(tops[nearest]), int(lefts[nearest])
+    x = min(max(0, round(left / scale)), width - crop_w)
+    y = min(max(0, round(top / scale)), height - crop_h)
+    window = full.crop((x, y, x + crop_w, y + crop_h))
+    if window.mode == "RGBA":
+        window = _flatten(window, background)
+    canvas = Image.new("RGB", (side, side), background)
+    canvas.paste(window, ((side - crop_w) // 2, (side - crop_h) // 2))
+    return np.asarray(canvas, dtype=np.uint8)

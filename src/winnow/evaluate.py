@@ -98,7 +98,9 @@ def evaluate(
         batch_rows.clear()
         batch_pixels.clear()
 
-    for row, pixels in decode_files(readable, loaded.scan_config(workers), file_hash=False):
+    for row, pixels, _detail in decode_files(
+        readable, loaded.scan_config(workers), file_hash=False
+    ):
         if pixels is None or row.get("status") != "ok":
             records.append(_bad_row(row))
             continue

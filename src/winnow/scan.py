@@ -30,10 +30,11 @@ import pyarrow.parquet as pq
 
 from winnow.cache import (
     CACHE_DIR,
+    detail_shard_name,
     existing_shards,
     read_meta,
+    remove_shard,
     save_shard,
-    shard_name,
     write_meta,
 )
 from winnow.config import ScanConfig, dump_config
@@ -113,8 +114,8 @@ def scan(
             on_progress(progress)
 
         writer = _PartWriter(cache_dir, parts_dir, config, _next_shard_id(cache_dir, previous))
-        for row, pixels in decode_files(tasks, config):
-            writer.add(row, pixels)
+        for row, pixels, detail in decode_files(tasks, config):
+            writer.add(row, pixels, detail)
             progress.done += 1
             progress.decoded += 1
             progress.parts_written = len(writer.parts)
@@ -256,22 +257,23 @@ def _problem_row(item: FoundFile) -> dict[str, Any]:
 
 def inspect_file(
     item: FoundFile, config: ScanConfig, file_hash: bool = True
-) -> tuple[dict[str, Any], np.ndarray | None]:
-    """One file → its manifest row and cache pixels (worker side; never raises on bad data).
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    """One file → its manifest row, cache pixels and detail crop (worker side; never raises
+    on bad data).
 
     `file_hash=False` skips the sha256 of the file's bytes (evaluation does not need it).
     """
     row = _base_row(item)
     if item.bytes == 0:
-        return {**row, "status": "empty", "error": "file has zero bytes"}, None
+        return {**row, "status": "empty", "error": "file has zero bytes"}, None, None
     try:
         if file_hash:
             with open(item.abspath, "rb") as handle:
                 row["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
     except PermissionError:
-        return {**row, "status": "unreadable", "error": "permission denied"}, None
+        return {**row, "status": "unreadable", "error": "permission denied"}, None, None
     except OSError as exc:
-        return {**row, "status": "unreadable", "error": f"cannot read: {exc.strerror}"}, None
+        return {**row, "status": "unreadable", "error": f"cannot read: {exc.strerror}"}, None, None
     try:
         result = decode_file(item.abspath, config)
     except MemoryError:
@@ -281,22 +283,23 @@ def inspect_file(
         result = None
         row.update(status="corrupt", error=f"unexpected decoder error: {type(exc).__name__}: {exc}")
     if result is None:
-        return row, None
+        return row, None, None
     fields = asdict(result)
     pixels = fields.pop("pixels")
+    detail = fields.pop("detail")
     row.update(fields)
-    return row, pixels
+    return row, pixels, detail
 
 
 def _inspect_task(
     args: tuple[FoundFile, ScanConfig, bool],
-) -> tuple[dict[str, Any], np.ndarray | None]:
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
     return inspect_file(*args)
 
 
 def decode_files(
     tasks: list[FoundFile], config: ScanConfig, file_hash: bool = True
-) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:
+) -> Iterator[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]]:
     """Decode files in worker processes (results arrive in no fixed order); bad files give
     rows with a status and reason, never exceptions. Used by `scan` and `evaluate`.
 
@@ -324,17 +327,22 @@ class _PartWriter:
     def __init__(self, cache_dir: Path, parts_dir: Path, config: ScanConfig, first_id: int):
         self.cache_dir = cache_dir
         self.parts_dir = parts_dir
-        self.capacity = max(1, config.shard_mb * 2**20 // (config.image_size**2 * 3))
+        per_image = (config.image_size**2 + config.detail_size**2) * 3
+        self.capacity = max(1, config.shard_mb * 2**20 // per_image)
         self.shard_id = first_id
         self.rows: list[dict[str, Any]] = []
         self.pixels: list[np.ndarray] = []
+        self.details: list[np.ndarray] = []
         self.parts: list[Path] = []
 
-    def add(self, row: dict[str, Any], pixels: np.ndarray | None) -> None:
+    def add(
+        self, row: dict[str, Any], pixels: np.ndarray | None, detail: np.ndarray | None
+    ) -> None:
         if pixels is not None:
             row["cache_shard"] = self.shard_id
             row["cache_index"] = len(self.pixels)
             self.pixels.append(pixels)
+            self.details.append(detail)
         self.rows.append(row)
         if len(self.pixels) >= self.capacity or len(self.rows) >= _ROWS_PER_PART_LIMIT:
             self.flush()
@@ -343,12 +351,12 @@ class _PartWriter:
         if not self.rows:
             return
         if self.pixels:
-            save_shard(self.cache_dir, self.shard_id, np.stack(self.pixels))
+            save_shard(self.cache_dir, self.shard_id, np.stack(self.pixels), np.stack(self.details))
         part = self.parts_dir / f"part-{self.shard_id:06d}.parquet"
         atomic_write_table(rows_to_table(self.rows), part)
         self.parts.append(part)
         self.shard_id += 1
-        self.rows, self.pixels = [], []
+        self.rows, self.pixels, self.details = [], [], []
 
 
 # ---------------------------------------------------------------- finishing
@@ -373,7 +381,10 @@ def _drop_parts_and_orphans(table: pa.Table, cache_dir: Path, parts_dir: Path) -
         part.unlink()
     for shard_id in existing_shards(cache_dir):
         if shard_id not in referenced:
-            (cache_dir / shard_name(shard_id)).unlink(missing_ok=True)
+            remove_shard(cache_dir, shard_id)
+    for shard_id in existing_shards(cache_dir, "detail"):  # a scan killed between two writes
+        if shard_id not in referenced:
+            (cache_dir / detail_shard_name(shard_id)).unlink(missing_ok=True)
 
 
 def _summarise(

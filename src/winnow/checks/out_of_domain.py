@@ -29,12 +29,17 @@ def compute_features(context: AuditContext, rows: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for start in range(0, len(rows), _CHUNK):
         chunk = rows.iloc[start : start + _CHUNK]
-        pixels = context.cache.take(
+        where = (
             chunk["cache_shard"].to_numpy(dtype=np.int64),
             chunk["cache_index"].to_numpy(dtype=np.int64),
         )
         parts.append(
-            photo_like_features(pixels, longer[start : start + _CHUNK], context.cache.background)
+            photo_like_features(
+                context.cache.take(*where),
+                longer[start : start + _CHUNK],
+                context.cache.background,
+                context.cache.take_detail(*where),
+            )
         )
     features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     features.index = rows.index
