@@ -115,6 +115,17 @@ def test_changed_cache_settings_decode_again(messy, tmp_path: Path) -> None:
     )
     referenced = set(ok.cache_shard.astype(int))
     assert set(existing_shards(run / "cache")) == referenced  # old shards removed
+    assert set(existing_shards(run / "cache", "detail")) == referenced
+
+
+def test_a_detail_shard_left_without_its_pixels_is_removed(messy, tmp_path: Path) -> None:
+    data, _ = messy
+    run = tmp_path / "run"
+    scan(data, run, FAST)
+    orphan = run / "cache" / "detail-000999.npy"  # as a scan killed between the two writes
+    orphan.write_bytes(b"")
+    scan(data, run, FAST)
+    assert not orphan.exists()
 
 
 def test_parallel_and_serial_scans_agree(messy, tmp_path: Path) -> None:

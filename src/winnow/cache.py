@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,9 @@ class PixelCache:
             )
         return self._take(detail_shard_name, self.detail_size, shard_ids, indices)
 
-    def _take(self, name, side: int, shard_ids: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    def _take(
+        self, name: Callable[[int], str], side: int, shard_ids: np.ndarray, indices: np.ndarray
+    ) -> np.ndarray:
         shard_ids = np.asarray(shard_ids)
         indices = np.asarray(indices)
         out = np.empty((len(indices), side, side, 3), dtype=np.uint8)

@@ -257,8 +257,6 @@ def _finish(
     if has_alpha:
         image = _flatten(image, background)
     hashes = perceptual_hashes(image)
-    canvas = Image.new("RGB", (size, size), background)
-    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
     return Decoded(
         "ok",
         None,
@@ -267,7 +265,7 @@ def _finish(
         pixel_sha256=pixel_sha,
         phash=hashes["phash"],
         dhash=hashes["dhash"],
-        pixels=np.asarray(canvas, dtype=np.uint8),
+        pixels=_letterbox(image, size, background),
         detail=detail_crop(full, np.asarray(image), config.detail_size, background),
         **facts,
     )
@@ -279,24 +277,36 @@ def _flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Imag
     return flat
 
 
+def _letterbox(image: Image.Image, side: int, background: tuple[int, int, int]) -> np.ndarray:
+    """`image` (RGB, no side longer than `side`) centred on a `side` square of background."""
+    canvas = Image.new("RGB", (side, side), background)
+    canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def foreground_mask(pixels: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """True where a pixel of (..., 3) uint8 `pixels` differs from `background` by more than
+    `FOREGROUND_TOLERANCE` in any channel."""
+    distance = np.abs(pixels.astype(np.int16) - np.asarray(background, dtype=np.int16))
+    over = distance > FOREGROUND_TOLERANCE
+    return over[..., 0] | over[..., 1] | over[..., 2]
+
+
 def detail_crop(
     full: Image.Image, fitted: np.ndarray, side: int, background: tuple[int, int, int]
 ) -> np.ndarray:
     """The `side` × `side` window of `full` (unresized) with the most foreground.
 
     The window is chosen on `fitted` (the image resized to the cache size, transparency
-    already flattened), where counting foreground is cheap, and cut from `full`. Foreground
-    is what differs from the background by more than `FOREGROUND_TOLERANCE`. An image
-    smaller than `side` is kept whole, centred on the background colour.
+    already flattened), where counting foreground (`foreground_mask`) is cheap, and cut
+    from `full`. An image smaller than `side` is kept whole, centred on the background.
     """
     width, height = full.size
     crop_w, crop_h = min(side, width), min(side, height)
     scale = fitted.shape[1] / width
     window_w = min(fitted.shape[1], max(1, round(crop_w * scale)))
     window_h = min(fitted.shape[0], max(1, round(crop_h * scale)))
-    distance = np.abs(fitted.astype(np.int16) - np.asarray(background, dtype=np.int16))
-    over = distance > FOREGROUND_TOLERANCE
-    foreground = over[..., 0] | over[..., 1] | over[..., 2]
+    foreground = foreground_mask(fitted, background)
     summed = np.zeros((foreground.shape[0] + 1, foreground.shape[1] + 1), dtype=np.int32)
     summed[1:, 1:] = foreground.cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32)
     counts = (
@@ -316,6 +326,4 @@ def detail_crop(
     window = full.crop((x, y, x + crop_w, y + crop_h))
     if window.mode == "RGBA":
         window = _flatten(window, background)
-    canvas = Image.new("RGB", (side, side), background)
-    canvas.paste(window, ((side - crop_w) // 2, (side - crop_h) // 2))
-    return np.asarray(canvas, dtype=np.uint8)
+    return _letterbox(window, side, background)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from winnow.decode import FOREGROUND_TOLERANCE
+from winnow.decode import foreground_mask
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "colour": ("colours", "colour_entropy"),
@@ -63,7 +63,6 @@ FAMILY_FEATURES: dict[str, tuple[str, ...]] = {
     family: tuple(f"{name}_{scale}" for scale in SCALES for name in names if name in SCALES[scale])
     for family, names in FAMILIES.items()
 }
-BACKGROUND_TOLERANCE = FOREGROUND_TOLERANCE  # this close to the background: background
 EROSION_STEPS = 2
 _BATCH = 256
 
@@ -87,8 +86,7 @@ def _pool(pixels: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _foreground(pixels: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    distance = np.abs(pixels.astype(np.int16) - np.asarray(background, dtype=np.int16))
-    mask = distance.max(axis=-1) > BACKGROUND_TOLERANCE
+    mask = foreground_mask(pixels, background)
     for _ in range(EROSION_STEPS):
         eroded = mask.copy()
         eroded[:, 1:] &= mask[:, :-1]
@@ -107,10 +105,7 @@ def _share(condition: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (condition & mask).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
 
 
-def _statistics(pixels: np.ndarray, background: tuple[int, int, int]) -> dict[str, np.ndarray]:
-    """The four statistics for a batch (n, s, s, 3) uint8 at one scale."""
-    n = len(pixels)
-    foreground = _foreground(pixels, background)
+def _texture(pixels: np.ndarray, foreground: np.ndarray) -> dict[str, np.ndarray]:
     wide = pixels.astype(np.int32)
     luminance = ((wide[..., 0] * 77 + wide[..., 1] * 150 + wide[..., 2] * 29) >> 8).astype(np.int16)
     inner = foreground[:, 1:-1, 1:-1]
@@ -129,7 +124,14 @@ def _statistics(pixels: np.ndarray, background: tuple[int, int, int]) -> dict[st
     rows = _median3(luminance[:, :, :-2], luminance[:, :, 1:-1], luminance[:, :, 2:])
     median = _median3(rows[:, :-2], rows[:, 1:-1], rows[:, 2:])
     residual = np.abs(centre - median)
+    return {
+        "texture": _share((laplacian >= 3) & (gradient <= 24), inner),
+        "noise_residual": _share((residual >= 2) & (residual <= 8), inner),
+    }
 
+
+def _colour(pixels: np.ndarray, foreground: np.ndarray) -> dict[str, np.ndarray]:
+    n = len(pixels)
     codes = (
         (pixels[..., 0].astype(np.int32) >> 3) << 10
         | (pixels[..., 1].astype(np.int32) >> 3) << 5
@@ -145,12 +147,23 @@ def _statistics(pixels: np.ndarray, background: tuple[int, int, int]) -> dict[st
             colours[i] = np.log1p(len(counts)) / np.log1p(total)
             share = counts / total
             entropy[i] = float(-(share * np.log(share)).sum())
-    return {
-        "colours": colours,
-        "colour_entropy": entropy,
-        "texture": _share((laplacian >= 3) & (gradient <= 24), inner),
-        "noise_residual": _share((residual >= 2) & (residual <= 8), inner),
-    }
+    return {"colours": colours, "colour_entropy": entropy}
+
+
+_FAMILY_STATISTICS = {"colour": _colour, "texture": _texture}
+
+
+def _statistics(
+    pixels: np.ndarray, background: tuple[int, int, int], names: tuple[str, ...] = STATISTICS
+) -> dict[str, np.ndarray]:
+    """The statistics `names` for a batch (n, s, s, 3) uint8 at one scale; a family none of
+    whose statistics is asked for is not computed."""
+    foreground = _foreground(pixels, background)
+    out: dict[str, np.ndarray] = {}
+    for family, members in FAMILIES.items():
+        if any(name in names for name in members):
+            out.update(_FAMILY_STATISTICS[family](pixels, foreground))
+    return {name: out[name] for name in names}
 
 
 def photo_like_features(
@@ -174,11 +187,10 @@ def photo_like_features(
             batch = rows[start : start + _BATCH]
             view = _pool(np.asarray(pixels[batch]), size // int(side))
             for scale, image in (("native", view), ("half", _pool(view, 2))):
-                for name, values in _statistics(image, background).items():
+                for name, values in _statistics(image, background, SCALES[scale]).items():
                     out[f"{name}_{scale}"][batch] = values
     for start in range(0, len(detail), _BATCH):
         crops = np.asarray(detail[start : start + _BATCH])
-        for name, values in _statistics(crops, background).items():
-            if name in SCALES["detail"]:
-                out[f"{name}_detail"][start : start + _BATCH] = values
+        for name, values in _statistics(crops, background, SCALES["detail"]).items():
+            out[f"{name}_detail"][start : start + _BATCH] = values
     return pd.DataFrame(out)

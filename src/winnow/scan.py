@@ -30,7 +30,6 @@ import pyarrow.parquet as pq
 
 from winnow.cache import (
     CACHE_DIR,
-    detail_shard_name,
     existing_shards,
     read_meta,
     remove_shard,
@@ -379,12 +378,10 @@ def _drop_parts_and_orphans(table: pa.Table, cache_dir: Path, parts_dir: Path) -
     referenced = set(table.column("cache_shard").drop_null().to_pylist())
     for part in parts_dir.glob("part-*.parquet"):
         part.unlink()
-    for shard_id in existing_shards(cache_dir):
-        if shard_id not in referenced:
-            remove_shard(cache_dir, shard_id)
-    for shard_id in existing_shards(cache_dir, "detail"):  # a scan killed between two writes
-        if shard_id not in referenced:
-            (cache_dir / detail_shard_name(shard_id)).unlink(missing_ok=True)
+    # a detail shard without its pixels shard is left by a scan killed between two writes
+    on_disk = set(existing_shards(cache_dir)) | set(existing_shards(cache_dir, "detail"))
+    for shard_id in sorted(on_disk - referenced):
+        remove_shard(cache_dir, shard_id)
 
 
 def _summarise(
