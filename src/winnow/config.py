@@ -175,9 +175,12 @@ class AuditConfig(BaseModel):
     neighbours: candidates per image and descriptor in the near-duplicate search.
     min_correlation: aligned luminance correlation a near-duplicate pair must reach.
     min_detail: aligned correlation of fine detail (edges) a pair must reach.
-    max_chroma_distance: largest colour difference (90th percentile, 0–510) of a pair.
+    max_chroma_distance: largest colour difference of a pair (90th percentile over pixels,
+      0–510): the change of hue, weighted by how colourful the pixel is, plus half the change
+      of colourfulness; a brightness shift that clips a channel moves neither much.
     max_changed_area: largest fraction of pixels that may differ after aligning a pair
-      (added strokes, marks or text make two look-alike drawings different pictures).
+      (added strokes, marks, another frame or text make two look-alike drawings different
+      pictures); a pixel within one pixel's reach of an equal value is not changed.
     series_size: pictures linked by verified pairs form clusters; copies of one picture
       make a small one, a series of genuinely similar drawings (a thousand spirograph
       stars) a large one. In a cluster of more than series_size pictures a pair is
@@ -196,7 +199,7 @@ class AuditConfig(BaseModel):
     min_correlation: float = 0.90
     min_detail: float = 0.90
     max_chroma_distance: float = 50.0
-    max_changed_area: float = 0.01
+    max_changed_area: float = 0.002
     series_size: int = 32
     series_margin: float = 0.002
     tiny_side: int = 32

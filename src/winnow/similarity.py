@@ -247,29 +247,69 @@ def aligned_similarity(
     wide = _blur_matrix(m, detail_sigma)
     detail_s = lum_s - wide @ lum_s @ wide.T
     detail_t = lum_t - wide @ lum_t @ wide.T
-    chroma = np.abs(_chroma(warped_s) - _chroma(warped_t)).sum(axis=3).reshape(len(source), -1)
+    chroma = _chroma_distance(warped_s, warped_t).reshape(len(source), -1)
     centred_s, centred_t = _centred(lum_s), _centred(lum_t)
     return PairSimilarity(
         correlation=_correlation(centred_s, centred_t),
         detail=_correlation(_centred(detail_s), _centred(detail_t)),
         chroma=np.percentile(chroma, 90, axis=1),
-        changed=_changed_area(centred_s, centred_t),
+        changed=_changed_area(centred_s.reshape(lum_s.shape), centred_t.reshape(lum_t.shape)),
         difference=np.abs(centred_s - centred_t).mean(axis=1),
     )
 
 
+def _chroma_distance(rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:
+    """Per-pixel colour difference that a brightness shift does not produce.
+
+    Chroma is the (R−G, B−G) vector. A uniform brightness shift leaves it unchanged, except
+    where a channel clips (red 255,0,0 brightened by 30 is 255,30,30): then its length
+    shrinks by up to twice the shift but its direction, the hue, barely moves. A
+    recoloured part changes the direction. So the distance is the chord between the two
+    directions times the smaller length (hue change, weighted by how colourful the pixel
+    is in both), plus half the change in length (a colour against its grey version)."""
+    a, b = _chroma(rgb_a), _chroma(rgb_b)
+    length_a, length_b = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    chord = np.linalg.norm(
+        a / np.maximum(length_a, 1e-6)[..., None] - b / np.maximum(length_b, 1e-6)[..., None],
+        axis=-1,
+    )
+    return chord * np.minimum(length_a, length_b) + 0.5 * np.abs(length_a - length_b)
+
+
 def _changed_area(
-    a_c: np.ndarray, b_c: np.ndarray, threshold: float = CHANGE_THRESHOLD
+    a_c: np.ndarray, b_c: np.ndarray, threshold: float = CHANGE_THRESHOLD, reach: int = 1
 ) -> np.ndarray:
     """Fraction of pixels still differing by more than `threshold` grey levels after the
-    best gain and offset (a brightness/contrast shift) maps a onto b, from centred rows:
-    added strokes or marks show up here even when the shared shapes make the
-    correlations high."""
-    gain = (a_c * b_c).sum(axis=1, keepdims=True) / np.maximum(
-        (a_c * a_c).sum(axis=1, keepdims=True), 1e-6
-    )
-    residual = np.abs(gain * a_c - b_c)
-    return (residual > threshold).mean(axis=1)
+    best gain and offset (a brightness/contrast shift) maps a onto b; centred (P, m, m)
+    images. Added strokes or marks show up here even when the shared shapes make the
+    correlations high.
+
+    A pixel of b counts as changed only when it lies outside the range of a's 3 × 3
+    neighbourhood: an alignment left a fraction of a pixel off (a copy resized to half
+    size) moves sharp edges by up to one pixel, which is not a change."""
+    flat_a, flat_b = a_c.reshape(len(a_c), -1), b_c.reshape(len(b_c), -1)
+    gain = (flat_a * flat_b).sum(axis=1) / np.maximum((flat_a * flat_a).sum(axis=1), 1e-6)
+    low = high = gain[:, None, None] * a_c
+    for axis in (1, 2):  # the neighbourhood's range, one axis at a time
+        low, high = (
+            _range_along(low, axis, reach, np.minimum),
+            _range_along(high, axis, reach, np.maximum),
+        )
+    outside = np.maximum(low - b_c, b_c - high)
+    return (outside > threshold).reshape(len(a_c), -1).mean(axis=1)
+
+
+def _range_along(images: np.ndarray, axis: int, reach: int, pick: np.ufunc) -> np.ndarray:
+    """`pick` (minimum or maximum) over the `reach` neighbours either side along `axis`."""
+    result = images.copy()
+    n = images.shape[axis]
+    for step in range(1, reach + 1):
+        ahead = [slice(None)] * 3
+        behind = [slice(None)] * 3
+        ahead[axis], behind[axis] = slice(step, n), slice(0, n - step)
+        result[tuple(behind)] = pick(result[tuple(behind)], images[tuple(ahead)])
+        result[tuple(ahead)] = pick(result[tuple(ahead)], images[tuple(behind)])
+    return result
 
 
 def pair_similarity(first: np.ndarray, second: np.ndarray) -> PairSimilarity:

@@ -1,0 +1,127 @@
+"""Pixel verification of near-duplicate pairs (winnow.similarity) on generated pictures.
+
+Each case is a copy a crawl really produces, or a look-alike that is a different picture,
+checked against the thresholds the audit uses by default.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance
+
+from winnow.config import AuditConfig
+from winnow.similarity import _changed_area, pair_similarity, verification_view
+
+DEFAULTS = AuditConfig()
+
+
+def flag() -> Image.Image:
+    """Pure, saturated colours with sharp edges: what clipped brightness shifts hurt most
+    (pure green brightened by 30 clips red and blue, so R−G and B−G both move by 30)."""
+    image = Image.new("RGB", (240, 160), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, 99, 69), fill=(255, 0, 0))
+    draw.rectangle((100, 0, 239, 69), fill=(0, 255, 0))
+    draw.rectangle((0, 70, 139, 159), fill=(0, 255, 0))
+    draw.rectangle((140, 70, 239, 159), fill=(0, 0, 255))
+    draw.ellipse((80, 40, 160, 120), fill=(255, 255, 255), outline=(0, 0, 0), width=4)
+    draw.line((20, 20, 70, 140), fill=(0, 0, 0), width=5)
+    return image
+
+
+def brightened(image: Image.Image, shift: int) -> Image.Image:
+    """Every channel shifted by `shift`, clipped at 0 and 255 (a crawler's 'auto-level')."""
+    array = np.asarray(image, np.int16) + shift
+    return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+
+
+def crawled_copy(image: Image.Image, scale: float, crop: float, quality: int) -> Image.Image:
+    """Cropped by `crop` of each side, resized by `scale`, saved as JPEG."""
+    w, h = image.size
+    box = (round(w * crop), round(h * crop), round(w * (1 - crop)), round(h * (1 - crop)))
+    small = image.crop(box).resize((round(w * scale), round(h * scale)), Image.LANCZOS)
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def view(image: Image.Image) -> np.ndarray:
+    """The picture as the cache holds it (fitted inside 128 px), in verification form."""
+    fitted = image.copy()
+    fitted.thumbnail((128, 128), Image.LANCZOS)
+    return verification_view(np.asarray(fitted))[None]
+
+
+def similarity(a: Image.Image, b: Image.Image):
+    result = pair_similarity(view(a), view(b))
+    return {name: float(value[0]) for name, value in result._asdict().items()}
+
+
+def verified(alike: dict) -> bool:
+    return (
+        alike["correlation"] >= DEFAULTS.min_correlation
+        and alike["detail"] >= DEFAULTS.min_detail
+        and alike["chroma"] <= DEFAULTS.max_chroma_distance
+        and alike["changed"] <= DEFAULTS.max_changed_area
+    )
+
+
+@pytest.mark.parametrize("shift", [30, -30])
+def test_a_brightness_shifted_copy_of_a_saturated_picture_is_verified(shift) -> None:
+    """Clipping turns red 220,0,0 brightened by 30 into 250,30,30: the plain R−G/B−G
+    difference moves by up to 60, more than the chroma limit; the hue does not move."""
+    copy = crawled_copy(brightened(flag(), shift), scale=0.6, crop=0.03, quality=70)
+    assert verified(similarity(flag(), copy))
+
+
+def test_an_edge_a_pixel_off_is_not_a_change_but_a_mark_is() -> None:
+    """After alignment a copy resized to half size can sit a fraction of a pixel off, which
+    moves every sharp edge by up to one pixel: that is not a change. A mark covering 0.9 %
+    of the picture is one."""
+    source = np.full((1, 64, 64), 230.0)
+    source[:, :, 20:] = 20.0  # a sharp dark/light edge down the picture
+    shifted = np.full((1, 64, 64), 230.0)
+    shifted[:, :, 21:] = 20.0  # the same edge, one pixel to the right
+    marked = source.copy()
+    marked[:, 5:11, 5:11] = 20.0
+
+    def changed(a: np.ndarray, b: np.ndarray) -> float:
+        centre = a.mean(), b.mean()
+        return float(_changed_area(a - centre[0], b - centre[1])[0])
+
+    assert changed(source, shifted) == 0.0
+    assert changed(source, marked) > DEFAULTS.max_changed_area
+
+
+def test_a_recoloured_variant_is_not_a_copy() -> None:
+    """The same shapes with the red band made green: a different picture (icon themes)."""
+    variant = flag()
+    ImageDraw.Draw(variant).rectangle((0, 0, 239, 49), fill=(0, 170, 40))
+    alike = similarity(flag(), variant)
+    assert alike["chroma"] > DEFAULTS.max_chroma_distance, alike
+    assert not verified(alike)
+
+
+def test_a_desaturated_variant_is_not_a_copy() -> None:
+    grey = ImageEnhance.Color(flag()).enhance(0.0)
+    assert not verified(similarity(flag(), grey))
+
+
+def test_a_thin_frame_added_is_a_different_picture() -> None:
+    """Playing cards of two decks differ by a thin frame around the same face."""
+    card = Image.new("RGB", (150, 210), (250, 250, 235))
+    draw = ImageDraw.Draw(card)
+    draw.text((10, 8), "7", fill=(0, 0, 0))
+    for x, y in [(50, 50), (100, 50), (75, 90), (50, 130), (100, 130), (75, 170)]:
+        draw.ellipse((x - 9, y - 9, x + 9, y + 9), fill=(0, 0, 0))
+    framed = card.copy()
+    ImageDraw.Draw(framed).rounded_rectangle((30, 30, 120, 185), 12, outline=(70, 30, 140), width=3)
+    alike = similarity(card, framed)
+    assert alike["correlation"] > DEFAULTS.min_correlation  # alike at a glance …
+    assert alike["changed"] > DEFAULTS.max_changed_area, alike  # … but not the same picture
+    assert not verified(alike)
+    # while a copy of the framed card still is one
+    assert verified(similarity(framed, crawled_copy(framed, scale=0.7, crop=0.02, quality=75)))
