@@ -7,7 +7,10 @@ Ground truth (benchmarks/build_dataset.py → truth.json):
   ±10–30 copies (some filed under another class) → near-duplicate pair recall, counted
   strictly (copy and source in the same duplicate_group) and leniently (the verified
   pair is reported, whatever group it ended in);
-- leaks: the same kind of copies placed in the test folder → leak recall.
+- leaks: the same kind of copies placed in the test folder → leak recall, counted per pair
+  (the planted test copy is paired with its own source) and per test item (the planted
+  test copy is reported as leaked, whichever training picture it is paired with: what
+  decides which test files to drop).
 Precision: 50 reported pairs the ground truth does not know are drawn at random and saved
 as a contact sheet (`unknown_pairs.png`) to be judged by eye.
 """
@@ -57,6 +60,8 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
     leaks = pd.read_csv(run / "audit" / "leaks.csv")
     found_leaks = set(zip(leaks.test_path, leaks.train_path, strict=True))
     leak_hits = sum((_strip(t), _strip(s)) in found_leaks for t, s, *_ in truth["leaks"])
+    leaked_tests = set(leaks.test_path)
+    leak_items = sum(_strip(t) in leaked_tests for t, *_ in truth["leaks"])
 
     known = {
         tuple(sorted((rep_of[_strip(a)], rep_of[_strip(b)]))) for a, b, *_ in truth["near_pairs"]
@@ -71,6 +76,7 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
         "near_pair_recall_same_group": round(strict / n_near, 3),
         "near_pair_recall_reported": round(lenient / n_near, 3),
         "leak_recall": round(leak_hits / n_leak, 3),
+        "leak_recall_test_items": round(leak_items / n_leak, 3),
         "reported_pairs": len(reported),
         "reported_pairs_unknown_to_truth": len(unknown),
         "duplicate_groups": summary["checks"]["near_duplicate"]["groups"],

@@ -34,7 +34,8 @@ td,th{padding:5px 8px;border-bottom:1px solid #eef;text-align:left;vertical-alig
 figure{margin:0;width:104px;font-size:11px;word-break:break-all}
 figure img{width:96px;height:96px;border:3px solid #dde;border-radius:4px;background:#fff}
 figure.keep img{border-color:#2e9e44} figcaption{color:#445}
-.tag{display:inline-block;background:#eef;border-radius:4px;padding:0 5px;margin-right:4px}
+.tag{display:inline-block;background:#eef;border-radius:4px;padding:0 5px;margin-right:4px;
+word-break:normal;overflow-wrap:normal}
 .plots{display:flex;flex-wrap:wrap;gap:16px} .plots img{background:#fff;border-radius:8px;max-width:100%}
 """
 
