@@ -180,7 +180,8 @@ class AuditConfig(BaseModel):
       of colourfulness; a brightness shift that clips a channel moves neither much.
     max_changed_area: largest fraction of pixels that may differ after aligning a pair
       (added strokes, marks, another frame or text make two look-alike drawings different
-      pictures); a pixel within one pixel's reach of an equal value is not changed.
+      pictures); a pixel differs when it is more than 40 grey levels from every pixel within
+      one pixel's reach of it in the other picture.
     series_size: pictures linked by verified pairs form clusters; copies of one picture
       make a small one, a series of genuinely similar drawings (a thousand spirograph
       stars) a large one. In a cluster of more than series_size pictures a pair is
