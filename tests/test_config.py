@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from winnow.config import ConfigError, ScanConfig, build_config, load_config
+from winnow.config import AuditConfig, ConfigError, ScanConfig, build_config, load_config
 
 
 def test_defaults_are_documented_values() -> None:
@@ -48,3 +48,10 @@ def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(ScanConfig, path, {})
+
+
+@pytest.mark.parametrize("key", ["max_changed_area", "max_changed_area_full"])
+def test_changed_area_limits_are_fractions(key: str) -> None:
+    with pytest.raises(ConfigError, match=r"fraction in \[0, 1\], got 2"):
+        build_config(AuditConfig, {key: 2})
+    assert getattr(build_config(AuditConfig, {key: 0.5}), key) == 0.5

@@ -13,7 +13,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
 from winnow.config import AuditConfig
-from winnow.similarity import _changed_area, pair_similarity, verification_view
+from winnow.similarity import (
+    FULL_SIDE,
+    VERIFY_SIDE,
+    _changed_area,
+    pair_similarity,
+    verification_view,
+)
 
 DEFAULTS = AuditConfig()
 
@@ -125,3 +131,69 @@ def test_a_thin_frame_added_is_a_different_picture() -> None:
     assert not verified(alike)
     # while a copy of the framed card still is one
     assert verified(similarity(framed, crawled_copy(framed, scale=0.7, crop=0.02, quality=75)))
+
+
+def spirograph(points: int, step: int, side: int = 100) -> Image.Image:
+    """openclipart's star series: `points` on a circle, each joined to the one `step` ahead,
+    in hairlines; siblings one point apart look alike at a glance."""
+    big = Image.new("RGB", (4 * side, 4 * side), (255, 255, 255))
+    draw = ImageDraw.Draw(big)
+    angles = 2 * np.pi * np.arange(points) / points
+    corners = [
+        (2 * side + 1.9 * side * np.cos(a), 2 * side + 1.9 * side * np.sin(a)) for a in angles
+    ]
+    for k in range(points):
+        draw.line((corners[k], corners[(k + step) % points]), fill=(0, 0, 0), width=1)
+    return big.resize((side, side), Image.LANCZOS)
+
+
+@pytest.mark.parametrize("points, step", [(72, 29), (90, 37), (85, 24), (97, 34)])
+def test_a_copy_stands_out_from_its_sources_sibling_at_the_series_side(points, step) -> None:
+    """Inside a series the pair to report is the one that stands out, and at the cache's
+    full resolution (FULL_SIDE) a copy's source stands out from its sibling one point
+    apart by more than at the verification side, and by more than the series margin."""
+    source, sibling = spirograph(points, step), spirograph(points - 1, step)
+    copy = view(crawled_copy(source, scale=0.6, crop=0.02, quality=70))
+
+    def margin(side: int) -> float:
+        mine = pair_similarity(copy, view(source), side=side)
+        other = pair_similarity(copy, view(sibling), side=side)
+        rank = [float(r.detail[0] - r.difference[0] / 100) for r in (mine, other)]
+        return rank[0] - rank[1]
+
+    assert margin(FULL_SIDE) > max(margin(VERIFY_SIDE), DEFAULTS.series_margin)
+
+
+def test_no_pairs_give_empty_results() -> None:
+    """A batch in which no candidate was confirmed is compared again at FULL_SIDE: empty."""
+    empty = np.zeros((0, 128, 128, 3), np.float32)
+    for side in (VERIFY_SIDE, FULL_SIDE):
+        result = pair_similarity(empty, empty, side=side)
+        assert all(len(values) == 0 for values in result)
+
+
+def test_light_corner_ornaments_show_at_full_resolution() -> None:
+    """Two decks of cards: the same face, one with thin light-brown corner ornaments. At the
+    verification side they blur away; at the cache's full resolution they are a change,
+    while a half-size JPEG copy of the ornamented card is still none."""
+
+    def card(ornaments: bool) -> Image.Image:
+        image = Image.new("RGB", (150, 210), (250, 250, 235))
+        draw = ImageDraw.Draw(image)
+        for x, y in [(50, 50), (100, 50), (75, 90), (50, 130), (100, 130), (75, 170)]:
+            draw.ellipse((x - 9, y - 9, x + 9, y + 9), fill=(0, 0, 0))
+        if ornaments:
+            for x, y, dx, dy in [(20, 25, 1, 1), (130, 185, -1, -1), (130, 25, -1, 1)]:
+                draw.line((x, y, x, y + dy * 35), (170, 120, 80), 2)
+                draw.line((x, y, x + dx * 30, y), (170, 120, 80), 2)
+        return image
+
+    plain, ornate = view(card(False)), view(card(True))
+    assert pair_similarity(plain, ornate).changed[0] <= DEFAULTS.max_changed_area
+    assert pair_similarity(plain, ornate, side=FULL_SIDE).changed[0] > (
+        DEFAULTS.max_changed_area_full
+    )
+    copy = view(crawled_copy(card(True), scale=0.55, crop=0.02, quality=70))
+    assert pair_similarity(ornate, copy, side=FULL_SIDE).changed[0] <= (
+        DEFAULTS.max_changed_area_full
+    )

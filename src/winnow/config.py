@@ -181,12 +181,15 @@ class AuditConfig(BaseModel):
     max_changed_area: largest fraction of pixels that may differ after aligning a pair
       (added strokes, marks, another frame or text make two look-alike drawings different
       pictures); a pixel differs when it is more than 40 grey levels from every pixel within
-      one pixel's reach of it in the other picture.
+      one pixel's reach of it in the other picture. Measured at 64 px.
+    max_changed_area_full: the same limit when a verified pair is compared again at the
+      cache's full 128 px, where thin frames, corner ornaments and small marks show up
+      (a playing card of another deck, a smiley with another mouth).
     series_size: pictures linked by verified pairs form clusters; copies of one picture
       make a small one, a series of genuinely similar drawings (a thousand spirograph
       stars) a large one. In a cluster of more than series_size pictures a pair is
       reported only if it is one picture's best match by more than series_margin (detail
-      correlation less ink difference / 100).
+      correlation less ink difference / 100, compared again at the cache's full 128 px).
     tiny_side, max_aspect: limits of the odd_size check.
     dominant_style: the style of the dataset (`auto` detects it); out_of_domain flags the other.
     out_of_domain_sure: out-of-domain probability from which a flag is sure (dropped by
@@ -201,8 +204,9 @@ class AuditConfig(BaseModel):
     min_detail: float = 0.90
     max_chroma_distance: float = 50.0
     max_changed_area: float = 0.002
+    max_changed_area_full: float = 0.01
     series_size: int = 32
-    series_margin: float = 0.002
+    series_margin: float = 0.01
     tiny_side: int = 32
     max_aspect: float = 5.0
     dominant_style: Literal["auto", "drawing", "photo"] = "auto"
@@ -220,6 +224,13 @@ class AuditConfig(BaseModel):
     def _not_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError(f"series_margin must be ≥ 0, got {value}")
+        return value
+
+    @field_validator("max_changed_area", "max_changed_area_full")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError(f"must be a fraction in [0, 1], got {value}")
         return value
 
     @field_validator("min_correlation")

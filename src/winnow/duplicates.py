@@ -16,7 +16,13 @@ from scipy.sparse.csgraph import connected_components
 
 from winnow.cache import PixelCache
 from winnow.config import AuditConfig
-from winnow.similarity import descriptors, image_region, pair_similarity, verification_view
+from winnow.similarity import (
+    FULL_SIDE,
+    descriptors,
+    image_region,
+    pair_similarity,
+    verification_view,
+)
 
 LOSSLESS_FORMATS = {"PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
 
@@ -32,6 +38,7 @@ class NearDuplicateSettings:
     min_detail: float = _AUDIT_DEFAULTS.min_detail
     max_chroma_distance: float = _AUDIT_DEFAULTS.max_chroma_distance
     max_changed_area: float = _AUDIT_DEFAULTS.max_changed_area
+    max_changed_area_full: float = _AUDIT_DEFAULTS.max_changed_area_full
     series_size: int = _AUDIT_DEFAULTS.series_size
     series_margin: float = _AUDIT_DEFAULTS.series_margin
     # candidates whose two descriptors both agree less than this are not verified; on the
@@ -137,9 +144,10 @@ def candidate_pairs(
 def verify_pairs(
     first: Items, second: Items, pairs: np.ndarray, settings: NearDuplicateSettings
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the (first, second) pairs confirmed on pixels and standing out of any series they
-    are in (`standing_out`); returns (pairs, correlation). With `first is second` the pairs
-    are within one set.
+    """Keep the (first, second) pairs confirmed on pixels (at the verification side, then the
+    changed area again at the cache's full resolution) and standing out of any series they
+    are in (`standing_out`, ranked at full resolution); returns (pairs, correlation). With
+    `first is second` the pairs are within one set.
 
     Pixels come from the caches batch by batch, so memory does not grow with the dataset.
     """
@@ -161,11 +169,16 @@ def verify_pairs(
             & (alike.chroma <= settings.max_chroma_distance)
             & (alike.changed <= settings.max_changed_area)
         )
-        kept.append(chunk[confirmed])
-        scores.append(alike.correlation[confirmed])
+        # a verified pair is compared again at the cache's full resolution (only the few
+        # verified pairs pay for it): thin frames, ornaments and small marks that blur away
+        # at the verification side show up in its changed area
+        sharp = pair_similarity(views[0][confirmed], views[1][confirmed], side=FULL_SIDE)
+        still = sharp.changed <= settings.max_changed_area_full
+        kept.append(chunk[confirmed][still])
+        scores.append(alike.correlation[confirmed][still])
         # for telling series members apart: shared edges, less any difference in ink
-        ranks.append(alike.detail[confirmed] - alike.difference[confirmed] / 100)
-        same.append(alike.difference[confirmed] < IDENTICAL_DIFFERENCE)
+        ranks.append((sharp.detail - sharp.difference / 100)[still])
+        same.append((alike.difference[confirmed] < IDENTICAL_DIFFERENCE)[still])
     pairs, scores = np.concatenate(kept), np.concatenate(scores)
     keep = standing_out(pairs, np.concatenate(ranks), first is second, settings)
     keep |= np.concatenate(same)  # identical once aligned (blank pictures): no series to doubt

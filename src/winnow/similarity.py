@@ -22,10 +22,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-VERIFY_SIDE = 64
+VERIFY_SIDE = 64  # side at which a pair is verified
+FULL_SIDE = 128  # the cache's full resolution: verified pairs are compared again here
 PROFILE_SIDE = 128
 CHANGE_THRESHOLD = 40.0  # grey levels; JPEG ringing and resampling (within one pixel) stay below it
-BLUR = 1.0  # pixels at VERIFY_SIDE: both pictures are blurred this much before comparing
+BLUR = 1.0  # pixels at the comparison side: both pictures are blurred this much first
 DETAIL_SIGMA = 2.0  # fine detail = the picture minus its blur at this sigma
 FIT_SIDE = 64  # profile samples used to fit the crop; PROFILE_SIDE must be a multiple
 _SCALES = np.linspace(0.86, 1.0, 15)  # a copy keeps 86–100 % of each side
@@ -226,17 +227,26 @@ class PairSimilarity(NamedTuple):
 
 
 def aligned_similarity(
-    source: np.ndarray, target: np.ndarray, blur: float = BLUR, detail_sigma: float = DETAIL_SIGMA
+    source: np.ndarray,
+    target: np.ndarray,
+    blur: float = BLUR,
+    detail_sigma: float = DETAIL_SIGMA,
+    side: int = VERIFY_SIDE,
 ) -> PairSimilarity:
-    """Warp `source` onto `target` (assumed a crop of it) and compare; (P, n, n, 3) inputs."""
-    return _aligned(_planes(source), _planes(target), blur, detail_sigma)
+    """Warp `source` onto `target` (assumed a crop of it) and compare at `side` pixels;
+    (P, n, n, 3) inputs."""
+    return _aligned(_planes(source), _planes(target), blur, detail_sigma, side)
 
 
 def _aligned(
-    source_c: list[np.ndarray], target_c: list[np.ndarray], blur: float, detail_sigma: float
+    source_c: list[np.ndarray],
+    target_c: list[np.ndarray],
+    blur: float,
+    detail_sigma: float,
+    side: int,
 ) -> PairSimilarity:
     """aligned_similarity on colour planes (see `_planes`)."""
-    n, m = source_c[0].shape[1], VERIFY_SIDE
+    n, m = source_c[0].shape[1], side
     source_l, target_l = sum(source_c) / 3, sum(target_c) / 3
     sx, ox = _fit_axis(_profile(source_l, axis=1), _profile(target_l, axis=1))
     sy, oy = _fit_axis(_profile(source_l, axis=2), _profile(target_l, axis=2))
@@ -320,12 +330,16 @@ def _range_along(images: np.ndarray, axis: int, reach: int, pick: np.ufunc) -> n
     return result
 
 
-def pair_similarity(first: np.ndarray, second: np.ndarray) -> PairSimilarity:
+def pair_similarity(
+    first: np.ndarray, second: np.ndarray, side: int = VERIFY_SIDE
+) -> PairSimilarity:
     """Similarity of aligned pairs, trying both crop directions and keeping the
     better-aligned one."""
+    if len(first) == 0:
+        return PairSimilarity(*(np.zeros(0, np.float32) for _ in PairSimilarity._fields))
     first_c, second_c = _planes(first), _planes(second)
-    forward = _aligned(first_c, second_c, BLUR, DETAIL_SIGMA)
-    backward = _aligned(second_c, first_c, BLUR, DETAIL_SIGMA)
+    forward = _aligned(first_c, second_c, BLUR, DETAIL_SIGMA, side)
+    backward = _aligned(second_c, first_c, BLUR, DETAIL_SIGMA, side)
     use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
     return PairSimilarity(
         *(
