@@ -197,3 +197,22 @@ def test_light_corner_ornaments_show_at_full_resolution() -> None:
     assert pair_similarity(ornate, copy, side=FULL_SIDE).changed[0] <= (
         DEFAULTS.max_changed_area_full
     )
+
+
+def test_a_copy_upscaled_into_the_cache_is_compared_at_its_own_resolution() -> None:
+    """A 64-px icon with fine hatching and its copy resized to 31 px: the cache upscaled the
+    copy, so its hatching is a blur. Compared at the copy's own resolution the two agree on
+    all the detail they share; pictures at least as large as the side are unaffected."""
+    icon = Image.new("RGB", (64, 64), (255, 255, 255))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((6, 10, 58, 56), 6, fill=(40, 90, 200), outline=(0, 0, 0), width=1)
+    for y in range(13, 54, 3):
+        draw.line((9, y, 55, y), fill=(120, 160, 240), width=1)
+    draw.ellipse((18, 20, 46, 48), fill=(230, 230, 240), outline=(0, 0, 0), width=1)
+    copy = icon.crop((1, 1, 63, 63)).resize((31, 31), Image.LANCZOS)
+    plain = pair_similarity(view(icon), view(copy))
+    matched = pair_similarity(view(icon), view(copy), resolution=np.array([31]))
+    assert matched.detail[0] > max(plain.detail[0] + 0.03, 0.98)
+    large = pair_similarity(view(flag()), view(flag()), resolution=np.array([VERIFY_SIDE]))
+    same = pair_similarity(view(flag()), view(flag()))
+    assert all(np.array_equal(x, y) for x, y in zip(large, same, strict=True))

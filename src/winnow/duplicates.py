@@ -73,6 +73,11 @@ class Items:
     coarse: np.ndarray
     moment: np.ndarray
 
+    def longer_sides(self, positions: np.ndarray) -> np.ndarray:
+        """Each picture's longer side in pixels, as its file has it."""
+        rows = self.frame.iloc[positions]
+        return np.maximum(rows["width"].to_numpy(np.float64), rows["height"].to_numpy(np.float64))
+
     def regions(self, positions: np.ndarray) -> list[np.ndarray]:
         rows = self.frame.iloc[positions]
         pixels = self.cache.take(
@@ -162,7 +167,10 @@ def verify_pairs(
             unique, inverse = np.unique(column, return_inverse=True)
             stack = np.stack([verification_view(r) for r in items.regions(unique)])
             views.append(stack[inverse])
-        alike = pair_similarity(*views)
+        # the smaller picture's own size: a copy upscaled into the cache is compared on the
+        # detail it has (see pair_similarity)
+        resolution = np.minimum(first.longer_sides(chunk[:, 0]), second.longer_sides(chunk[:, 1]))
+        alike = pair_similarity(*views, resolution=resolution)
         confirmed = (
             (alike.correlation >= settings.min_correlation)
             & (alike.detail >= settings.min_detail)

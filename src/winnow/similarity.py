@@ -331,19 +331,34 @@ def _range_along(images: np.ndarray, axis: int, reach: int, pick: np.ufunc) -> n
 
 
 def pair_similarity(
-    first: np.ndarray, second: np.ndarray, side: int = VERIFY_SIDE
+    first: np.ndarray,
+    second: np.ndarray,
+    side: int = VERIFY_SIDE,
+    resolution: np.ndarray | None = None,
 ) -> PairSimilarity:
-    """Similarity of aligned pairs, trying both crop directions and keeping the
-    better-aligned one."""
+    """Similarity of aligned pairs at `side` pixels, trying both crop directions and keeping
+    the better-aligned one.
+
+    `resolution`, per pair: the longer side of the smaller picture as its file has it. A
+    picture smaller than `side` was upscaled into the cache, so it has no detail finer than
+    its own pixels; both pictures are then blurred to that resolution (blur and detail
+    scale times side / resolution, in half steps up to 4), so that a copy resized to 31 px
+    is compared with its 64-px source on the detail both still have.
+    """
     if len(first) == 0:
         return PairSimilarity(*(np.zeros(0, np.float32) for _ in PairSimilarity._fields))
-    first_c, second_c = _planes(first), _planes(second)
-    forward = _aligned(first_c, second_c, BLUR, DETAIL_SIGMA, side)
-    backward = _aligned(second_c, first_c, BLUR, DETAIL_SIGMA, side)
-    use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
-    return PairSimilarity(
-        *(
-            np.where(use_forward, f, b).astype(np.float32)
-            for f, b in zip(forward, backward, strict=True)
-        )
-    )
+    factor = np.ones(len(first))
+    if resolution is not None:
+        ratio = side / np.maximum(np.asarray(resolution, np.float64), 1)
+        factor = np.clip(np.round(ratio * 2) / 2, 1, 4)
+    results = [np.zeros(len(first), np.float32) for _ in PairSimilarity._fields]
+    for level in np.unique(factor):
+        which = np.flatnonzero(factor == level)
+        first_c, second_c = _planes(first[which]), _planes(second[which])
+        blur, detail = BLUR * level, DETAIL_SIGMA * level
+        forward = _aligned(first_c, second_c, blur, detail, side)
+        backward = _aligned(second_c, first_c, blur, detail, side)
+        use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
+        for out, f, b in zip(results, forward, backward, strict=True):
+            out[which] = np.where(use_forward, f, b)
+    return PairSimilarity(*results)
