@@ -18,6 +18,7 @@ from winnow.cache import PixelCache
 from winnow.config import AuditConfig
 from winnow.similarity import (
     FULL_SIDE,
+    PairSimilarity,
     descriptors,
     image_region,
     pair_similarity,
@@ -180,7 +181,7 @@ def verify_pairs(
         # a verified pair is compared again at the cache's full resolution (only the few
         # verified pairs pay for it): thin frames, ornaments and small marks that blur away
         # at the verification side show up in its changed area
-        sharp = pair_similarity(views[0][confirmed], views[1][confirmed], side=FULL_SIDE)
+        sharp = _full_side(views[0][confirmed], views[1][confirmed], settings.batch_pairs // 4)
         still = sharp.changed <= settings.max_changed_area_full
         kept.append(chunk[confirmed][still])
         scores.append(alike.correlation[confirmed][still])
@@ -191,6 +192,19 @@ def verify_pairs(
     keep = standing_out(pairs, np.concatenate(ranks), first is second, settings)
     keep |= np.concatenate(same)  # identical once aligned (blank pictures): no series to doubt
     return pairs[keep], scores[keep]
+
+
+def _full_side(first: np.ndarray, second: np.ndarray, size: int) -> PairSimilarity:
+    """pair_similarity at FULL_SIDE, `size` pairs at a time (4× the pixels of a pair at the
+    verification side, so a quarter of the batch keeps the peak memory where it was)."""
+    size = max(1, size)
+    parts = [
+        pair_similarity(first[start : start + size], second[start : start + size], FULL_SIDE)
+        for start in range(0, len(first), size)
+    ]
+    if not parts:
+        return pair_similarity(first, second, FULL_SIDE)
+    return PairSimilarity(*(np.concatenate(values) for values in zip(*parts, strict=True)))
 
 
 def standing_out(
