@@ -12,7 +12,11 @@ brightness-shifted copies. On real clipart, long series of genuinely similar dra
    axis-aligned affine map. Its scale and offset are found per axis by aligning row and
    column intensity profiles over a grid, the image is warped with it, and the blurred
    luminance is compared by normalised correlation (invariant to brightness and contrast
-   shifts). A chroma check rejects recoloured variants. All of it is batched matrix algebra.
+   shifts). A hue check rejects recoloured variants, a changed-area check added marks. The
+   tests run at VERIFY_SIDE (64 px), where a copy at half size still looks like its source;
+   pairs that pass are compared again at FULL_SIDE (the cache's 128 px) for what blurs away
+   at 64 px and to rank look-alikes in a series. A picture smaller than the side is
+   compared at its own resolution. All of it is batched matrix algebra.
 """
 
 from __future__ import annotations
