@@ -20,7 +20,7 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from winnow.cache import PixelCache
 from winnow.domain import isolation_forest, kmeans_split, photo_likeness, robust_z, tail_mixture
-from winnow.manifest import read_manifest
+from winnow.manifest import longer_sides, read_manifest
 from winnow.photo_features import FAMILY_FEATURES, FEATURES, photo_like_features
 
 
@@ -42,7 +42,7 @@ def ablation(run: Path, truth_file: Path) -> dict:
     cache = PixelCache(run)
     started = time.perf_counter()
     where = (rows["cache_shard"].to_numpy(np.int64), rows["cache_index"].to_numpy(np.int64))
-    longer = np.maximum(rows["width"].to_numpy(float), rows["height"].to_numpy(float))
+    longer = longer_sides(rows)
     features = photo_like_features(
         cache.take(*where), longer, cache.background, cache.take_detail(*where)
     )

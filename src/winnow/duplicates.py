@@ -16,6 +16,7 @@ from scipy.sparse.csgraph import connected_components
 
 from winnow.cache import PixelCache
 from winnow.config import AuditConfig
+from winnow.manifest import longer_sides
 from winnow.similarity import (
     FULL_SIDE,
     PairSimilarity,
@@ -73,11 +74,6 @@ class Items:
     cache: PixelCache
     coarse: np.ndarray
     moment: np.ndarray
-
-    def longer_sides(self, positions: np.ndarray) -> np.ndarray:
-        """Each picture's longer side in pixels, as its file has it."""
-        rows = self.frame.iloc[positions]
-        return np.maximum(rows["width"].to_numpy(np.float64), rows["height"].to_numpy(np.float64))
 
     def regions(self, positions: np.ndarray) -> list[np.ndarray]:
         rows = self.frame.iloc[positions]
@@ -170,7 +166,10 @@ def verify_pairs(
             views.append(stack[inverse])
         # the smaller picture's own size: a copy upscaled into the cache is compared on the
         # detail it has (see pair_similarity)
-        resolution = np.minimum(first.longer_sides(chunk[:, 0]), second.longer_sides(chunk[:, 1]))
+        resolution = np.minimum(
+            longer_sides(first.frame.iloc[chunk[:, 0]]),
+            longer_sides(second.frame.iloc[chunk[:, 1]]),
+        )
         alike = pair_similarity(*views, resolution=resolution)
         confirmed = (
             (alike.correlation >= settings.min_correlation)

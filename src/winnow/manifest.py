@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -89,3 +90,8 @@ def read_manifest(run_dir: Path):  # -> pandas.DataFrame
         pa.bool_(): pd.BooleanDtype(),
     }
     return read_table(run_dir).to_pandas(types_mapper=nullable.get)
+
+
+def longer_sides(rows) -> np.ndarray:  # rows: pandas.DataFrame with width and height
+    """Each row's longer side in pixels, as its file has it (float; NaN where unknown)."""
+    return np.maximum(rows["width"].to_numpy(dtype=float), rows["height"].to_numpy(dtype=float))

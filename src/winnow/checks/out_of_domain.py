@@ -17,6 +17,7 @@ import pandas as pd
 
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
 from winnow.domain import dominant_style, family_evidence, photo_likeness, robust_z, tail_mixture
+from winnow.manifest import longer_sides
 from winnow.photo_features import photo_like_features
 
 _CHUNK = 2048
@@ -25,7 +26,7 @@ MIN_ITEMS = 20  # below this a dataset has no "typical" image to compare with
 
 def compute_features(context: AuditContext, rows: pd.DataFrame) -> pd.DataFrame:
     """Photo statistics for `rows`, read from the pixel cache chunk by chunk."""
-    longer = np.maximum(rows["width"].to_numpy(dtype=float), rows["height"].to_numpy(dtype=float))
+    longer = longer_sides(rows)
     parts = []
     for start in range(0, len(rows), _CHUNK):
         chunk = rows.iloc[start : start + _CHUNK]
