@@ -194,6 +194,9 @@ class AuditConfig(BaseModel):
     dominant_style: the style of the dataset (`auto` detects it); out_of_domain flags the other.
     out_of_domain_sure: out-of-domain probability from which a flag is sure (dropped by
       `clean`); flags below it are borderline (sent to review).
+    out_of_domain_learned: also train a small denoiser on the dataset's own detail crops and
+      use the noise it finds as one more statistic (`winnow.denoiser`; about 25 s of training
+      plus 1 ms per image on 2 cores). Off by default: see the README's ablation.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -211,6 +214,7 @@ class AuditConfig(BaseModel):
     max_aspect: float = 5.0
     dominant_style: Literal["auto", "drawing", "photo"] = "auto"
     out_of_domain_sure: float = 0.8
+    out_of_domain_learned: bool = False
 
     @field_validator("out_of_domain_sure")
     @classmethod

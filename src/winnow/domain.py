@@ -45,9 +45,17 @@ REFERENCE_MEDIANS: dict[Style, dict[str, float]] = {
 }  # fmt: skip
 
 
+LEARNED_FEATURES: tuple[str, ...] = ("learned_noise",)  # `winnow.denoiser`, when computed
+
+
+def _columns(features: pd.DataFrame) -> list[str]:
+    return [name for name in (*FEATURES, *LEARNED_FEATURES) if name in features]
+
+
 def robust_z(features: pd.DataFrame) -> pd.DataFrame:
-    """Each feature centred on its median and scaled by its interquartile range."""
-    features = features[list(FEATURES)]
+    """Each feature (the hand-crafted ones, and the learned one when present) centred on its
+    median and scaled by its interquartile range."""
+    features = features[_columns(features)]
     median = features.median()
     spread = (features.quantile(0.75) - features.quantile(0.25)).clip(lower=1e-6)
     return (features - median) / spread
@@ -59,9 +67,14 @@ def photo_likeness(z: pd.DataFrame) -> np.ndarray:
 
 
 def family_evidence(z: pd.DataFrame) -> pd.DataFrame:
-    """Mean robust z per feature family (colour, texture): what drove an item's score."""
+    """Mean robust z per feature family (colour, texture, and learned when computed): what
+    drove an item's score."""
+    families = dict(FAMILY_FEATURES)
+    learned = [name for name in LEARNED_FEATURES if name in z]
+    if learned:
+        families["learned"] = tuple(learned)
     return pd.DataFrame(
-        {family: z[list(members)].mean(axis=1) for family, members in FAMILY_FEATURES.items()}
+        {family: z[list(members)].mean(axis=1) for family, members in families.items()}
     )
 
 

@@ -301,7 +301,13 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         f"{100 * numbers['contamination_estimate']:.1f} % ({numbers['flagged']} flagged, "
         f"{numbers['borderline']} borderline, sent to review by <code>winnow clean</code>). "
         "Evidence is pixels only (never the file format or name): <i>colour</i> = many colours with a "
-        "spread-out histogram, <i>texture</i> = fine texture and noise away from edges.</p>"
+        "spread-out histogram, <i>texture</i> = fine texture and noise away from edges"
+        + (
+            ", <i>learned</i> = detail that a denoiser trained on this dataset reads as noise"
+            if numbers.get("learned_representation")
+            else ""
+        )
+        + ".</p>"
         f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
         f"<h3>Most out-of-domain</h3>{strip(sure)}<h3>Borderline</h3>{strip(border)}"
     )

@@ -1,10 +1,12 @@
 """out_of_domain: images of the other style, e.g. photographs in an illustration set.
 
 Unsupervised, from pixels only (never the file format, name or metadata): hand-crafted
-colour and texture statistics (`winnow.photo_features`), combined and thresholded by
-`winnow.domain`. Extra columns:
+colour and texture statistics (`winnow.photo_features`) and, with `out_of_domain_learned`,
+the noise level a denoiser trained on the dataset itself finds (`winnow.denoiser`),
+combined and thresholded by `winnow.domain`. Extra columns:
     photo_likeness            median robust z of the photo statistics (larger = more photographic)
-    out_of_domain_evidence    the feature family that pointed out of domain most (colour/texture)
+    out_of_domain_evidence    the feature family that pointed out of domain most (colour,
+                              texture, learned)
     out_of_domain_borderline  flagged, but with a probability below `out_of_domain_sure`
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.domain import dominant_style, family_evidence, photo_likeness, robust_z, tail_mixture
 from winnow.manifest import longer_sides
 from winnow.photo_features import photo_like_features
@@ -24,24 +27,34 @@ _CHUNK = 2048
 MIN_ITEMS = 20  # below this a dataset has no "typical" image to compare with
 
 
-def compute_features(context: AuditContext, rows: pd.DataFrame) -> pd.DataFrame:
-    """Photo statistics for `rows`, read from the pixel cache chunk by chunk."""
+def _where(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        rows["cache_shard"].to_numpy(dtype=np.int64),
+        rows["cache_index"].to_numpy(dtype=np.int64),
+    )
+
+
+def compute_features(
+    context: AuditContext, rows: pd.DataFrame, learned: bool = False
+) -> pd.DataFrame:
+    """Photo statistics for `rows`, read from the pixel cache chunk by chunk; with `learned`,
+    also `learned_noise` from a denoiser trained on (a sample of) the rows' detail crops."""
+    cache = context.cache
+    model = None
+    if learned:
+        sample = rows.iloc[training_sample(len(rows))]
+        model = fit_denoiser(cache.take_detail(*_where(sample)))
     longer = longer_sides(rows)
     parts = []
     for start in range(0, len(rows), _CHUNK):
-        chunk = rows.iloc[start : start + _CHUNK]
-        where = (
-            chunk["cache_shard"].to_numpy(dtype=np.int64),
-            chunk["cache_index"].to_numpy(dtype=np.int64),
+        where = _where(rows.iloc[start : start + _CHUNK])
+        detail = cache.take_detail(*where)
+        part = photo_like_features(
+            cache.take(*where), longer[start : start + _CHUNK], cache.background, detail
         )
-        parts.append(
-            photo_like_features(
-                context.cache.take(*where),
-                longer[start : start + _CHUNK],
-                context.cache.background,
-                context.cache.take_detail(*where),
-            )
-        )
+        if model is not None:
+            part["learned_noise"] = noise_level(model, detail, cache.background)
+        parts.append(part)
     features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     features.index = rows.index
     return features
@@ -60,7 +73,7 @@ def run(context: AuditContext) -> CheckResult:
         return CheckResult(
             columns=columns, summary={"skipped": f"fewer than {MIN_ITEMS} readable images"}
         )
-    features = compute_features(context, rows)
+    features = compute_features(context, rows, learned=settings.out_of_domain_learned)
     style = (
         dominant_style(features) if settings.dominant_style == "auto" else settings.dominant_style
     )
@@ -95,6 +108,7 @@ def run(context: AuditContext) -> CheckResult:
         "dominant_style": style,
         "out_of_domain_style": "photo" if style == "drawing" else "drawing",
         "method": "tail_mixture",
+        "learned_representation": "denoiser" if settings.out_of_domain_learned else None,
         "mixture_components": decision.components,
         "flagged": int(decision.flagged.sum()),
         "borderline": int(columns["out_of_domain_borderline"].sum()),
