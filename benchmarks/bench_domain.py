@@ -24,7 +24,7 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 from winnow.cache import PixelCache
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.domain import isolation_forest, kmeans_split, photo_likeness, robust_z, tail_mixture
-from winnow.manifest import longer_sides, read_manifest
+from winnow.manifest import cache_positions, longer_sides, read_manifest
 from winnow.photo_features import FAMILY_FEATURES, FEATURES, photo_like_features
 
 
@@ -52,14 +52,11 @@ def ablation(run: Path, truth_file: Path) -> dict:
     truth = rows["path"].isin(photos).to_numpy()
     cache = PixelCache(run)
     started = time.perf_counter()
-    where = (rows["cache_shard"].to_numpy(np.int64), rows["cache_index"].to_numpy(np.int64))
-    longer = longer_sides(rows)
-    features = photo_like_features(
-        cache.take(*where), longer, cache.background, cache.take_detail(*where)
-    )
+    where = cache_positions(rows)
+    detail = cache.take_detail(*where)  # read once: the features and the denoiser use it
+    features = photo_like_features(cache.take(*where), longer_sides(rows), cache.background, detail)
     seconds = time.perf_counter() - started
     started = time.perf_counter()
-    detail = cache.take_detail(*where)
     model = fit_denoiser(detail[training_sample(len(detail))])
     learned_train = time.perf_counter() - started
     learned = noise_level(model, detail, cache.background)

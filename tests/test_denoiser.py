@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 import winnow.checks.out_of_domain as out_of_domain
@@ -52,8 +53,6 @@ def test_it_learns_to_find_added_noise(trained) -> None:
     noisy_level = noise_level(model, noisy, WHITE)
     assert np.all(noisy_level > clean_level + 1.0)
     # what it predicts on a noisy image is the noise that was added (an untrained one is not)
-    import torch
-
     with torch.no_grad():
         predicted = model(torch.from_numpy(noisy).permute(0, 3, 1, 2).float() / 255).numpy()
     added = (noisy.astype(float) - drawings) / 255

@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import connected_components
 
 from winnow.cache import PixelCache
 from winnow.config import AuditConfig
-from winnow.manifest import longer_sides
+from winnow.manifest import cache_positions, longer_sides
 from winnow.similarity import (
     FULL_SIDE,
     PairSimilarity,
@@ -77,9 +77,7 @@ class Items:
 
     def regions(self, positions: np.ndarray) -> list[np.ndarray]:
         rows = self.frame.iloc[positions]
-        pixels = self.cache.take(
-            rows["cache_shard"].to_numpy(np.int64), rows["cache_index"].to_numpy(np.int64)
-        )
+        pixels = self.cache.take(*cache_positions(rows))
         return [
             image_region(p, int(w), int(h))
             for p, w, h in zip(pixels, rows["width"], rows["height"], strict=True)

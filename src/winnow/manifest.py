@@ -92,6 +92,15 @@ def read_manifest(run_dir: Path):  # -> pandas.DataFrame
     return read_table(run_dir).to_pandas(types_mapper=nullable.get)
 
 
+def cache_positions(rows) -> tuple[np.ndarray, np.ndarray]:  # rows: with a pixel cache entry
+    """(cache_shard, cache_index) of each row as int64 arrays: what `PixelCache.take` and
+    `PixelCache.take_detail` read."""
+    return (
+        rows["cache_shard"].to_numpy(dtype=np.int64),
+        rows["cache_index"].to_numpy(dtype=np.int64),
+    )
+
+
 def longer_sides(rows) -> np.ndarray:  # rows: pandas.DataFrame with width and height
     """Each row's longer side in pixels, as its file has it (float; NaN where unknown)."""
     return np.maximum(rows["width"].to_numpy(dtype=float), rows["height"].to_numpy(dtype=float))

@@ -20,18 +20,11 @@ import pandas as pd
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.domain import dominant_style, family_evidence, photo_likeness, robust_z, tail_mixture
-from winnow.manifest import longer_sides
+from winnow.manifest import cache_positions, longer_sides
 from winnow.photo_features import photo_like_features
 
 _CHUNK = 2048
 MIN_ITEMS = 20  # below this a dataset has no "typical" image to compare with
-
-
-def _where(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return (
-        rows["cache_shard"].to_numpy(dtype=np.int64),
-        rows["cache_index"].to_numpy(dtype=np.int64),
-    )
 
 
 def compute_features(
@@ -43,11 +36,11 @@ def compute_features(
     model = None
     if learned:
         sample = rows.iloc[training_sample(len(rows))]
-        model = fit_denoiser(cache.take_detail(*_where(sample)))
+        model = fit_denoiser(cache.take_detail(*cache_positions(sample)))
     longer = longer_sides(rows)
     parts = []
     for start in range(0, len(rows), _CHUNK):
-        where = _where(rows.iloc[start : start + _CHUNK])
+        where = cache_positions(rows.iloc[start : start + _CHUNK])
         detail = cache.take_detail(*where)
         part = photo_like_features(
             cache.take(*where), longer[start : start + _CHUNK], cache.background, detail

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from winnow.cache import PixelCache
+from winnow.manifest import cache_positions
 from winnow.preprocess import resize_square
 from winnow.training.imbalance import STRATEGIES
 
@@ -86,8 +87,7 @@ def _with_dropped_rows(frame: pd.DataFrame, train: pd.DataFrame) -> tuple[pd.Dat
 def load_pixels(cache: PixelCache, rows: pd.DataFrame, image_size: int) -> torch.Tensor:
     """(n, 3, s, s) uint8 tensor of the rows' cached pixels at the training size."""
     out = torch.empty((len(rows), 3, image_size, image_size), dtype=torch.uint8)
-    shards = rows["cache_shard"].to_numpy()
-    indices = rows["cache_index"].to_numpy()
+    shards, indices = cache_positions(rows)
     for start in range(0, len(rows), LOAD_CHUNK):
         stop = start + LOAD_CHUNK
         pixels = resize_square(cache.take(shards[start:stop], indices[start:stop]), image_size)
