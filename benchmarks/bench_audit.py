@@ -31,6 +31,7 @@ from winnow.checks.near_duplicate import representatives
 from winnow.config import AuditConfig
 from winnow.duplicates import NearDuplicateSettings, candidate_pairs
 from winnow.manifest import read_manifest
+from winnow.similarity import DETAIL_COMPONENTS
 
 
 def _strip(path: str) -> str:
@@ -130,8 +131,9 @@ def candidate_growth(sizes: tuple[int, ...] = (10_000, 100_000)) -> dict:
     rng = np.random.default_rng(0)
     timings = {}
     for n in sizes:
-        coarse, moment = _planted_vectors(rng, n, 432), _planted_vectors(rng, n, 1024)
-        items = Items(frame=pd.DataFrame(index=range(n)), cache=None, coarse=coarse, moment=moment)
+        coarse = _planted_vectors(rng, n, 432)
+        detail = _planted_vectors(rng, n, DETAIL_COMPONENTS + 1)  # a projected descriptor
+        items = Items(frame=pd.DataFrame(index=range(n)), cache=None, coarse=coarse, detail=detail)
         started = time.perf_counter()
         pairs = candidate_pairs(items, None, NearDuplicateSettings())
         seconds = time.perf_counter() - started

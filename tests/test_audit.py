@@ -19,7 +19,9 @@ from winnow.checks.base import AuditContext, Check, CheckResult
 from winnow.config import AuditConfig, ScanConfig
 from winnow.demo import illustration
 from winnow.duplicates import (
+    Items,
     NearDuplicateSettings,
+    aspect_compatible,
     candidate_pairs,
     describe,
     standing_out,
@@ -270,6 +272,34 @@ def test_standing_out_keeps_the_two_sides_of_a_leak_search_apart() -> None:
     settings = NearDuplicateSettings(series_size=4)
     keep = standing_out(pairs, score, same_set=False, settings=settings)
     assert {tuple(p) for p in pairs[keep].tolist()} == {(1, 3)}
+
+
+def test_pictures_no_crop_can_reshape_into_each_other_are_not_verified() -> None:
+    """A tall LED and a square one share every edge once both are stretched square, but no
+    crop of a few per cent turns a 1:2 picture into a 1:1 one: the pair is dropped before
+    its pixels are compared. A copy cropped 5 % on one side is still verified."""
+
+    def frame(sizes: list[tuple[int, int]]) -> pd.DataFrame:
+        return pd.DataFrame({"width": [w for w, _ in sizes], "height": [h for _, h in sizes]})
+
+    def led(width: int, height: int) -> np.ndarray:
+        picture = np.full((height, width, 3), 255, np.uint8)
+        picture[height // 8 : -height // 8, width // 8 : -width // 8] = (200, 30, 30)
+        return picture
+
+    pictures = [led(50, 100), led(50, 50), led(50, 100)[5:]]  # tall, square, a crop
+    items = Items(frame([p.shape[1::-1] for p in pictures]), None, np.zeros(0), np.zeros(0))
+    items.regions = lambda positions: [pictures[i] for i in positions]  # no cache needed
+    assert aspect_compatible(items.frame.iloc[[0, 0]], items.frame.iloc[[1, 2]]).tolist() == [
+        False,
+        True,
+    ]
+    pairs, _ = verify_pairs(items, items, np.array([[0, 1], [0, 2]]), NearDuplicateSettings())
+    assert pairs.tolist() == [[0, 2]]
+    # unknown sizes do not decide
+    unknown = frame([(50, 100)]).astype(float)
+    unknown.loc[0, "width"] = np.nan
+    assert aspect_compatible(unknown, frame([(50, 50)])).tolist() == [True]
 
 
 def test_a_subset_of_checks_still_writes_the_report(audited, tmp_path) -> None:

@@ -19,9 +19,12 @@ from winnow.config import AuditConfig
 from winnow.manifest import cache_positions, longer_sides
 from winnow.similarity import (
     FULL_SIDE,
+    PROJECTION_SAMPLE,
     PairSimilarity,
+    Projection,
     descriptors,
     image_region,
+    max_aspect_change,
     pair_similarity,
     verification_view,
 )
@@ -68,12 +71,14 @@ def keeper_order(frame: pd.DataFrame) -> np.ndarray:
 
 @dataclass
 class Items:
-    """A set of manifest rows (status ok) with its pixel cache and search descriptors."""
+    """A set of manifest rows (status ok) with its pixel cache and search descriptors:
+    `coarse` colour and projected `detail` (see winnow.similarity), one row per item."""
 
     frame: pd.DataFrame
     cache: PixelCache
     coarse: np.ndarray
-    moment: np.ndarray
+    detail: np.ndarray
+    projection: Projection | None = None
 
     def regions(self, positions: np.ndarray) -> list[np.ndarray]:
         rows = self.frame.iloc[positions]
@@ -84,16 +89,32 @@ class Items:
         ]
 
 
-def describe(frame: pd.DataFrame, cache: PixelCache, batch: int = 2048) -> Items:
-    """Descriptors for every row of `frame` (ok rows), reading the cache in batches."""
-    coarse, moment = [], []
-    items = Items(frame, cache, np.zeros((0, 1)), np.zeros((0, 1)))
+def describe(
+    frame: pd.DataFrame,
+    cache: PixelCache,
+    projection: Projection | None = None,
+    batch: int = 2048,
+    seed: int = 0,
+) -> Items:
+    """Descriptors for every row of `frame` (ok rows), reading the cache in batches.
+
+    The detail descriptors are projected with `projection`; without one, it is fitted on a
+    seeded sample of PROJECTION_SAMPLE rows (pass a training set's projection to describe a
+    set that is searched against it)."""
+    items = Items(frame, cache, np.zeros((0, 1), np.float32), np.zeros((0, 1), np.float32))
+    if len(frame) == 0:
+        return items
+    if projection is None:
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.permutation(len(frame))[:PROJECTION_SAMPLE])
+        projection = Projection.fit(descriptors(items.regions(sample))[1], seed)
+    coarse, detail = [], []
     for start in range(0, len(frame), batch):
-        c, m = descriptors(items.regions(np.arange(start, min(start + batch, len(frame)))))
+        c, raw = descriptors(items.regions(np.arange(start, min(start + batch, len(frame)))))
         coarse.append(c)
-        moment.append(m)
-    if coarse:
-        items.coarse, items.moment = np.concatenate(coarse), np.concatenate(moment)
+        detail.append(projection.apply(raw))
+    items.coarse, items.detail = np.concatenate(coarse), np.concatenate(detail)
+    items.projection = projection
     return items
 
 
@@ -123,7 +144,7 @@ def candidate_pairs(
     k = settings.neighbours + (1 if same else 0)
     found = [
         _neighbours(base.coarse, queries.coarse, k, settings.exact_index_limit),
-        _neighbours(base.moment, queries.moment, k, settings.exact_index_limit),
+        _neighbours(base.detail, queries.detail, k, settings.exact_index_limit),
     ]
     query_ids = np.repeat(np.arange(len(queries.coarse)), k)
     pairs = np.concatenate([np.stack([query_ids, f.ravel()], axis=1) for f in found])
@@ -136,9 +157,20 @@ def candidate_pairs(
     pairs = np.unique(pairs, axis=0)
     agreement = np.maximum(
         (queries.coarse[pairs[:, 0]] * base.coarse[pairs[:, 1]]).sum(axis=1),
-        (queries.moment[pairs[:, 0]] * base.moment[pairs[:, 1]]).sum(axis=1),
+        (queries.detail[pairs[:, 0]] * base.detail[pairs[:, 1]]).sum(axis=1),
     )
     return pairs[agreement >= settings.min_descriptor_similarity]
+
+
+def aspect_compatible(first: pd.DataFrame, second: pd.DataFrame) -> np.ndarray:
+    """Per pair of rows (aligned frames): whether their aspect ratios are close enough for
+    one to be a crop of the other (`max_aspect_change`); unknown sizes are compatible."""
+    w1, h1 = first["width"].to_numpy(float), first["height"].to_numpy(float)
+    w2, h2 = second["width"].to_numpy(float), second["height"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.abs(np.log((w1 / h1) / (w2 / h2)))
+        limit = np.log(max_aspect_change(np.fmin(np.fmin(w1, h1), np.fmin(w2, h2))))
+    return ~(change > limit)  # NaN (unknown size) compares False: compatible
 
 
 def verify_pairs(
@@ -147,10 +179,15 @@ def verify_pairs(
     """Keep the (first, second) pairs confirmed on pixels (at the verification side, then the
     changed area again at the cache's full resolution) and standing out of any series they
     are in (`standing_out`, ranked at full resolution); returns (pairs, correlation). With
-    `first is second` the pairs are within one set.
+    `first is second` the pairs are within one set. Pairs whose aspect ratios no crop can
+    reconcile (`aspect_compatible`) are dropped before any pixel is read.
 
     Pixels come from the caches batch by batch, so memory does not grow with the dataset.
     """
+    if len(pairs):  # a tall and a square picture are not copies: no pixels needed for that
+        pairs = pairs[
+            aspect_compatible(first.frame.iloc[pairs[:, 0]], second.frame.iloc[pairs[:, 1]])
+        ]
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.zeros(0, np.float32)
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]

@@ -36,7 +36,8 @@ def run(context: AuditContext) -> CheckResult:
     if not reps.empty and not test.empty:
         settings = settings_of(context)
         train_items = shared_items(context, reps)
-        test_items = describe(test, context.against.cache)
+        # the test set is projected as the training set is, so their descriptors compare
+        test_items = describe(test, context.against.cache, train_items.projection)
         candidates = candidate_pairs(train_items, test_items, settings)
         pairs, similarity = verify_pairs(test_items, train_items, candidates, settings)
         copies = pd.Series(rep_of.index, index=rep_of.to_numpy())
