@@ -12,7 +12,7 @@ from winnow.audit import run_audit
 from winnow.clean import CleanPolicy, decide
 from winnow.config import AuditConfig, ConfigError, ScanConfig, build_config
 from winnow.demo import DRAWERS, illustration, photo_like
-from winnow.domain import tail_mixture
+from winnow.domain import strongest_evidence, tail_mixture
 from winnow.manifest import read_manifest
 from winnow.photo_features import FEATURES, native_scale, photo_like_features
 from winnow.scan import scan
@@ -100,6 +100,19 @@ def test_tail_mixture_finds_a_small_far_population_and_nothing_in_pure_noise() -
     # probability never falls as an item gets further out
     order = np.argsort(np.concatenate([bulk, far]))
     assert np.all(np.diff(decision.probability[order]) >= 0)
+
+
+def test_the_evidence_tag_names_the_family_most_unusual_for_the_dataset() -> None:
+    """A family with a wide z spread (as the learned noise has) must not win every tag: an
+    item in the top 1 % for colour but only mid-high on the wide family is tagged colour."""
+    rng = np.random.default_rng(0)
+    evidence = pd.DataFrame({"colour": rng.normal(0, 1, 500), "learned": rng.normal(0, 8, 500)})
+    evidence.loc[0] = [evidence["colour"].max() + 1, 6.0]  # top colour, learned ~77th pct
+    evidence.loc[1] = [0.0, evidence["learned"].max() + 1]  # top learned
+    tags = strongest_evidence(evidence)
+    assert tags[0] == "colour" and tags[1] == "learned"
+    assert evidence.idxmax(axis=1)[0] == "learned"  # what the raw z maximum said
+    assert 0.3 < (tags == "colour").mean() < 0.7  # neither family wins by its scale
 
 
 def test_clean_drops_sure_flags_and_sends_borderline_ones_to_review() -> None:

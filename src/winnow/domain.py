@@ -78,6 +78,15 @@ def family_evidence(z: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def strongest_evidence(evidence: pd.DataFrame) -> pd.Series:
+    """Per item, the family (column of `family_evidence`, oriented: larger = more out of
+    domain) in which it is most extreme *relative to this dataset*: the highest percentile
+    rank, not the highest z. Families' z-scores have different spreads (the learned noise
+    reaches z 6.8 where colour stops at 1.8 on the benchmark), so the raw maximum would
+    name the widest family for nearly every item."""
+    return evidence.rank(pct=True).idxmax(axis=1)
+
+
 def dominant_style(features: pd.DataFrame) -> Style:
     """Which reference the dataset's median image is closer to (in reference-spread units)."""
     typical = features[list(FEATURES)].median()

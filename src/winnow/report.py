@@ -307,7 +307,8 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             if numbers.get("learned_representation")
             else ""
         )
-        + ".</p>"
+        + ". Each image is tagged with the evidence in which it is most unusual for this "
+        "dataset (highest percentile).</p>"
         f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
         f"<h3>Most out-of-domain</h3>{strip(sure)}<h3>Borderline</h3>{strip(border)}"
     )

@@ -19,7 +19,14 @@ import pandas as pd
 
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
-from winnow.domain import dominant_style, family_evidence, photo_likeness, robust_z, tail_mixture
+from winnow.domain import (
+    dominant_style,
+    family_evidence,
+    photo_likeness,
+    robust_z,
+    strongest_evidence,
+    tail_mixture,
+)
 from winnow.manifest import cache_positions, longer_sides
 from winnow.photo_features import photo_like_features
 
@@ -75,7 +82,7 @@ def run(context: AuditContext) -> CheckResult:
     direction = 1.0 if style == "drawing" else -1.0
     decision = tail_mixture(direction * likeness)
     evidence = family_evidence(z) * direction
-    strongest = evidence.idxmax(axis=1)
+    strongest = strongest_evidence(evidence)
 
     columns.loc[rows.index, CHECK.score_column] = 1.0 - decision.probability
     columns.loc[rows.index, CHECK.issue_column] = decision.flagged
