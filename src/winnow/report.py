@@ -275,7 +275,12 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             label="automatic threshold",
         )
     ax.set_yscale("log")
-    ax.set_xlabel("photo-likeness (median robust z of colour and texture statistics)")
+    families = (
+        "colour, texture and learned"
+        if numbers.get("learned_representation")
+        else "colour and texture"
+    )
+    ax.set_xlabel(f"photo-likeness (median robust z of {families} statistics)")
     ax.set_ylabel("images")
     ax.legend(fontsize=8)
     chart = _png(fig)
