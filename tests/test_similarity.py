@@ -199,6 +199,24 @@ def test_the_detail_descriptor_finds_a_copys_source_among_its_siblings() -> None
     assert sum(r > 0 for r in before) >= len(chosen) // 2
 
 
+def test_the_projection_keeps_flat_pictures_apart_and_is_reproducible() -> None:
+    """Projected descriptors are unit vectors; flat pictures (no detail) get the extra
+    coordinate only, so they match each other and nothing else. A set with no detail at
+    all still projects (every picture flat), to two numbers a picture, not 4,097."""
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 20, (300, 4096)).astype(np.float32)
+    raw[:5] = 0.0  # five blank pictures
+    projection = Projection.fit(raw)
+    vectors = projection.apply(raw)
+    assert vectors.shape[1] == projection.components.shape[0] + 1
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[:5, -1], 1.0) and np.allclose(vectors[5:, -1], 0.0)
+    assert np.abs(vectors[:5] @ vectors[5:].T).max() < 1e-6
+    assert np.array_equal(Projection.fit(raw).apply(raw), vectors)  # seeded
+    blank = Projection.fit(np.zeros((10, 4096), np.float32))
+    assert blank.apply(np.zeros((3, 4096), np.float32)).shape == (3, 2)
+
+
 def test_flat_pictures_of_different_grey_levels_are_not_the_same_picture() -> None:
     """A white page and a black square are both flat: correlations cannot tell them apart,
     their grey level can. Two white pages, one a few levels off, are the same."""

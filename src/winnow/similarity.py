@@ -195,8 +195,8 @@ class Projection:
         from sklearn.decomposition import PCA
 
         rows = raw[~_flat(raw)]
-        if len(rows) < 2:  # nothing to learn directions from: keep the raw coordinates
-            return cls(np.zeros(raw.shape[1], np.float32), np.eye(raw.shape[1], dtype=np.float32))
+        if len(rows) < 2:  # no detail to learn directions from: every picture projects flat
+            return cls(np.zeros(raw.shape[1], np.float32), np.zeros((1, raw.shape[1]), np.float32))
         pca = PCA(min(DETAIL_COMPONENTS, *rows.shape), svd_solver="randomized", random_state=seed)
         pca.fit(rows)
         return cls(pca.mean_.astype(np.float32), pca.components_.astype(np.float32))
