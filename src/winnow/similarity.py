@@ -168,8 +168,9 @@ def detail_descriptor(
 
     Why detail and not the view itself: in a series of look-alikes (1,250 spirograph stars
     on the benchmark, all a ring at 32 px), what tells a copy's source from its siblings is
-    where the thin lines are. On the benchmark the copy's source is among its 8 nearest
-    neighbours for 277 of 286 planted pairs with this descriptor, 263 with the 32-px view.
+    where the thin lines are. On the benchmark, with the coarse colour descriptor beside it,
+    330 of the 340 planted pairs are among each other's 8 nearest neighbours (either way);
+    with the whole view at 32 px, 321.
     """
     view = moment_descriptor(region, side).reshape(side, side)
     smooth, wide = _blur_matrix(side, blur), _blur_matrix(side, sigma)
