@@ -75,6 +75,7 @@ def verified(alike: dict) -> bool:
         alike["correlation"] >= DEFAULTS.min_correlation
         and alike["detail"] >= DEFAULTS.min_detail
         and alike["chroma"] <= DEFAULTS.max_chroma_distance
+        and alike["greyed"] <= DEFAULTS.max_greyed_area
         and alike["changed"] <= DEFAULTS.max_changed_area
     )
 
@@ -113,6 +114,33 @@ def test_a_recoloured_variant_is_not_a_copy() -> None:
     alike = similarity(flag(), variant)
     assert alike["chroma"] > DEFAULTS.max_chroma_distance, alike
     assert not verified(alike)
+
+
+def led(fill: tuple[int, int, int]) -> Image.Image:
+    """A triangular LED icon: a coloured (or grey) body with a dark rim on white."""
+    image = Image.new("RGB", (120, 110), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.polygon([(60, 5), (115, 105), (5, 105)], fill=(40, 40, 40))
+    draw.polygon([(60, 22), (100, 97), (20, 97)], fill=fill)
+    draw.ellipse((45, 60, 75, 90), fill=tuple(min(255, c + 60) for c in fill))
+    return image
+
+
+def test_a_grey_and_a_colour_version_are_different_pictures() -> None:
+    """A grey LED and an orange one share every edge, and a grey pixel has no hue for the
+    colour distance to compare: the mid-grey pixels that are coloured in the other picture
+    tell them apart. A brightness shift keeps grey grey, and brightening a pale colour into
+    white (clipping) is still a copy."""
+    grey, orange = led((128, 128, 128)), led((160, 125, 100))  # a muted orange
+    alike = similarity(grey, orange)
+    assert alike["chroma"] <= DEFAULTS.max_chroma_distance  # the hue distance lets it pass
+    assert alike["greyed"] > DEFAULTS.max_greyed_area, alike
+    assert not verified(alike)
+    assert verified(similarity(grey, brightened(grey, 30)))
+    assert verified(similarity(orange, brightened(orange, -30)))
+    pale = led((255, 250, 228))  # cream: +30 clips it to pure white
+    assert np.asarray(brightened(pale, 30))[60, 60].tolist() == [255, 255, 255]
+    assert verified(similarity(pale, brightened(pale, 30)))
 
 
 def test_a_desaturated_variant_is_not_a_copy() -> None:

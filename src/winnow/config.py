@@ -178,6 +178,9 @@ class AuditConfig(BaseModel):
     max_chroma_distance: largest colour difference of a pair (90th percentile over pixels,
       0–510): the change of hue, weighted by how colourful the pixel is, plus half the change
       of colourfulness; a brightness shift that clips a channel moves neither much.
+    max_greyed_area: largest fraction of pixels that may be a mid grey in one picture of a
+      pair and coloured in the other (a grey and a colour version of one icon); a brightness
+      shift keeps grey pixels grey, and clipping only greys colours at white or black.
     max_changed_area: largest fraction of pixels that may differ after aligning a pair
       (added strokes, marks, another frame or text make two look-alike drawings different
       pictures); a pixel differs when it is more than 40 grey levels from every pixel within
@@ -206,6 +209,7 @@ class AuditConfig(BaseModel):
     min_correlation: float = 0.90
     min_detail: float = 0.90
     max_chroma_distance: float = 50.0
+    max_greyed_area: float = 0.02
     max_changed_area: float = 0.002
     max_changed_area_full: float = 0.01
     series_size: int = 32
@@ -230,7 +234,7 @@ class AuditConfig(BaseModel):
             raise ValueError(f"series_margin must be ≥ 0, got {value}")
         return value
 
-    @field_validator("max_changed_area", "max_changed_area_full")
+    @field_validator("max_changed_area", "max_changed_area_full", "max_greyed_area")
     @classmethod
     def _fraction(cls, value: float) -> float:
         if not 0 <= value <= 1:

@@ -42,6 +42,7 @@ class NearDuplicateSettings:
     min_correlation: float = _AUDIT_DEFAULTS.min_correlation
     min_detail: float = _AUDIT_DEFAULTS.min_detail
     max_chroma_distance: float = _AUDIT_DEFAULTS.max_chroma_distance
+    max_greyed_area: float = _AUDIT_DEFAULTS.max_greyed_area
     max_changed_area: float = _AUDIT_DEFAULTS.max_changed_area
     max_changed_area_full: float = _AUDIT_DEFAULTS.max_changed_area_full
     series_size: int = _AUDIT_DEFAULTS.series_size
@@ -211,6 +212,7 @@ def verify_pairs(
             (alike.correlation >= settings.min_correlation)
             & (alike.detail >= settings.min_detail)
             & (alike.chroma <= settings.max_chroma_distance)
+            & (alike.greyed <= settings.max_greyed_area)
             & (alike.changed <= settings.max_changed_area)
         )
         # a verified pair is compared again at the cache's full resolution (only the few

@@ -295,6 +295,8 @@ class PairSimilarity(NamedTuple):
     chroma: 90th percentile over pixels of |Δ(R−G)| + |Δ(B−G)| (0–510; a recoloured part
       of the picture shows up here);
     changed: fraction of pixels that still differ after the best gain and offset;
+    greyed: fraction of pixels grey in one picture and coloured in the other, away from
+      black and white (`_greyed_share`): no brightness shift does that;
     difference: mean absolute luminance difference after the offset only (grey levels):
       how much ink differs, which a contrast-invariant correlation does not see.
     """
@@ -304,6 +306,7 @@ class PairSimilarity(NamedTuple):
     chroma: np.ndarray
     changed: np.ndarray
     difference: np.ndarray
+    greyed: np.ndarray
 
 
 def aligned_similarity(
@@ -359,6 +362,7 @@ def _aligned(
         chroma=np.percentile(chroma, 90, axis=1),
         changed=changed,
         difference=difference,
+        greyed=_greyed_share(warped_s, warped_t),
     )
 
 
@@ -383,6 +387,37 @@ def _chroma_distance(rgb_a: list[np.ndarray], rgb_b: list[np.ndarray]) -> np.nda
     cosine = (x_a * x_b + y_a * y_b) / np.maximum(length_a * length_b, 1e-6)
     chord = np.sqrt(np.maximum(2 - 2 * cosine, 0))  # between the two unit directions
     return chord * np.minimum(length_a, length_b) + 0.5 * np.abs(length_a - length_b)
+
+
+GREY_CHROMA = 6.0  # a pixel whose (R−G, B−G) is shorter than this is grey
+COLOUR_GAIN = 20.0  # ... and the other picture's is longer by more than this: coloured
+MID_GREY = (24.0, 231.0)  # grey levels between which clipping cannot have made a pixel grey
+
+
+def _greyed_share(rgb_a: list[np.ndarray], rgb_b: list[np.ndarray]) -> np.ndarray:
+    """Per pair, the fraction of pixels that are grey in one picture and coloured in the
+    other while the grey one is a mid grey; R, G, B planes (P, m, m).
+
+    A brightness shift adds the same amount to R, G and B, so a grey pixel stays grey. Only
+    clipping can turn colour into grey, and only at white (pale yellow brightened into
+    white) or black. A mid-grey pixel that is coloured in the other picture is a colour
+    version against a grey one (an LED icon in grey and in orange, a cone in black and white
+    and in vanilla), which the hue-based `_chroma_distance` does not see: a grey pixel has
+    no hue to compare."""
+    share = []
+    for grey, other in ((rgb_a, rgb_b), (rgb_b, rgb_a)):
+        (r, g, b), (r2, g2, b2) = grey, other
+        length = np.sqrt((r - g) ** 2 + (b - g) ** 2)
+        other_length = np.sqrt((r2 - g2) ** 2 + (b2 - g2) ** 2)
+        level = (r + g + b) / 3
+        greyed = (
+            (length < GREY_CHROMA)
+            & (other_length - length > COLOUR_GAIN)
+            & (level > MID_GREY[0])
+            & (level < MID_GREY[1])
+        )
+        share.append(greyed.reshape(len(r), -1).mean(axis=1))
+    return share[0] + share[1]
 
 
 def _changed_area(
