@@ -109,7 +109,11 @@ def describe(
     if projection is None:
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.permutation(len(frame))[:PROJECTION_SAMPLE])
-        projection = Projection.fit(descriptors(items.regions(sample))[1], seed)
+        raw = [  # read in batches: the cache images of the whole sample would be 200 MB
+            descriptors(items.regions(sample[start : start + batch]))[1]
+            for start in range(0, len(sample), batch)
+        ]
+        projection = Projection.fit(np.concatenate(raw), seed)
     coarse, detail = [], []
     for start in range(0, len(frame), batch):
         c, raw = descriptors(items.regions(np.arange(start, min(start + batch, len(frame)))))
