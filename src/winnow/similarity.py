@@ -89,13 +89,21 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
 FLAT_STD = 0.5  # grey levels: a picture whose values vary less than this is flat
 
 
+def _flat(rows: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+    """Which rows (centred pictures or detail descriptors, one per row) vary by less than
+    FLAT_STD grey levels per value: blank or one-colour pictures. `norms`, the rows' norms,
+    when the caller has them already."""
+    norms = np.linalg.norm(rows, axis=1) if norms is None else norms
+    return norms < FLAT_STD * np.sqrt(rows.shape[1])
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     """Centred unit vectors. A flat picture (blank, or one colour) has no shape to centre:
     it gets the constant unit vector, which is orthogonal to every centred one, so flat
     pictures are each other's nearest neighbours and nobody else's."""
     vectors = vectors - vectors.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    flat = norms[:, 0] < FLAT_STD * np.sqrt(vectors.shape[1])
+    flat = _flat(vectors, norms[:, 0])
     unit = vectors / np.maximum(norms, 1e-6)
     unit[flat] = 1 / np.sqrt(vectors.shape[1])
     return unit.astype(np.float32)
@@ -212,11 +220,6 @@ class Projection:
         return unit.astype(np.float32)
 
 
-def _flat(raw: np.ndarray) -> np.ndarray:
-    """Detail descriptors of pictures without detail (under FLAT_STD grey levels)."""
-    return np.linalg.norm(raw, axis=1) < FLAT_STD * np.sqrt(raw.shape[1])
-
-
 def descriptors(regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(coarse colour unit vectors, raw detail descriptors), one row per region; the detail
     descriptors are made comparable by a `Projection`."""
@@ -280,8 +283,7 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Normalised correlation per pair of centred rows; two flat images correlate 1, flat
     with not flat 0."""
     norm_a, norm_b = np.sqrt((a * a).sum(axis=1)), np.sqrt((b * b).sum(axis=1))
-    floor = FLAT_STD * np.sqrt(a.shape[1])
-    flat_a, flat_b = norm_a < floor, norm_b < floor
+    flat_a, flat_b = _flat(a, norm_a), _flat(b, norm_b)
     correlation = (a * b).sum(axis=1) / np.maximum(norm_a * norm_b, 1e-6)
     return np.where(flat_a | flat_b, (flat_a & flat_b).astype(np.float64), correlation)
 
@@ -343,16 +345,14 @@ def _aligned(
     wide = _blur_matrix(m, detail_sigma)
     detail_s = lum_s - wide @ lum_s @ wide.T
     detail_t = lum_t - wide @ lum_t @ wide.T
-    chroma = _chroma_distance(warped_s, warped_t).reshape(len(lum_s), -1)
+    chroma_s, chroma_t = _chroma(warped_s), _chroma(warped_t)
+    chroma = _chroma_distance(chroma_s, chroma_t).reshape(len(lum_s), -1)
     centred_s, centred_t = _centred(lum_s), _centred(lum_t)
     changed = _changed_area(centred_s.reshape(lum_s.shape), centred_t.reshape(lum_t.shape))
     difference = np.abs(centred_s - centred_t).mean(axis=1)
     # two flat pictures (blank, one colour) have nothing but their grey level to compare,
     # which centring removes: a white page and a black square are not the same picture
-    floor = FLAT_STD * np.sqrt(centred_s.shape[1])
-    both_flat = (np.linalg.norm(centred_s, axis=1) < floor) & (
-        np.linalg.norm(centred_t, axis=1) < floor
-    )
+    both_flat = _flat(centred_s) & _flat(centred_t)
     level = np.abs(lum_s.reshape(len(lum_s), -1).mean(1) - lum_t.reshape(len(lum_t), -1).mean(1))
     changed = np.where(both_flat & (level > CHANGE_THRESHOLD), 1.0, changed)
     difference = np.where(both_flat, level, difference)
@@ -362,7 +362,7 @@ def _aligned(
         chroma=np.percentile(chroma, 90, axis=1),
         changed=changed,
         difference=difference,
-        greyed=_greyed_share(warped_s, warped_t),
+        greyed=_greyed_share(lum_s, chroma_s[2], lum_t, chroma_t[2]),
     )
 
 
@@ -372,8 +372,18 @@ def _planes(rgb: np.ndarray) -> list[np.ndarray]:
     return list(np.ascontiguousarray(np.moveaxis(rgb, -1, 0)))
 
 
-def _chroma_distance(rgb_a: list[np.ndarray], rgb_b: list[np.ndarray]) -> np.ndarray:
-    """Per-pixel colour difference that a brightness shift does not produce; R, G, B planes.
+def _chroma(rgb: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(R−G, B−G) and its length (how colourful a pixel is, 0 for grey); R, G, B planes."""
+    r, g, b = rgb
+    x, y = r - g, b - g
+    return x, y, np.sqrt(x * x + y * y)
+
+
+def _chroma_distance(
+    chroma_a: tuple[np.ndarray, ...], chroma_b: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """Per-pixel colour difference that a brightness shift does not produce; `_chroma` of
+    the two pictures.
 
     Chroma is the (R−G, B−G) vector. A uniform brightness shift leaves it unchanged, except
     where a channel clips (red 255,0,0 brightened by 30 is 255,30,30): then its length
@@ -381,9 +391,7 @@ def _chroma_distance(rgb_a: list[np.ndarray], rgb_b: list[np.ndarray]) -> np.nda
     recoloured part changes the direction. So the distance is the chord between the two
     directions times the smaller length (hue change, weighted by how colourful the pixel
     is in both), plus half the change in length (a colour against its grey version)."""
-    (r_a, g_a, b_a), (r_b, g_b, b_b) = rgb_a, rgb_b
-    x_a, y_a, x_b, y_b = r_a - g_a, b_a - g_a, r_b - g_b, b_b - g_b
-    length_a, length_b = np.sqrt(x_a * x_a + y_a * y_a), np.sqrt(x_b * x_b + y_b * y_b)
+    (x_a, y_a, length_a), (x_b, y_b, length_b) = chroma_a, chroma_b
     cosine = (x_a * x_b + y_a * y_b) / np.maximum(length_a * length_b, 1e-6)
     chord = np.sqrt(np.maximum(2 - 2 * cosine, 0))  # between the two unit directions
     return chord * np.minimum(length_a, length_b) + 0.5 * np.abs(length_a - length_b)
@@ -394,9 +402,12 @@ COLOUR_GAIN = 20.0  # ... and the other picture's is longer by more than this: c
 MID_GREY = (24.0, 231.0)  # grey levels between which clipping cannot have made a pixel grey
 
 
-def _greyed_share(rgb_a: list[np.ndarray], rgb_b: list[np.ndarray]) -> np.ndarray:
+def _greyed_share(
+    level_a: np.ndarray, length_a: np.ndarray, level_b: np.ndarray, length_b: np.ndarray
+) -> np.ndarray:
     """Per pair, the fraction of pixels that are grey in one picture and coloured in the
-    other while the grey one is a mid grey; R, G, B planes (P, m, m).
+    other while the grey one is a mid grey; each picture's grey level (R + G + B) / 3 and
+    chroma length (`_chroma`), (P, m, m).
 
     A brightness shift adds the same amount to R, G and B, so a grey pixel stays grey. Only
     clipping can turn colour into grey, and only at white (pale yellow brightened into
@@ -405,18 +416,17 @@ def _greyed_share(rgb_a: list[np.ndarray], rgb_b: list[np.ndarray]) -> np.ndarra
     and in vanilla), which the hue-based `_chroma_distance` does not see: a grey pixel has
     no hue to compare."""
     share = []
-    for grey, other in ((rgb_a, rgb_b), (rgb_b, rgb_a)):
-        (r, g, b), (r2, g2, b2) = grey, other
-        length = np.sqrt((r - g) ** 2 + (b - g) ** 2)
-        other_length = np.sqrt((r2 - g2) ** 2 + (b2 - g2) ** 2)
-        level = (r + g + b) / 3
+    for level, length, other_length in (
+        (level_a, length_a, length_b),
+        (level_b, length_b, length_a),
+    ):
         greyed = (
             (length < GREY_CHROMA)
             & (other_length - length > COLOUR_GAIN)
             & (level > MID_GREY[0])
             & (level < MID_GREY[1])
         )
-        share.append(greyed.reshape(len(r), -1).mean(axis=1))
+        share.append(greyed.reshape(len(level), -1).mean(axis=1))
     return share[0] + share[1]
 
 
