@@ -101,7 +101,8 @@ def ablation(run: Path, truth_file: Path) -> dict:
     combined = photo_likeness(z)
     decision = tail_mixture(combined)
     table.append(_row("combined (shipped): tail mixture", truth, combined, decision.flagged, jpeg))
-    with_learned = photo_likeness(robust_z(features.assign(learned_noise=learned)))
+    all_features = features.assign(learned_noise=learned)
+    with_learned = photo_likeness(robust_z(all_features))
     table.append(
         _row(
             "combined + learned: tail mixture",
@@ -118,9 +119,7 @@ def ablation(run: Path, truth_file: Path) -> dict:
         table.append(_row(name, truth, None, flags, jpeg))
     ceiling = {
         "features": supervised_ceiling(features.to_numpy(), truth),
-        "features + learned": supervised_ceiling(
-            features.assign(learned_noise=learned).to_numpy(), truth
-        ),
+        "features + learned": supervised_ceiling(all_features.to_numpy(), truth),
     }
     return {
         "images": int(len(rows)),

@@ -22,9 +22,9 @@ import numpy as np
 
 from winnow.cache import PixelCache
 from winnow.checks.near_duplicate import representatives
-from winnow.duplicates import Items
+from winnow.duplicates import Items, full_side, series_score
 from winnow.manifest import read_manifest
-from winnow.similarity import FULL_SIDE, pair_similarity, verification_view
+from winnow.similarity import verification_view
 
 SERIES = "stars__star_"  # openclipart's spirograph stars: 1,250 look-alikes
 
@@ -50,12 +50,7 @@ def series_bound(run: Path, truth_file: Path, batch: int = 96) -> dict:
     ranks = []
     for copy, source in planted:
         query = verification_view(items.regions(np.array([copy]))[0])
-        scores = []
-        for start in range(0, len(members), batch):
-            chunk = views[start : start + batch]
-            alike = pair_similarity(np.broadcast_to(query, chunk.shape).copy(), chunk, FULL_SIDE)
-            scores.append(alike.detail - alike.difference / 100)  # as verify_pairs ranks
-        score = np.concatenate(scores)
+        score = series_score(full_side(np.broadcast_to(query, views.shape), views, batch))
         own = score[int(np.flatnonzero(members == source)[0])]
         ranks.append(int((score > own).sum()))
     ranks = np.array(ranks)

@@ -222,12 +222,11 @@ def verify_pairs(
         # a verified pair is compared again at the cache's full resolution (only the few
         # verified pairs pay for it): thin frames, ornaments and small marks that blur away
         # at the verification side show up in its changed area
-        sharp = _full_side(views[0][confirmed], views[1][confirmed], settings.batch_pairs // 4)
+        sharp = full_side(views[0][confirmed], views[1][confirmed], settings.batch_pairs // 4)
         still = sharp.changed <= settings.max_changed_area_full
         kept.append(chunk[confirmed][still])
         scores.append(alike.correlation[confirmed][still])
-        # for telling series members apart: shared edges, less any difference in ink
-        ranks.append((sharp.detail - sharp.difference / 100)[still])
+        ranks.append(series_score(sharp)[still])
         same.append((alike.difference[confirmed] < IDENTICAL_DIFFERENCE)[still])
     pairs, scores = np.concatenate(kept), np.concatenate(scores)
     keep = standing_out(pairs, np.concatenate(ranks), first is second, settings)
@@ -235,7 +234,13 @@ def verify_pairs(
     return pairs[keep], scores[keep]
 
 
-def _full_side(first: np.ndarray, second: np.ndarray, size: int) -> PairSimilarity:
+def series_score(alike: PairSimilarity) -> np.ndarray:
+    """What tells series members apart (`standing_out`'s score, higher = more alike): shared
+    edges, less any difference in ink."""
+    return alike.detail - alike.difference / 100
+
+
+def full_side(first: np.ndarray, second: np.ndarray, size: int) -> PairSimilarity:
     """pair_similarity at FULL_SIDE, `size` pairs at a time (4× the pixels of a pair at the
     verification side, so a quarter of the batch keeps the peak memory where it was)."""
     size = max(1, size)
