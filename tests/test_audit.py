@@ -246,6 +246,26 @@ def test_hnsw_index_path_finds_the_same_near_duplicate(audited) -> None:
     assert tuple(sorted((info["planted"]["near"], "star/star_2.png"))) in paths
 
 
+def test_descriptors_are_in_row_order_whether_or_not_a_row_was_in_the_sample(
+    audited, monkeypatch
+) -> None:
+    """describe() keeps the projection sample's descriptors instead of computing them twice:
+    every row must still get its own, in order, as if each were described on its own."""
+    import winnow.duplicates as duplicates
+    from winnow.similarity import descriptors
+
+    _, run, _ = audited
+    frame = read_manifest(run)
+    ok = frame[frame["status"] == "ok"].reset_index(drop=True)
+    monkeypatch.setattr(duplicates, "PROJECTION_SAMPLE", len(ok) // 3)  # a strict subset
+    items = describe(ok, PixelCache(run), batch=7)
+    coarse, raw = descriptors(items.regions(np.arange(len(ok))))
+    np.testing.assert_allclose(items.coarse, coarse, atol=1e-6)
+    np.testing.assert_allclose(items.detail, items.projection.apply(raw), atol=1e-5)
+    again = describe(ok, PixelCache(run), projection=items.projection, batch=5)
+    np.testing.assert_allclose(again.detail, items.detail, atol=1e-5)
+
+
 def test_in_a_series_only_pairs_that_stand_out_are_kept() -> None:
     """A series of 12 look-alikes (every pair verified, scores 0.95 ± 0.001), a copy of
     member 0 (0.99 with it, 0.95 with six others) and a lone pair of copies elsewhere."""

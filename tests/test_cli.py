@@ -121,6 +121,9 @@ def test_demo_runs_every_stage_and_prints_a_report_that_exists(tmp_path: Path) -
         assert (
             rows.at[first, "is_label_conflict_issue"] and rows.at[second, "is_label_conflict_issue"]
         )
+    for path in truth["blank"]:
+        assert rows.at[path, "is_blank_issue"] and rows.at[path, "reason"] == "blank"
+    assert rows["is_blank_issue"].sum() == len(truth["blank"])
     leaked_training_copy = truth["leak"][0][1]
     assert rows.at[leaked_training_copy, "is_leak_issue"]
     assert frame["split"].notna().sum() == frame["keep"].sum()

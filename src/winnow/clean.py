@@ -9,6 +9,7 @@ Reasons (the `reason` column) are rule names a person can read:
     label_conflict:review   same picture under several labels; dropped until reviewed
     leak                    a copy of a test item (would inflate test scores)
     odd_size                tiny or extreme aspect (only if the policy drops them)
+    blank                   one colour, nothing drawn (a failed render, an empty PNG)
     out_of_domain[:review]  e.g. a photograph in an illustration set (when that check ran)
     review                  a person's decision from the decisions file
 """
@@ -44,6 +45,7 @@ class CleanPolicy(BaseModel):
     label_conflicts: Action = "review"
     leaks: Action = "drop"
     odd_sizes: Action = "keep"
+    blank: Action = "drop"
     out_of_domain: Action = "drop"
     out_of_domain_borderline: Action = "review"
 
@@ -97,6 +99,8 @@ def decide(
         apply(frame["is_label_conflict_issue"], policy.label_conflicts, "label_conflict")
     if "is_leak_issue" in frame:
         apply(frame["is_leak_issue"], policy.leaks, "leak")
+    if "is_blank_issue" in frame:
+        apply(frame["is_blank_issue"], policy.blank, "blank")
     if "is_out_of_domain_issue" in frame:
         borderline = frame.get("out_of_domain_borderline", pd.Series(False, index=frame.index))
         apply(

@@ -194,6 +194,9 @@ class AuditConfig(BaseModel):
       reported only if it is one picture's best match by more than series_margin (detail
       correlation less ink difference / 100, compared again at the cache's full 128 px).
     tiny_side, max_aspect: limits of the odd_size check.
+    blank_max_ink, blank_tolerance: the blank check flags an image when at most
+      blank_max_ink of its pixels differ from its dominant colour by more than
+      blank_tolerance grey levels (in the whole view and in the detail crop).
     dominant_style: the style of the dataset (`auto` detects it); out_of_domain flags the other.
     out_of_domain_sure: out-of-domain probability from which a flag is sure (dropped by
       `clean`); flags below it are borderline (sent to review).
@@ -216,6 +219,8 @@ class AuditConfig(BaseModel):
     series_margin: float = 0.01
     tiny_side: int = 32
     max_aspect: float = 5.0
+    blank_max_ink: float = 0.001
+    blank_tolerance: float = 16.0
     dominant_style: Literal["auto", "drawing", "photo"] = "auto"
     out_of_domain_sure: float = 0.8
     out_of_domain_learned: bool = False
@@ -234,7 +239,16 @@ class AuditConfig(BaseModel):
             raise ValueError(f"series_margin must be ≥ 0, got {value}")
         return value
 
-    @field_validator("max_changed_area", "max_changed_area_full", "max_greyed_area")
+    @field_validator("blank_tolerance")
+    @classmethod
+    def _grey_levels(cls, value: float) -> float:
+        if not 0 <= value < 255:
+            raise ValueError(f"must be grey levels in [0, 255), got {value}")
+        return value
+
+    @field_validator(
+        "max_changed_area", "max_changed_area_full", "max_greyed_area", "blank_max_ink"
+    )
     @classmethod
     def _fraction(cls, value: float) -> float:
         if not 0 <= value <= 1:

@@ -3,8 +3,8 @@
 Classes are procedural illustrations (flat colours, outlines, white or transparent
 backgrounds) with strong imbalance. The mess is the kind crawled folders have: exact and
 near duplicates, a duplicate filed under two classes, a test image leaked from training,
-photo-like images, a truncated PNG, an empty file, a text file named .jpg, a JPEG named
-.png, and a Korean file name with spaces. `DEMO_TRUTH` records what was planted.
+photo-like images, a blank render, a truncated PNG, an empty file, a text file named .jpg,
+a JPEG named .png, and a Korean file name with spaces. `DEMO_TRUTH` records what was planted.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def make_demo_dataset(root: Path, seed: int = 0) -> dict[str, list]:
         if folder.exists():
             shutil.rmtree(folder)
     truth: dict[str, list] = {
-        key: [] for key in ("exact", "near", "conflict", "leak", "photo", "bad")
+        key: [] for key in ("exact", "near", "conflict", "leak", "photo", "blank", "bad")
     }
     for label, count in CLASS_COUNTS.items():
         for i in range(count):
@@ -172,6 +172,12 @@ def make_demo_dataset(root: Path, seed: int = 0) -> dict[str, list]:
         name = f"{label}/photo_{i}.jpg"
         _save(photo_like(rng), training / name, "JPEG", quality=90)
         truth["photo"].append(name)
+
+    # a render that failed: a transparent PNG with nothing drawn on it
+    Image.new("RGBA", (IMAGE_SIDE, IMAGE_SIDE), (0, 0, 0, 0)).save(
+        training / "house/house_render_failed.png"
+    )
+    truth["blank"].append("house/house_render_failed.png")
 
     good = (training / "house/house_000.png").read_bytes()
     (training / "house/house_truncated.png").write_bytes(good[: len(good) // 2])

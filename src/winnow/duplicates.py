@@ -106,20 +106,31 @@ def describe(
     items = Items(frame, cache, np.zeros((0, 1), np.float32), np.zeros((0, 1), np.float32))
     if len(frame) == 0:
         return items
+    n = len(frame)
+    coarse: list[np.ndarray] = []
+    detail: list[np.ndarray] = []
+    done = np.zeros(0, np.int64)
     if projection is None:
         rng = np.random.default_rng(seed)
-        sample = np.sort(rng.permutation(len(frame))[:PROJECTION_SAMPLE])
-        raw = [  # read in batches: the cache images of the whole sample would be 200 MB
-            descriptors(items.regions(sample[start : start + batch]))[1]
-            for start in range(0, len(sample), batch)
+        done = np.sort(rng.permutation(n)[:PROJECTION_SAMPLE])
+        parts = [  # read in batches: the cache images of the whole sample would be 200 MB
+            descriptors(items.regions(done[start : start + batch]))
+            for start in range(0, len(done), batch)
         ]
-        projection = Projection.fit(np.concatenate(raw), seed)
-    coarse, detail = [], []
-    for start in range(0, len(frame), batch):
-        c, raw = descriptors(items.regions(np.arange(start, min(start + batch, len(frame)))))
+        coarse = [part[0] for part in parts]
+        raw = np.concatenate([part[1] for part in parts])
+        del parts
+        projection = Projection.fit(raw, seed)
+        detail = [projection.apply(raw)]  # the sample is not read and described again
+        del raw
+    rest = np.setdiff1d(np.arange(n), done)
+    for start in range(0, len(rest), batch):
+        c, raw = descriptors(items.regions(rest[start : start + batch]))
         coarse.append(c)
         detail.append(projection.apply(raw))
-    items.coarse, items.detail = np.concatenate(coarse), np.concatenate(detail)
+    order = np.argsort(np.concatenate([done, rest]), kind="stable")
+    items.coarse = np.concatenate(coarse)[order]
+    items.detail = np.concatenate(detail)[order]
     items.projection = projection
     return items
 

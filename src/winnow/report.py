@@ -134,6 +134,7 @@ def _cards(summary: dict[str, Any]) -> str:
         ("label conflicts (groups)", issues("label_conflict", "groups"), True),
         ("leaked test items", issues("leak", "leaked_test_items"), True),
         ("odd sizes", issues("odd_size"), True),
+        ("blank images", issues("blank"), True),
     ]
     return (
         "<div class=cards>"
@@ -186,8 +187,17 @@ def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
         grouped = grouped[grouped["is_label_conflict_issue"].fillna(False).astype(bool)]
     groups = grouped.groupby("duplicate_group")
     order = sorted(groups, key=lambda g: (-len(g[1]), g[1]["path"].min()))
+    # groups of blank pages are alike because nothing is drawn: shown under Blank images
+    blank = [g for g in order if g[1].get("is_blank_issue", pd.Series(False)).eq(True).all()]
+    order = [g for g in order if not any(g is b for b in blank)]
+    note = (
+        f"<p class=muted>{len(blank)} group{'s' if len(blank) > 1 else ''} of blank images "
+        f"({sum(len(m) for _, m in blank)} files) are listed under Blank images.</p>"
+        if blank
+        else ""
+    )
     if not order:
-        return "<p class=muted>None found.</p>"
+        return note or "<p class=muted>None found.</p>"
     parts = []
     for _, members in order[:MAX_GROUPS]:
         members = members.sort_values("duplicate_keep", ascending=False)
@@ -210,8 +220,10 @@ def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
             f"labels: {html.escape(', '.join(labels))}</div>{figures}{extra}</div>"
         )
     more = len(order) - MAX_GROUPS
-    return "".join(parts) + (
-        f"<p class=muted>… and {more} more groups (see the manifest).</p>" if more > 0 else ""
+    return (
+        note
+        + "".join(parts)
+        + (f"<p class=muted>… and {more} more groups (see the manifest).</p>" if more > 0 else "")
     )
 
 
@@ -245,6 +257,27 @@ def _odd(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
         thumbs.figure(r.path, f"{r.width}×{r.height}") for r in odd.head(24).itertuples()
     )
     return f"<div class=strip>{figures}</div>"
+
+
+def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
+    if "is_blank_issue" not in frame:
+        return "<p class=muted>The blank check did not run.</p>"
+    blank = frame[frame["is_blank_issue"] == True]  # noqa: E712
+    if blank.empty:
+        return "<p class=muted>None.</p>"
+    per_class = blank["label"].astype(str).value_counts()
+    counts = ", ".join(f"{html.escape(k)} {v}" for k, v in per_class.items())
+    shown = blank.sort_values(["blank_ink", "path"]).head(24)
+    figures = "".join(
+        thumbs.figure(r.path, f"{r.blank_colour} · ink {100 * r.blank_ink:.2f} %")
+        for r in shown.itertuples()
+    )
+    more = f"<p class=muted>… and {len(blank) - len(shown)} more.</p>" if len(blank) > 24 else ""
+    return (
+        f"<p>{len(blank)} images are one colour with nothing drawn on them (per class: "
+        f"{counts}). <code>winnow clean</code> drops them (policy <code>blank</code>).</p>"
+        f"<div class=strip>{figures}</div>{more}"
+    )
 
 
 def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs) -> str:
@@ -355,6 +388,8 @@ def write_audit_report(
         _out_of_domain(frame, summary, thumbs),
         "<h2>Odd sizes</h2>",
         _odd(frame, thumbs),
+        "<h2>Blank images</h2>",
+        _blank(frame, thumbs),
     ]
     page = (
         f"<!doctype html><html><head><meta charset=utf-8><title>winnow audit</title>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from winnow.checks import (
+    blank,
     exact_duplicate,
     label_conflict,
     leak,
@@ -27,6 +28,7 @@ BUILTIN_CHECKS: tuple[Check, ...] = (
     label_conflict.CHECK,
     leak.CHECK,
     odd_size.CHECK,
+    blank.CHECK,
     out_of_domain.CHECK,
 )
 ENTRY_POINT_GROUP = "winnow.checks"
