@@ -107,4 +107,4 @@ def test_clean_drops_blank_images_unless_the_policy_keeps_them() -> None:
 def test_the_report_shows_blank_images(audited) -> None:
     page = (audited / "audit" / "report.html").read_text()
     assert "<h2>Blank images</h2>" in page
-    assert "4 images are one colour" in page
+    assert "4 images are one colour" in page and "on the 1 with transparency" in page

@@ -268,14 +268,24 @@ def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
     per_class = blank["label"].astype(str).value_counts()
     counts = ", ".join(f"{html.escape(k)} {v}" for k, v in per_class.items())
     shown = blank.sort_values(["blank_ink", "path"]).head(24)
+    transparent = blank.get("has_alpha", pd.Series(False, index=blank.index))
+    transparent = transparent.fillna(False).astype(bool)
     figures = "".join(
-        thumbs.figure(r.path, f"{r.blank_colour} · ink {100 * r.blank_ink:.2f} %")
-        for r in shown.itertuples()
+        thumbs.figure(
+            r.path,
+            f"{r.blank_colour}{' · transparent' if clear else ''} · ink {100 * r.blank_ink:.2f} %",
+        )
+        for r, clear in zip(shown.itertuples(), transparent[shown.index], strict=True)
     )
     more = f"<p class=muted>… and {len(blank) - len(shown)} more.</p>" if len(blank) > 24 else ""
     return (
-        f"<p>{len(blank)} images are one colour with nothing drawn on them (per class: "
-        f"{counts}). <code>winnow clean</code> drops them (policy <code>blank</code>).</p>"
+        f"<p>{len(blank)} images are one colour edge to edge as the scan sees them (per class: "
+        f"{counts}): nothing is drawn on them, or, on the {int(transparent.sum())} with "
+        "transparency, drawn only in the colour the scan puts under transparent pixels "
+        "(white lines on a transparent page vanish on white). Either way they carry "
+        "nothing a model can learn; <code>winnow clean</code> drops them (policy "
+        "<code>blank</code>). To keep drawings of the background colour, scan again with "
+        "another <code>background</code>.</p>"
         f"<div class=strip>{figures}</div>{more}"
     )
 
