@@ -279,7 +279,8 @@ def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
     )
     more = f"<p class=muted>… and {len(blank) - len(shown)} more.</p>" if len(blank) > 24 else ""
     return (
-        f"<p>{len(blank)} images are one colour edge to edge as the scan sees them (per class: "
+        f"<p>{len(blank)} {'image is' if len(blank) == 1 else 'images are'} one colour edge to "
+        f"edge as the scan sees them (per class: "
         f"{counts}): nothing is drawn on them, or, on the {int(transparent.sum())} with "
         "transparency, drawn only in the colour the scan puts under transparent pixels "
         "(white lines on a transparent page vanish on white). Either way they carry "
