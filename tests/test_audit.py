@@ -206,6 +206,9 @@ def test_report_is_self_contained_and_shows_findings(audited) -> None:
     ):
         assert section in page
     assert page.count("data:image/jpeg;base64,") >= 6 and "data:image/png;base64," in page
+    # the eight blank pictures (one duplicate group) are shown once, as blank images
+    assert "<h2>Blank images</h2>" in page and "9 images are one colour" in page
+    assert "1 group of blank images (8 files) is shown under Blank images" in page
     assert "http://" not in page and "https://" not in page
     summary = json.loads((run / "audit" / "summary.json").read_text())
     assert summary["dataset"]["class_counts"]["house"] >= 8

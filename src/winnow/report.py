@@ -192,7 +192,8 @@ def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
     order = [g for g in order if not any(g is b for b in blank)]
     note = (
         f"<p class=muted>{len(blank)} group{'s' if len(blank) > 1 else ''} of blank images "
-        f"({sum(len(m) for _, m in blank)} files) are listed under Blank images.</p>"
+        f"({sum(len(m) for _, m in blank)} files) {'are' if len(blank) > 1 else 'is'} shown "
+        "under Blank images.</p>"
         if blank
         else ""
     )
