@@ -10,9 +10,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from winnow.audit import run_audit
-from winnow.checks.blank import detail_region, ink
+from winnow.checks.blank import ink
 from winnow.clean import CleanPolicy, decide
 from winnow.config import AuditConfig, ScanConfig
+from winnow.decode import detail_region
 from winnow.demo import illustration
 from winnow.manifest import read_manifest
 from winnow.scan import scan

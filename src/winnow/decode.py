@@ -327,3 +327,12 @@ def detail_crop(
     if window.mode == "RGBA":
         window = _flatten(window, background)
     return _letterbox(window, side, background)
+
+
+def detail_region(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The part of a detail crop that holds the picture: a picture smaller than the crop is
+    centred on the background (`detail_crop`)."""
+    side = pixels.shape[0]
+    crop_w, crop_h = min(side, width), min(side, height)
+    x0, y0 = (side - crop_w) // 2, (side - crop_h) // 2
+    return pixels[y0 : y0 + crop_h, x0 : x0 + crop_w]

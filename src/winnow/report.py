@@ -188,8 +188,13 @@ def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
     groups = grouped.groupby("duplicate_group")
     order = sorted(groups, key=lambda g: (-len(g[1]), g[1]["path"].min()))
     # groups of blank pages are alike because nothing is drawn: shown under Blank images
-    blank = [g for g in order if g[1].get("is_blank_issue", pd.Series(False)).eq(True).all()]
-    order = [g for g in order if not any(g is b for b in blank)]
+    all_blank = (
+        grouped["is_blank_issue"].eq(True).groupby(grouped["duplicate_group"]).all()
+        if "is_blank_issue" in grouped
+        else pd.Series(dtype=bool)
+    )
+    blank = [g for g in order if all_blank.get(g[0], False)]
+    order = [g for g in order if not all_blank.get(g[0], False)]
     note = (
         f"<p class=muted>{len(blank)} group{'s' if len(blank) > 1 else ''} of blank images "
         f"({sum(len(m) for _, m in blank)} files) {'are' if len(blank) > 1 else 'is'} shown "

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.decode import detail_region
 from winnow.manifest import cache_positions
 from winnow.similarity import image_region
 
@@ -37,15 +38,6 @@ def ink(region: np.ndarray, tolerance: float) -> tuple[float, np.ndarray]:
     dominant = np.median(flat, axis=0).astype(np.int16)
     deviation = np.abs(flat.astype(np.int16) - dominant).max(axis=1)
     return float((deviation > tolerance).mean()), dominant
-
-
-def detail_region(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The part of a detail crop that holds the picture: a picture smaller than the crop is
-    centred on the background (`winnow.decode.detail_crop`)."""
-    side = pixels.shape[0]
-    crop_w, crop_h = min(side, width), min(side, height)
-    x0, y0 = (side - crop_w) // 2, (side - crop_h) // 2
-    return pixels[y0 : y0 + crop_h, x0 : x0 + crop_w]
 
 
 def run(context: AuditContext) -> CheckResult:
