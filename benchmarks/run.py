@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_audit  # noqa: E402
 import bench_domain  # noqa: E402
 import bench_peers  # noqa: E402
+import bench_same_size  # noqa: E402
 import bench_train  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
 from build_dataset import DATASET_VERSION, build  # noqa: E402
@@ -50,6 +51,12 @@ def main() -> None:
     audit_result["when"] = started
     (results / "audit.json").write_text(json.dumps(audit_result, indent=2))
     print(bench_audit.report(audit_result))
+
+    # copies of the same size, which the planted (resized) copies never are
+    same_size_result = bench_same_size.bench_same_size()
+    same_size_result["when"] = started
+    (results / "same_size.json").write_text(json.dumps(same_size_result, indent=2))
+    print(bench_same_size.report(same_size_result), flush=True)
 
     # the same duplicate search by cleanvision and imagededup (own venv), side by side
     peers_result = bench_peers.bench_peers(data / "training", truth)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 SIDE = 24
 
@@ -185,3 +185,50 @@ def write_messy_dataset(root: Path, per_class: int = 4) -> dict[str, str]:
     (root / ".hidden_folder").mkdir()
     (root / ".hidden_folder" / "x.png").write_bytes(_png(solid()))
     return expected
+
+
+# look-alike drawings for the near-duplicate tests
+
+
+def brightened(image: Image.Image, shift: int) -> Image.Image:
+    """Every channel shifted by `shift`, clipped at 0 and 255 (a crawler's 'auto-level')."""
+    array = np.asarray(image, np.int16) + shift
+    return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+
+
+def spirograph(points: int, step: int, side: int = 100) -> Image.Image:
+    """openclipart's star series: `points` on a circle, each joined to the one `step` ahead,
+    in hairlines; siblings one point apart look alike at a glance."""
+    big = Image.new("RGB", (4 * side, 4 * side), (255, 255, 255))
+    draw = ImageDraw.Draw(big)
+    angles = 2 * np.pi * np.arange(points) / points
+    corners = [
+        (2 * side + 1.9 * side * np.cos(a), 2 * side + 1.9 * side * np.sin(a)) for a in angles
+    ]
+    for k in range(points):
+        draw.line((corners[k], corners[(k + step) % points]), fill=(0, 0, 0), width=1)
+    return big.resize((side, side), Image.LANCZOS)
+
+
+def card(pip: str = "club") -> Image.Image:
+    """A playing card of the openclipart decks: a rounded white card, two small pips in
+    opposite corners and four large ones; the suit is only the pips' shape."""
+    image = Image.new("RGB", (140, 190), (200, 220, 200))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((2, 2, 137, 187), radius=10, fill=(255, 255, 255), outline=(40, 40, 40))
+
+    def pip_at(x: float, y: float, r: float) -> None:
+        if pip == "club":
+            for dx, dy in ((0, -0.55), (-0.55, 0.2), (0.55, 0.2)):
+                cx, cy = x + dx * r, y + dy * r
+                draw.ellipse((cx - 0.5 * r, cy - 0.5 * r, cx + 0.5 * r, cy + 0.5 * r), fill=0)
+        else:  # spade: a pointed leaf
+            draw.polygon([(x, y - r), (x - r, y + 0.3 * r), (x + r, y + 0.3 * r)], fill=0)
+            draw.ellipse((x - r, y - 0.2 * r, x, y + 0.6 * r), fill=0)
+            draw.ellipse((x, y - 0.2 * r, x + r, y + 0.6 * r), fill=0)
+        draw.polygon([(x, y + 0.3 * r), (x - 0.3 * r, y + r), (x + 0.3 * r, y + r)], fill=0)
+
+    for x, y, r in ((18, 30, 7), (122, 160, 7), (50, 60, 14), (90, 60, 14), (50, 130, 14)):
+        pip_at(x, y, r)
+    pip_at(90, 130, 14)
+    return image

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from factory import brightened, card, spirograph
 from winnow.audit import run_audit, validate_result
 from winnow.cache import PixelCache
 from winnow.checks import available_checks, get_checks
@@ -350,3 +351,44 @@ def test_identical_pictures_are_kept_inside_a_series(audited) -> None:
     blanks = ["star/blank.png", "star/blank_white.jpg"] + [f"star/blank_{i}.jpg" for i in range(6)]
     expected = {tuple(sorted((a, b))) for i, a in enumerate(blanks) for b in blanks[i + 1 :]}
     assert expected <= found
+
+
+def test_same_size_look_alikes_are_not_reported_but_same_size_copies_are(tmp_path) -> None:
+    """End to end through scan and the verification: two spirograph stars one point apart
+    and a club and a spade card pass the aligned comparison (with the same-size rule off
+    they are reported), but pixel for pixel they are different pictures; a brightened PNG
+    and a JPEG re-save of the same size are still copies."""
+    data = tmp_path / "data" / "shapes"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for i, kind in enumerate(("house", "tree", "star") * 3):
+        illustration(kind, rng, side=150).save(data / f"other_{i}.png")
+    spirograph(72, 29).save(data / "star_72.png")
+    spirograph(71, 29).save(data / "star_71.png")
+    brightened(spirograph(72, 29), -30).save(data / "star_72 darker.png")
+    card().save(data / "club.png")
+    card(pip="spade").save(data / "spade.png")
+    card().save(data / "club.jpg", quality=75)
+    run = tmp_path / "run"
+    scan(tmp_path / "data", run, ScanConfig(workers=1))
+    ok = read_manifest(run)
+    ok = ok[ok["status"] == "ok"].reset_index(drop=True)
+    items = describe(ok, PixelCache(run))
+
+    def reported(settings: NearDuplicateSettings) -> set[tuple[str, str]]:
+        candidates = candidate_pairs(items, None, settings)
+        pairs, _ = verify_pairs(items, items, candidates, settings)
+        return {tuple(sorted((ok.path[a], ok.path[b]))) for a, b in pairs}
+
+    copies = {
+        ("shapes/star_72 darker.png", "shapes/star_72.png"),
+        ("shapes/club.jpg", "shapes/club.png"),
+    }
+    look_alikes = {
+        ("shapes/star_71.png", "shapes/star_72.png"),
+        ("shapes/club.png", "shapes/spade.png"),
+    }
+    assert copies | look_alikes <= reported(NearDuplicateSettings(max_same_size_change=1.0))
+    found = reported(NearDuplicateSettings())
+    assert copies <= found
+    assert not look_alikes & found

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
-from winnow.config import AuditConfig
+from factory import brightened, card, spirograph
+from winnow.config import AuditConfig, ScanConfig
+from winnow.decode import DRAFT_SIDE, decode_file, draft_reduces
 from winnow.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
@@ -20,8 +22,10 @@ from winnow.similarity import (
     _changed_area,
     _unit,
     descriptors,
+    image_region,
     moment_descriptor,
     pair_similarity,
+    same_size_change,
     verification_view,
 )
 
@@ -40,12 +44,6 @@ def flag() -> Image.Image:
     draw.ellipse((80, 40, 160, 120), fill=(255, 255, 255), outline=(0, 0, 0), width=4)
     draw.line((20, 20, 70, 140), fill=(0, 0, 0), width=5)
     return image
-
-
-def brightened(image: Image.Image, shift: int) -> Image.Image:
-    """Every channel shifted by `shift`, clipped at 0 and 255 (a crawler's 'auto-level')."""
-    array = np.asarray(image, np.int16) + shift
-    return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
 
 
 def crawled_copy(image: Image.Image, scale: float, crop: float, quality: int) -> Image.Image:
@@ -165,20 +163,6 @@ def test_a_thin_frame_added_is_a_different_picture() -> None:
     assert verified(similarity(framed, crawled_copy(framed, scale=0.7, crop=0.02, quality=75)))
 
 
-def spirograph(points: int, step: int, side: int = 100) -> Image.Image:
-    """openclipart's star series: `points` on a circle, each joined to the one `step` ahead,
-    in hairlines; siblings one point apart look alike at a glance."""
-    big = Image.new("RGB", (4 * side, 4 * side), (255, 255, 255))
-    draw = ImageDraw.Draw(big)
-    angles = 2 * np.pi * np.arange(points) / points
-    corners = [
-        (2 * side + 1.9 * side * np.cos(a), 2 * side + 1.9 * side * np.sin(a)) for a in angles
-    ]
-    for k in range(points):
-        draw.line((corners[k], corners[(k + step) % points]), fill=(0, 0, 0), width=1)
-    return big.resize((side, side), Image.LANCZOS)
-
-
 @pytest.mark.parametrize("points, step", [(72, 29), (90, 37), (85, 24), (97, 34)])
 def test_a_copy_stands_out_from_its_sources_sibling_at_the_series_side(points, step) -> None:
     """Inside a series the pair to report is the one that stands out, and at the cache's
@@ -268,7 +252,7 @@ def test_light_corner_ornaments_show_at_full_resolution() -> None:
     verification side they blur away; at the cache's full resolution they are a change,
     while a half-size JPEG copy of the ornamented card is still none."""
 
-    def card(ornaments: bool) -> Image.Image:
+    def ornate_card(ornaments: bool) -> Image.Image:
         image = Image.new("RGB", (150, 210), (250, 250, 235))
         draw = ImageDraw.Draw(image)
         for x, y in [(50, 50), (100, 50), (75, 90), (50, 130), (100, 130), (75, 170)]:
@@ -279,12 +263,12 @@ def test_light_corner_ornaments_show_at_full_resolution() -> None:
                 draw.line((x, y, x + dx * 30, y), (170, 120, 80), 2)
         return image
 
-    plain, ornate = view(card(False)), view(card(True))
+    plain, ornate = view(ornate_card(False)), view(ornate_card(True))
     assert pair_similarity(plain, ornate).changed[0] <= DEFAULTS.max_changed_area
     assert pair_similarity(plain, ornate, side=FULL_SIDE).changed[0] > (
         DEFAULTS.max_changed_area_full
     )
-    copy = view(crawled_copy(card(True), scale=0.55, crop=0.02, quality=70))
+    copy = view(crawled_copy(ornate_card(True), scale=0.55, crop=0.02, quality=70))
     assert pair_similarity(ornate, copy, side=FULL_SIDE).changed[0] <= (
         DEFAULTS.max_changed_area_full
     )
@@ -307,3 +291,87 @@ def test_a_copy_upscaled_into_the_cache_is_compared_at_its_own_resolution() -> N
     large = pair_similarity(view(flag()), view(flag()), resolution=np.array([VERIFY_SIDE]))
     same = pair_similarity(view(flag()), view(flag()))
     assert all(np.array_equal(x, y) for x, y in zip(large, same, strict=True))
+
+
+def cache_view(image: Image.Image, tmp_path, name: str, **save: object) -> np.ndarray:
+    """`image` saved as `name` and decoded as `winnow scan` decodes it: its cache view."""
+    path = tmp_path / name
+    image.save(path, **save)
+    decoded = decode_file(str(path), ScanConfig())
+    return image_region(decoded.pixels, decoded.width, decoded.height)
+
+
+@pytest.mark.parametrize(
+    "first, second", [((72, 29), (71, 29)), ((43, 11), (59, 15)), ((80, 11), (85, 11))]
+)
+def test_same_size_siblings_differ_where_the_aligned_comparison_forgives(
+    first, second, tmp_path
+) -> None:
+    """Two spirograph stars of one size pass every aligned test (they must forgive the
+    pixel a resize moves an edge by), but compared pixel for pixel their hairlines differ."""
+    a, b = spirograph(*first), spirograph(*second)
+    assert verified(similarity(a, b))  # what the aligned comparison alone would report
+    change = same_size_change(cache_view(a, tmp_path, "a.png"), cache_view(b, tmp_path, "b.png"))
+    assert change > 5 * DEFAULTS.max_same_size_change
+
+
+def _enhanced(image: Image.Image) -> Image.Image:
+    return ImageEnhance.Brightness(image).enhance(1.12)
+
+
+@pytest.mark.parametrize(
+    "variant, name, save",
+    [
+        (lambda im: brightened(im, 30), "up.png", {}),
+        (lambda im: brightened(im, -30), "down.png", {}),
+        (_enhanced, "times.png", {}),  # a gain, clipping light pixels at white
+        (lambda im: im.quantize(64), "palette.png", {}),
+        (lambda im: im, "q60.jpg", {"quality": 60}),
+        (lambda im: im, "q90.jpg", {"quality": 90}),
+    ],
+)
+@pytest.mark.parametrize("drawing", ["flag", "star", "card"])
+def test_same_size_copies_are_unchanged(drawing, variant, name, save, tmp_path) -> None:
+    """Copies a crawl makes without resizing (a brightness shift, a palette, a JPEG
+    re-save) keep their ink: within the default limit, with the pixel of slack a JPEG
+    gets for its ringing."""
+    image = {"flag": flag, "star": lambda: spirograph(72, 29), "card": card}[drawing]()
+    copy = variant(image)
+    original = cache_view(image, tmp_path, "original.png")
+    copied = cache_view(copy, tmp_path, name, **save)
+    reach = 1 if name.endswith(".jpg") else 0
+    assert same_size_change(original, copied, reach) <= DEFAULTS.max_same_size_change
+
+
+def test_a_changed_suit_is_a_different_picture_pixel_for_pixel(tmp_path) -> None:
+    """A card whose pips change from one suit shape to another (a club and a spade) is
+    not a copy, even when the change is small next to the card."""
+    club, spade = card(), card(pip="spade")
+    assert verified(similarity(club, spade))  # aligned, the pips' shapes blur alike
+    change = same_size_change(
+        cache_view(club, tmp_path, "club.png"), cache_view(spade, tmp_path, "spade.png")
+    )
+    assert change > DEFAULTS.max_same_size_change
+    # while blank pictures have no ink to differ
+    white = np.full((40, 40, 3), 255, np.uint8)
+    assert same_size_change(white, white.copy()) == 0.0
+
+
+def test_draft_reduces_exactly_the_jpegs_pillow_decodes_at_a_reduced_scale(tmp_path) -> None:
+    """The near-duplicate check compares same-size pictures pixel for pixel only when both
+    were decoded from their full size; `draft_reduces` must agree with Pillow's draft."""
+    size = ScanConfig().image_size
+    cases = [(1100, 700, "JPEG"), (511, 900, "JPEG"), (512, 512, "JPEG"), (1100, 700, "PNG")]
+    expected = []
+    for width, height, kind in cases:
+        path = tmp_path / f"{width}x{height}.{kind.lower()}"
+        Image.new("RGB", (width, height), (90, 120, 200)).save(path, kind)
+        with Image.open(path) as opened:
+            if kind == "JPEG":
+                opened.draft("RGB", (size * DRAFT_SIDE, size * DRAFT_SIDE))
+            expected.append(opened.size != (width, height))
+    widths, heights, formats = zip(*cases, strict=True)
+    assert draft_reduces(np.array(formats), np.array(widths), np.array(heights), size).tolist() == (
+        expected
+    )
+    assert expected == [True, False, True, False]

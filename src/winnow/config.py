@@ -188,6 +188,12 @@ class AuditConfig(BaseModel):
     max_changed_area_full: the same limit when a verified pair is compared again at the
       cache's full 128 px, where thin frames, corner ornaments and small marks show up
       (a playing card of another deck, a smiley with another mouth).
+    max_same_size_change: a verified pair of two files with the same width and height (and
+      decoded the same way) is compared again pixel for pixel, with no alignment and no
+      blur: no resize lies between them to forgive. It is dropped when more than this share
+      of its ink (pixels away from each picture's dominant colour) differs by more than 40
+      grey levels after the best brightness/contrast map (two spirograph stars one point
+      apart, a club and a spade, a pen of another width).
     series_size: pictures linked by verified pairs form clusters; copies of one picture
       make a small one, a series of genuinely similar drawings (a thousand spirograph
       stars) a large one. In a cluster of more than series_size pictures a pair is
@@ -215,6 +221,7 @@ class AuditConfig(BaseModel):
     max_greyed_area: float = 0.02
     max_changed_area: float = 0.002
     max_changed_area_full: float = 0.01
+    max_same_size_change: float = 0.01
     series_size: int = 32
     series_margin: float = 0.01
     tiny_side: int = 32
@@ -247,7 +254,11 @@ class AuditConfig(BaseModel):
         return value
 
     @field_validator(
-        "max_changed_area", "max_changed_area_full", "max_greyed_area", "blank_max_ink"
+        "max_changed_area",
+        "max_changed_area_full",
+        "max_same_size_change",
+        "max_greyed_area",
+        "blank_max_ink",
     )
     @classmethod
     def _fraction(cls, value: float) -> float:

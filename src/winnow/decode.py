@@ -46,6 +46,7 @@ _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 FOREGROUND_TOLERANCE = 6  # a pixel this close to the background colour is background
 _STREAMING_SCALE = 4  # streamed images are shrunk to this × image_size before the crop
+DRAFT_SIDE = 2  # a JPEG is decoded at a reduced scale (Pillow's draft) to ≥ this × image_size
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def _decode_opened(image: Image.Image, path: str, config: ScanConfig) -> Decoded
         return _decode_streaming(path, config, facts)
     try:
         if image.format == "JPEG":
-            image.draft("RGB", (config.image_size * 2, config.image_size * 2))
+            side = config.image_size * DRAFT_SIDE
+            image.draft("RGB", (side, side))
         image.load()
         orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
         if orientation in (5, 6, 7, 8):
@@ -231,6 +233,19 @@ def _decode_streaming(path: str, config: ScanConfig, facts: dict) -> Decoded:
     mode = "RGBA" if array.shape[2] == 4 else "RGB"
     image = Image.fromarray(np.ascontiguousarray(array[:, :, :4]), mode)
     return _finish(image, config, facts, decoder="vips", pixel_sha=None)
+
+
+def draft_reduces(
+    formats: np.ndarray, widths: np.ndarray, heights: np.ndarray, image_size: int
+) -> np.ndarray:
+    """Per file, whether the scan decoded it at a reduced scale (a JPEG at least twice
+    DRAFT_SIDE × image_size on both sides: Pillow's draft then halves it or more). Its cache
+    view was made from that reduction, not from the full picture, so it is not resampled the
+    way a same-size PNG is."""
+    side = image_size * DRAFT_SIDE
+    jpeg = np.asarray(formats, dtype=object) == "JPEG"
+    widths, heights = np.asarray(widths, np.float64), np.asarray(heights, np.float64)
+    return jpeg & (np.minimum(widths // side, heights // side) >= 2)
 
 
 def fit_inside(image: Image.Image, size: int) -> Image.Image:

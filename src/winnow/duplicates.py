@@ -16,6 +16,7 @@ from scipy.sparse.csgraph import connected_components
 
 from winnow.cache import PixelCache
 from winnow.config import AuditConfig
+from winnow.decode import draft_reduces
 from winnow.manifest import cache_positions, longer_sides
 from winnow.similarity import (
     FULL_SIDE,
@@ -26,10 +27,13 @@ from winnow.similarity import (
     image_region,
     max_aspect_change,
     pair_similarity,
+    same_size_change,
     verification_view,
 )
 
 LOSSLESS_FORMATS = {"PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
+# formats whose pixels carry no compression noise (WEBP may be lossy)
+NOISELESS_FORMATS = LOSSLESS_FORMATS - {"WEBP"}
 
 
 _AUDIT_DEFAULTS = AuditConfig()  # the keys shared with the audit config default from it
@@ -45,6 +49,7 @@ class NearDuplicateSettings:
     max_greyed_area: float = _AUDIT_DEFAULTS.max_greyed_area
     max_changed_area: float = _AUDIT_DEFAULTS.max_changed_area
     max_changed_area_full: float = _AUDIT_DEFAULTS.max_changed_area_full
+    max_same_size_change: float = _AUDIT_DEFAULTS.max_same_size_change
     series_size: int = _AUDIT_DEFAULTS.series_size
     series_margin: float = _AUDIT_DEFAULTS.series_margin
     # candidates whose two descriptors both agree less than this are not verified; on the
@@ -242,7 +247,66 @@ def verify_pairs(
     pairs, scores = np.concatenate(kept), np.concatenate(scores)
     keep = standing_out(pairs, np.concatenate(ranks), first is second, settings)
     keep |= np.concatenate(same)  # identical once aligned (blank pictures): no series to doubt
-    return pairs[keep], scores[keep]
+    pairs, scores = pairs[keep], scores[keep]
+    # after the series rule, which therefore sees every look-alike: removing the same-size
+    # siblings first would break a series into small clusters that it no longer doubts
+    # (on the benchmark: 327 unknown pairs instead of 137, and 65 s more)
+    unchanged = same_size_unchanged(first, second, pairs, settings)
+    return pairs[unchanged], scores[unchanged]
+
+
+def same_size_unchanged(
+    first: Items, second: Items, pairs: np.ndarray, settings: NearDuplicateSettings
+) -> np.ndarray:
+    """Which verified pairs survive a comparison without alignment, as a mask.
+
+    Two files with the same width and height that the scan decoded the same way (same
+    decoder, neither a JPEG drafted at a reduced scale, caches of the same size and
+    background) have cache views that no resize or crop lies between. Their pixels are
+    compared one to one (`same_size_change`, at most `max_same_size_change` of the ink may
+    differ), forgiving a pixel of misalignment only when one of them is a lossy format.
+    Pairs of other sizes keep their verdict: a resized copy cannot be compared this way.
+    """
+    mask = np.ones(len(pairs), bool)
+    if len(pairs) == 0:
+        return mask
+    a, b = first.frame.iloc[pairs[:, 0]], second.frame.iloc[pairs[:, 1]]
+    same_size = (a["width"].to_numpy() == b["width"].to_numpy()) & (
+        a["height"].to_numpy() == b["height"].to_numpy()
+    )
+    cache_a, cache_b = first.cache, second.cache
+    if not same_size.any() or (cache_a.image_size, list(cache_a.background)) != (
+        cache_b.image_size,
+        list(cache_b.background),
+    ):
+        return mask
+
+    def column(rows: pd.DataFrame, name: str) -> np.ndarray:
+        if name not in rows:  # a manifest from before the column existed
+            return np.full(len(rows), None, dtype=object)
+        return rows[name].astype(object).to_numpy()
+
+    def drafted(rows: pd.DataFrame) -> np.ndarray:
+        return draft_reduces(
+            column(rows, "format"), rows["width"], rows["height"], cache_a.image_size
+        )
+
+    comparable = (
+        same_size & (column(a, "decoder") == column(b, "decoder")) & ~drafted(a) & ~drafted(b)
+    )
+    noiseless = (
+        pd.Series(column(a, "format")).isin(NOISELESS_FORMATS).to_numpy()
+        & pd.Series(column(b, "format")).isin(NOISELESS_FORMATS).to_numpy()
+    )
+    where = np.flatnonzero(comparable)
+    for start in range(0, len(where), settings.batch_pairs):
+        chunk = where[start : start + settings.batch_pairs]
+        regions_a = first.regions(pairs[chunk, 0])
+        regions_b = second.regions(pairs[chunk, 1])
+        for k, region_a, region_b in zip(chunk, regions_a, regions_b, strict=True):
+            change = same_size_change(region_a, region_b, reach=0 if noiseless[k] else 1)
+            mask[k] = change <= settings.max_same_size_change
+    return mask
 
 
 def series_score(alike: PairSimilarity) -> np.ndarray:
