@@ -392,3 +392,26 @@ def test_same_size_look_alikes_are_not_reported_but_same_size_copies_are(tmp_pat
     found = reported(NearDuplicateSettings())
     assert copies <= found
     assert not look_alikes & found
+    # the leak search (two sets: test against training) applies the same comparison
+    test_side = ok["path"].isin(["shapes/star_71.png", "shapes/club.jpg", "shapes/spade.png"])
+    test_rows = ok[test_side].reset_index(drop=True)
+    train_rows = ok[~test_side].reset_index(drop=True)
+    cache = PixelCache(run)
+    train_items = describe(train_rows, cache)
+    test_items = describe(test_rows, cache, train_items.projection)
+    pairs = np.array(
+        [[t, r] for t in range(len(test_rows)) for r in range(len(train_rows))], dtype=np.int64
+    )
+
+    def leaks(settings: NearDuplicateSettings) -> set[tuple[str, str]]:
+        leaked, _ = verify_pairs(test_items, train_items, pairs, settings)
+        return {(test_rows.path[t], train_rows.path[r]) for t, r in leaked}
+
+    siblings = {
+        ("shapes/star_71.png", "shapes/star_72.png"),
+        ("shapes/spade.png", "shapes/club.png"),
+    }
+    assert siblings <= leaks(NearDuplicateSettings(max_same_size_change=1.0))
+    found = leaks(NearDuplicateSettings())
+    assert ("shapes/club.jpg", "shapes/club.png") in found
+    assert not siblings & found
