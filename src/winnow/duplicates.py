@@ -281,30 +281,22 @@ def same_size_unchanged(
     ):
         return mask
 
-    def column(rows: pd.DataFrame, name: str) -> np.ndarray:
-        if name not in rows:  # a manifest from before the column existed
-            return np.full(len(rows), None, dtype=object)
-        return rows[name].astype(object).to_numpy()
-
     def drafted(rows: pd.DataFrame) -> np.ndarray:
-        return draft_reduces(
-            column(rows, "format"), rows["width"], rows["height"], cache_a.image_size
-        )
+        return draft_reduces(rows["format"], rows["width"], rows["height"], cache_a.image_size)
 
-    comparable = (
-        same_size & (column(a, "decoder") == column(b, "decoder")) & ~drafted(a) & ~drafted(b)
-    )
-    noiseless = (
-        pd.Series(column(a, "format")).isin(NOISELESS_FORMATS).to_numpy()
-        & pd.Series(column(b, "format")).isin(NOISELESS_FORMATS).to_numpy()
-    )
+    def noiseless(rows: pd.DataFrame) -> np.ndarray:
+        return rows["format"].astype(object).isin(NOISELESS_FORMATS).to_numpy()
+
+    decoder_a, decoder_b = (rows["decoder"].astype(object).to_numpy() for rows in (a, b))
+    comparable = same_size & (decoder_a == decoder_b) & ~drafted(a) & ~drafted(b)
+    strict = noiseless(a) & noiseless(b)
     where = np.flatnonzero(comparable)
     for start in range(0, len(where), settings.batch_pairs):
         chunk = where[start : start + settings.batch_pairs]
         regions_a = first.regions(pairs[chunk, 0])
         regions_b = second.regions(pairs[chunk, 1])
         for k, region_a, region_b in zip(chunk, regions_a, regions_b, strict=True):
-            change = same_size_change(region_a, region_b, reach=0 if noiseless[k] else 1)
+            change = same_size_change(region_a, region_b, reach=0 if strict[k] else 1)
             mask[k] = change <= settings.max_same_size_change
     return mask
 

@@ -542,12 +542,19 @@ def same_size_change(first: np.ndarray, second: np.ndarray, reach: int = 0) -> f
     return best
 
 
-def _ink(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Where a picture has ink (more than SAME_SIZE_INK from its dominant colour, the
-    per-channel median), and its contrast: the 90th percentile of that distance over the
-    ink (255 for a picture without ink, which then sets no limit)."""
+def distance_from_dominant(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's distance from the picture's dominant colour (the per-channel median):
+    its largest channel difference, (h, w) float32; and that colour, (3,). A pixel far
+    from it is ink (here and in the blank check)."""
     dominant = np.median(rgb.reshape(-1, 3), axis=0)
-    distance = np.abs(rgb - dominant).max(axis=-1)
+    return np.abs(rgb.astype(np.float32, copy=False) - dominant).max(axis=-1), dominant
+
+
+def _ink(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """Where a picture has ink (more than SAME_SIZE_INK from its dominant colour,
+    `distance_from_dominant`), and its contrast: the 90th percentile of that distance over
+    the ink (255 for a picture without ink, which then sets no limit)."""
+    distance, _ = distance_from_dominant(rgb)
     ink = distance > SAME_SIZE_INK
     return ink, float(np.percentile(distance[ink], 90)) if ink.any() else 255.0
 

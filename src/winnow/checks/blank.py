@@ -26,7 +26,7 @@ import pandas as pd
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
 from winnow.decode import detail_region
 from winnow.manifest import cache_positions
-from winnow.similarity import image_region
+from winnow.similarity import distance_from_dominant, image_region
 
 _CHUNK = 1024
 SCORE_SPAN = 10  # the score reaches 1 at this many times blank_max_ink
@@ -34,10 +34,8 @@ SCORE_SPAN = 10  # the score reaches 1 at this many times blank_max_ink
 
 def ink(region: np.ndarray, tolerance: float) -> tuple[float, np.ndarray]:
     """(ink fraction, dominant colour) of one (h, w, 3) uint8 picture."""
-    flat = region.reshape(-1, 3)
-    dominant = np.median(flat, axis=0).astype(np.int16)
-    deviation = np.abs(flat.astype(np.int16) - dominant).max(axis=1)
-    return float((deviation > tolerance).mean()), dominant
+    distance, dominant = distance_from_dominant(region)
+    return float((distance > tolerance).mean()), dominant.astype(np.int16)
 
 
 def run(context: AuditContext) -> CheckResult:
