@@ -9,7 +9,7 @@ ceiling any unsupervised decision could reach. Drawings saved as JPEG are counte
 the share of them each score flags (ringing must not read as photographic noise). Ground
 truth is truth.json's `photos` (drawings judged by eye were excluded when it was built).
 
-Usage: python benchmarks/bench_domain.py [--run RUN] [--truth TRUTH_JSON]
+Usage: python benchmarks/bench_domain.py [--run RUN] [--truth TRUTH_JSON] [--out JSON]
 """
 
 from __future__ import annotations
@@ -166,8 +166,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=Path(".bench/runs/train"))
     parser.add_argument("--truth", type=Path, default=Path(".bench/clipart/truth.json"))
+    parser.add_argument("--out", type=Path, default=Path(".bench/results/domain.json"))
     args = parser.parse_args()
     result = ablation(args.run, args.truth)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
     print(report(result))
 
 

@@ -356,7 +356,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         f"{100 * numbers['contamination_estimate']:.1f} % ({numbers['flagged']} flagged, "
         f"{numbers['borderline']} borderline, sent to review by <code>winnow clean</code>). "
         "Evidence is pixels only (never the file format or name): <i>colour</i> = many colours with a "
-        "spread-out histogram, <i>texture</i> = fine texture and noise away from edges"
+        "spread-out histogram and no dominant flat fills, <i>texture</i> = fine texture and noise away from edges"
         + (
             ", <i>learned</i> = detail that a denoiser trained on this dataset reads as noise"
             if numbers.get("learned_representation")
