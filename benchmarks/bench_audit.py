@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from bench_results import save_result
 from winnow.audit import run_audit
 from winnow.cache import PixelCache
 from winnow.checks.near_duplicate import representatives
@@ -163,5 +164,5 @@ if __name__ == "__main__":
     truth = json.loads((root / "clipart" / "truth.json").read_text())
     result = audit_recall(root / "runs" / "train", root / "clipart" / "test", truth, out)
     result["candidate_search_growth"] = candidate_growth()
-    (out / "audit.json").write_text(json.dumps(result, indent=2))
+    save_result("audit", result, results=out)
     print(report(result))

@@ -9,7 +9,7 @@ ceiling any unsupervised decision could reach. Drawings saved as JPEG are counte
 the share of them each score flags (ringing must not read as photographic noise). Ground
 truth is truth.json's `photos` (drawings judged by eye were excluded when it was built).
 
-Usage: python benchmarks/bench_domain.py [--run RUN] [--truth TRUTH_JSON] [--out JSON]
+Usage: python benchmarks/bench_domain.py [--run RUN] [--truth TRUTH_JSON]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
+from bench_results import save_result
 from winnow.cache import PixelCache
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.domain import isolation_forest, kmeans_split, photo_likeness, robust_z, tail_mixture
@@ -166,11 +167,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=Path(".bench/runs/train"))
     parser.add_argument("--truth", type=Path, default=Path(".bench/clipart/truth.json"))
-    parser.add_argument("--out", type=Path, default=Path(".bench/results/domain.json"))
     args = parser.parse_args()
     result = ablation(args.run, args.truth)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    save_result("domain", result)
     print(report(result))
 
 

@@ -16,7 +16,6 @@ Usage: python benchmarks/bench_infer.py WEIGHTS [--files 1000]
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench_results import save_result
 from winnow.evaluate import evaluate
 from winnow.inference import let_idle_threads_sleep, load_model
 from winnow.onnx_export import export_onnx
@@ -139,11 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     let_idle_threads_sleep()  # what `winnow evaluate` does
     result = bench_infer(args.weights, args.files)
-    if args.when:
-        result["when"] = args.when
-    out = ROOT / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "infer.json").write_text(json.dumps(result, indent=2))
+    save_result("infer", result, args.when or None)
     print(report(result))
 
 

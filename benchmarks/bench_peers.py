@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench_results import save_result
 from bench_scan import _run_measured, list_files, warm_page_cache, winnow_exe
 from venvs import venv_python
 
@@ -187,6 +188,5 @@ if __name__ == "__main__":
     data = ROOT / "clipart"
     truth = json.loads((data / "truth.json").read_text())
     result = bench_peers(data / "training", truth, tuple(args.tools))
-    (ROOT / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "results" / "peers.json").write_text(json.dumps(result, indent=2))
+    save_result("peers", result)
     print(report(result))

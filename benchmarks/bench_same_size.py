@@ -16,7 +16,6 @@ comparison switched off (`max_same_size_change: 1`), the recall it can at most k
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageEnhance
 
+from bench_results import save_result
 from winnow.audit import run_audit
 from winnow.config import AuditConfig
 from winnow.manifest import read_manifest
@@ -136,10 +136,7 @@ def main() -> None:
     parser.add_argument("--originals", type=int, default=300)
     args = parser.parse_args()
     result = bench_same_size(args.originals)
-    result["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    results = ROOT / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "same_size.json").write_text(json.dumps(result, indent=2))
+    save_result("same_size", result, time.strftime("%Y-%m-%d %H:%M:%S"))
     print(report(result))
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 import yaml
 
+from bench_results import save_result
 from venvs import venv_python
 from winnow.clean import export_clean, run_clean
 from winnow.config import TrainConfig
@@ -234,18 +235,16 @@ def main() -> None:
         run, clean_test = ROOT / "runs" / "train-bench", data / "test-clean"
     else:
         run, clean_test = prepare(ROOT / "runs" / "train", data, truth)
-    out = ROOT / "results"
-    out.mkdir(parents=True, exist_ok=True)
     if not args.no_keras:
         keras = keras_baseline(run, clean_test, args.minutes, args.seeds)
-        (out / "keras.json").write_text(json.dumps(keras, indent=2))
+        save_result("keras", keras)
         print(keras_report(keras), flush=True)
     if args.keras_only:
         return
     settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     prefix = "bench" if not settings else "bench-" + "-".join(map(str, settings.values()))
     result = bench_train(run, clean_test, args.minutes, args.seeds, settings, prefix)
-    (out / f"{prefix.replace('bench', 'train', 1)}.json").write_text(json.dumps(result, indent=2))
+    save_result(prefix.replace("bench", "train", 1), result)
     print(report(result))
 
 

@@ -19,6 +19,7 @@ import bench_domain  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_same_size  # noqa: E402
 import bench_train  # noqa: E402
+from bench_results import RESULTS, save_result  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
 from build_dataset import DATASET_VERSION, build  # noqa: E402
 from winnow.scan import scan  # noqa: E402
@@ -35,56 +36,47 @@ def main() -> None:
     ):
         print("building benchmark data from Debian packages …", flush=True)
         build(ROOT)
-    results = ROOT / "results"
-    results.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     scan_result = bench_scan(data / "training")
-    scan_result["when"] = started
-    (results / "scan.json").write_text(json.dumps(scan_result, indent=2))
+    save_result("scan", scan_result, started)
     print(report(scan_result), flush=True)
 
     run = ROOT / "runs" / "train"
     scan(data / "training", run)  # incremental: reuses an earlier scan of the same data
     truth = json.loads((data / "truth.json").read_text())
-    audit_result = bench_audit.audit_recall(run, data / "test", truth, results)
+    audit_result = bench_audit.audit_recall(run, data / "test", truth, RESULTS)
     audit_result["candidate_search_growth"] = bench_audit.candidate_growth()
-    audit_result["when"] = started
-    (results / "audit.json").write_text(json.dumps(audit_result, indent=2))
+    save_result("audit", audit_result, started)
     print(bench_audit.report(audit_result))
 
     # copies of the same size, which the planted (resized) copies never are
     same_size_result = bench_same_size.bench_same_size()
-    same_size_result["when"] = started
-    (results / "same_size.json").write_text(json.dumps(same_size_result, indent=2))
+    save_result("same_size", same_size_result, started)
     print(bench_same_size.report(same_size_result), flush=True)
 
     # the same duplicate search by cleanvision and imagededup (own venv), side by side
     peers_result = bench_peers.bench_peers(data / "training", truth)
-    peers_result["when"] = started
-    (results / "peers.json").write_text(json.dumps(peers_result, indent=2))
+    save_result("peers", peers_result, started)
     print(bench_peers.report(peers_result), flush=True)
 
     domain_result = bench_domain.ablation(run, data / "truth.json")
-    domain_result["when"] = started
-    (results / "domain.json").write_text(json.dumps(domain_result, indent=2))
+    save_result("domain", domain_result, started)
     print(bench_domain.report(domain_result))
 
     # training: 3 seeds × 10 minutes on the cleaned run, scored on the clean test folder
     train_run, clean_test = bench_train.prepare(run, data, truth)
     train_result = bench_train.bench_train(train_run, clean_test, 10.0, [0, 1, 2])
-    train_result["when"] = started
-    (results / "train.json").write_text(json.dumps(train_result, indent=2))
+    save_result("train", train_result, started)
     print(bench_train.report(train_result), flush=True)
     keras_result = bench_train.keras_baseline(train_run, clean_test, 10.0, [0, 1, 2])
-    keras_result["when"] = started
-    (results / "keras.json").write_text(json.dumps(keras_result, indent=2))
+    save_result("keras", keras_result, started)
     print(bench_train.keras_report(keras_result, train_result), flush=True)
 
     weights = train_run / "train" / "bench-seed0" / "best.ckpt"
     # a fresh process, as `winnow evaluate` is: training has loaded torch in this one
     script = Path(__file__).parent / "bench_infer.py"
     subprocess.run([sys.executable, str(script), str(weights), "--when", started], check=True)
-    print(f"\nresults saved in {results}/")
+    print(f"\nresults saved in {RESULTS}/")
 
 
 if __name__ == "__main__":
