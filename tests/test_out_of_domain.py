@@ -12,7 +12,8 @@ from winnow.audit import run_audit
 from winnow.clean import CleanPolicy, decide
 from winnow.config import AuditConfig, ConfigError, ScanConfig, build_config
 from winnow.demo import DRAWERS, illustration, photo_like
-from winnow.domain import strongest_evidence, tail_mixture
+from winnow.domain import REFERENCE_MEDIANS, strongest_evidence, tail_mixture
+from winnow.domain import verdict as style_verdict
 from winnow.manifest import read_manifest
 from winnow.photo_features import FEATURES, native_scale, photo_like_features
 from winnow.scan import scan
@@ -132,6 +133,23 @@ def test_tail_mixture_finds_a_small_far_population_and_nothing_in_pure_noise() -
     # probability never falls as an item gets further out
     order = np.argsort(np.concatenate([bulk, far]))
     assert np.all(np.diff(decision.probability[order]) >= 0)
+
+
+def test_the_style_decides_which_tail_is_out_of_domain() -> None:
+    """A drawing set's odd items are its photographic tail, a photo set's its drawn tail: the
+    same features give opposite flags when the style is given, and `auto` reads the style
+    from the reference medians."""
+    rng = np.random.default_rng(0)
+    bulk = rng.normal(0, 0.1, (400, len(FEATURES)))
+    rows = np.vstack([bulk, bulk[:20] + 2.0, bulk[:20] - 2.0])  # 20 photographic, 20 drawn
+    features = pd.DataFrame(rows, columns=list(FEATURES))
+    photographic, drawn = np.arange(400, 420), np.arange(420, 440)
+    as_drawings = style_verdict(features, "drawing")
+    assert set(np.flatnonzero(as_drawings.decision.flagged)) == set(photographic)
+    as_photos = style_verdict(features, "photo")
+    assert set(np.flatnonzero(as_photos.decision.flagged)) == set(drawn)
+    for style, medians in REFERENCE_MEDIANS.items():
+        assert style_verdict(features + pd.Series(medians), "auto").style == style
 
 
 def test_the_evidence_tag_names_the_family_most_unusual_for_the_dataset() -> None:

@@ -15,6 +15,8 @@
    is flagged, as in a clean dataset). Their posterior is the probability an item is
    out of domain; the flagged share is the contamination estimate.
    `isolation_forest` and `kmeans_split` are the classic alternatives, kept for the ablation.
+
+`verdict` runs the three on one dataset: what the check does and the benchmark measures.
 """
 
 from __future__ import annotations
@@ -140,6 +142,27 @@ def tail_mixture(oriented: np.ndarray, seed: int = 0) -> Decision:
     flagged = probability >= 0.5
     threshold = float(oriented[flagged].min()) if flagged.any() else float("inf")
     return Decision(probability, flagged, threshold, float(flagged.mean()), model.n_components)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    style: Style  # the dataset's dominant style; the other one is out of domain
+    z: pd.DataFrame  # `robust_z` of the features
+    likeness: np.ndarray  # `photo_likeness` (larger = more photographic)
+    direction: float  # +1 when photographs are out of domain, -1 when drawings are
+    decision: Decision  # `tail_mixture` of direction × likeness
+
+
+def verdict(features: pd.DataFrame, style: Style | Literal["auto"] = "auto") -> Verdict:
+    """The whole unsupervised decision on one dataset's features (`photo_like_features`,
+    and `learned_noise` when computed): its dominant style (`auto`: `dominant_style`), the
+    combined score, and the threshold on the other style's side."""
+    if style == "auto":
+        style = dominant_style(features)
+    z = robust_z(features)
+    likeness = photo_likeness(z)
+    direction = 1.0 if style == "drawing" else -1.0
+    return Verdict(style, z, likeness, direction, tail_mixture(direction * likeness))
 
 
 def isolation_forest(z: np.ndarray, seed: int = 0) -> np.ndarray:

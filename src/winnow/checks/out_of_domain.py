@@ -19,14 +19,7 @@ import pandas as pd
 
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
-from winnow.domain import (
-    dominant_style,
-    family_evidence,
-    photo_likeness,
-    robust_z,
-    strongest_evidence,
-    tail_mixture,
-)
+from winnow.domain import family_evidence, strongest_evidence, verdict
 from winnow.manifest import cache_positions, longer_sides
 from winnow.photo_features import photo_like_features
 
@@ -74,14 +67,9 @@ def run(context: AuditContext) -> CheckResult:
             columns=columns, summary={"skipped": f"fewer than {MIN_ITEMS} readable images"}
         )
     features = compute_features(context, rows, learned=settings.out_of_domain_learned)
-    style = (
-        dominant_style(features) if settings.dominant_style == "auto" else settings.dominant_style
-    )
-    z = robust_z(features)
-    likeness = photo_likeness(z)
-    direction = 1.0 if style == "drawing" else -1.0
-    decision = tail_mixture(direction * likeness)
-    evidence = family_evidence(z) * direction
+    result = verdict(features, settings.dominant_style)
+    style, likeness, decision = result.style, result.likeness, result.decision
+    evidence = family_evidence(result.z) * result.direction
     strongest = strongest_evidence(evidence)
 
     columns.loc[rows.index, CHECK.score_column] = 1.0 - decision.probability
@@ -103,7 +91,7 @@ def run(context: AuditContext) -> CheckResult:
             **{f"{family}_evidence": evidence[family] for family in evidence},
         }
     ).sort_values("probability", ascending=False)
-    threshold = decision.threshold * direction if np.isfinite(decision.threshold) else None
+    threshold = decision.threshold * result.direction if np.isfinite(decision.threshold) else None
     summary = {
         "dominant_style": style,
         "out_of_domain_style": "photo" if style == "drawing" else "drawing",
