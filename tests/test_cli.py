@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from winnow.cli import app
+from winnow.demo import check_against_truth, describe_check
 from winnow.manifest import read_manifest
 
 runner = CliRunner()
@@ -126,4 +127,15 @@ def test_demo_runs_every_stage_and_prints_a_report_that_exists(tmp_path: Path) -
     assert rows["is_blank_issue"].sum() == len(truth["blank"])
     leaked_training_copy = truth["leak"][0][1]
     assert rows.at[leaked_training_copy, "is_leak_issue"]
+    # the demo checks itself against what it planted and prints the result
+    checked = check_against_truth(run, truth)
+    assert all(row["found"] == row["planted"] for row in checked.values()), checked
+    assert describe_check(checked)[0] in result.output
+    assert not (checked["blank"]["unplanted"] or checked["leak"]["unplanted"])
+    assert not checked["conflict"]["unplanted"]
+    # the one drawing flagged as a photograph is the small JPEG copy (JPEG ringing reads as
+    # photographic noise: README, out_of_domain); no other drawing may be
+    assert set(checked["photo"]["unplanted"]) <= {"star/star_001_small.png"}
+    for path in checked["photo"]["unplanted"]:
+        assert f"flagged as photo but not planted: {path}" in result.output
     assert frame["split"].notna().sum() == frame["keep"].sum()

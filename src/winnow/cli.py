@@ -6,6 +6,7 @@ Stage modules are imported inside each command so `winnow --help` stays fast.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -311,7 +312,13 @@ def run(
     _run_pipeline(data, out_dir, test, settings)
 
 
-def _run_pipeline(data: Path, out_dir: Path, test: Path | None, settings) -> dict:
+def _run_pipeline(
+    data: Path,
+    out_dir: Path,
+    test: Path | None,
+    settings,
+    before_report: Callable[[], list[str]] | None = None,
+) -> dict:
     from winnow.audit import AuditError
     from winnow.clean import CleanError
     from winnow.config import ConfigError
@@ -338,6 +345,8 @@ def _run_pipeline(data: Path, out_dir: Path, test: Path | None, settings) -> dic
     if summary["evaluate"]:
         out.print("")
         out.print(summary["evaluate"]["report_text"], highlight=False, markup=False)
+    for line in before_report() if before_report else []:
+        out.print(line, soft_wrap=True, highlight=False, markup=False)
     out.print(f"\nreport: [bold]{Path(summary['page']).resolve()}[/]", soft_wrap=True)
     return summary
 
@@ -353,7 +362,7 @@ def demo(
     import shutil
 
     from winnow.config import TrainConfig
-    from winnow.demo import make_demo_dataset
+    from winnow.demo import check_against_truth, describe_check, make_demo_dataset
 
     data, run_dir = out_dir / "data", out_dir / "run"
     truth = make_demo_dataset(data, seed=seed)
@@ -361,7 +370,13 @@ def demo(
     out.print(f"demo dataset: [bold]{data}[/] (planted: {planted})", soft_wrap=True)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a demo always starts fresh
-    _run_pipeline(data / "training", run_dir, data / "test", TrainConfig(**DEMO_TRAIN))
+    _run_pipeline(
+        data / "training",
+        run_dir,
+        data / "test",
+        TrainConfig(**DEMO_TRAIN),
+        before_report=lambda: describe_check(check_against_truth(run_dir, truth)),
+    )
 
 
 def _parse_params(items: list[str] | None) -> dict:

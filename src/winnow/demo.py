@@ -191,3 +191,60 @@ def make_demo_dataset(root: Path, seed: int = 0) -> dict[str, list]:
     ]
     (Path(root) / "DEMO_TRUTH.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False))
     return truth
+
+
+def check_against_truth(run_dir: Path, truth: dict[str, list]) -> dict[str, dict]:
+    """What the run found of each planted problem, and what it flagged that was not planted,
+    read from the run's manifest: the demo checks itself (`winnow demo` prints it).
+
+    Per kind: `planted`, `found` and, for the checks that flag single images (blank,
+    out_of_domain, leak, label_conflict), `unplanted`: the paths flagged beyond the truth.
+    """
+    from winnow.manifest import read_manifest
+
+    rows = read_manifest(run_dir).set_index("path")
+
+    def same_group(column: str, first: str, second: str) -> bool:
+        a, b = rows.at[first, column], rows.at[second, column]
+        return bool(a == a and a == b)  # a == a: not NaN
+
+    def flagged(check: str) -> set[str]:
+        return set(rows.index[rows[f"is_{check}_issue"].fillna(False).astype(bool)])
+
+    found = {
+        "bad": sum(rows.at[path, "status"] == reason for path, reason in truth["bad"]),
+        "exact": sum(same_group("exact_duplicate_group", *pair) for pair in truth["exact"]),
+        "near": sum(same_group("duplicate_group", *pair) for pair in truth["near"]),
+        "conflict": sum(
+            bool(rows.at[a, "is_label_conflict_issue"] and rows.at[b, "is_label_conflict_issue"])
+            for a, b in truth["conflict"]
+        ),
+        "leak": sum(bool(rows.at[train, "is_leak_issue"]) for _, train in truth["leak"]),
+        "blank": sum(bool(rows.at[path, "is_blank_issue"]) for path in truth["blank"]),
+        "photo": sum(bool(rows.at[path, "is_out_of_domain_issue"]) for path in truth["photo"]),
+    }
+    planted_items = {
+        "blank": ("blank", set(truth["blank"])),
+        "photo": ("out_of_domain", set(truth["photo"])),
+        "leak": ("leak", {train for _, train in truth["leak"]}),
+        "conflict": ("label_conflict", {path for pair in truth["conflict"] for path in pair}),
+    }
+    result = {}
+    for kind, count in found.items():
+        result[kind] = {"planted": len(truth[kind]), "found": int(count)}
+        if kind in planted_items:
+            check, planted = planted_items[kind]
+            result[kind]["unplanted"] = sorted(flagged(check) - planted)
+    return result
+
+
+def describe_check(result: dict[str, dict]) -> list[str]:
+    """`check_against_truth` as lines for the terminal."""
+    lines = [
+        "planted and found: "
+        + ", ".join(f"{kind} {row['found']}/{row['planted']}" for kind, row in result.items())
+    ]
+    for kind, row in result.items():
+        if row.get("unplanted"):
+            lines.append(f"flagged as {kind} but not planted: " + ", ".join(row["unplanted"]))
+    return lines
