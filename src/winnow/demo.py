@@ -208,33 +208,35 @@ def check_against_truth(run_dir: Path, truth: dict[str, list]) -> dict[str, dict
         a, b = rows.at[first, column], rows.at[second, column]
         return bool(a == a and a == b)  # a == a: not NaN
 
-    def flagged(check: str) -> set[str]:
-        return set(rows.index[rows[f"is_{check}_issue"].fillna(False).astype(bool)])
-
+    issues = {
+        check: set(rows.index[rows[f"is_{check}_issue"].fillna(False).astype(bool)])
+        for check in ("blank", "out_of_domain", "leak", "label_conflict")
+    }
+    # the kinds whose check flags single images: (check, the images it should flag)
+    planted_items = {
+        "conflict": ("label_conflict", {path for pair in truth["conflict"] for path in pair}),
+        "leak": ("leak", {train for _, train in truth["leak"]}),  # the training copy
+        "blank": ("blank", set(truth["blank"])),
+        "photo": ("out_of_domain", set(truth["photo"])),
+    }
     found = {
         "bad": sum(rows.at[path, "status"] == reason for path, reason in truth["bad"]),
         "exact": sum(same_group("exact_duplicate_group", *pair) for pair in truth["exact"]),
         "near": sum(same_group("duplicate_group", *pair) for pair in truth["near"]),
         "conflict": sum(
-            bool(rows.at[a, "is_label_conflict_issue"] and rows.at[b, "is_label_conflict_issue"])
+            a in issues["label_conflict"] and b in issues["label_conflict"]
             for a, b in truth["conflict"]
         ),
-        "leak": sum(bool(rows.at[train, "is_leak_issue"]) for _, train in truth["leak"]),
-        "blank": sum(bool(rows.at[path, "is_blank_issue"]) for path in truth["blank"]),
-        "photo": sum(bool(rows.at[path, "is_out_of_domain_issue"]) for path in truth["photo"]),
-    }
-    planted_items = {
-        "blank": ("blank", set(truth["blank"])),
-        "photo": ("out_of_domain", set(truth["photo"])),
-        "leak": ("leak", {train for _, train in truth["leak"]}),
-        "conflict": ("label_conflict", {path for pair in truth["conflict"] for path in pair}),
+        "leak": sum(train in issues["leak"] for _, train in truth["leak"]),
+        "blank": len(issues["blank"] & planted_items["blank"][1]),
+        "photo": len(issues["out_of_domain"] & planted_items["photo"][1]),
     }
     result = {}
     for kind, count in found.items():
         result[kind] = {"planted": len(truth[kind]), "found": int(count)}
         if kind in planted_items:
             check, planted = planted_items[kind]
-            result[kind]["unplanted"] = sorted(flagged(check) - planted)
+            result[kind]["unplanted"] = sorted(issues[check] - planted)
     return result
 
 
