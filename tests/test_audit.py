@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from factory import brightened, card, spirograph
-from winnow.audit import run_audit, validate_result
+from winnow.audit import order_checks, run_audit, validate_result
 from winnow.cache import PixelCache
 from winnow.checks import available_checks, get_checks
 from winnow.checks.base import AuditContext, Check, CheckResult
@@ -28,7 +28,7 @@ from winnow.duplicates import (
     standing_out,
     verify_pairs,
 )
-from winnow.manifest import read_manifest
+from winnow.manifest import SCAN_SCHEMA, read_manifest
 from winnow.scan import scan
 
 FAST = ScanConfig(image_size=64, workers=1)
@@ -415,3 +415,15 @@ def test_same_size_look_alikes_are_not_reported_but_same_size_copies_are(tmp_pat
     found = leaks(NearDuplicateSettings())
     assert ("shapes/club.jpg", "shapes/club.png") in found
     assert not siblings & found
+
+
+def test_a_check_runs_after_the_checks_whose_columns_it_uses_when_present() -> None:
+    """out_of_domain reads duplicate groups when near_duplicate runs in the same audit (its
+    `after`), whatever order they are asked in, and still runs alone without them."""
+    scan_columns = set(SCAN_SCHEMA.names)
+    domain, near = get_checks(["out_of_domain", "near_duplicate"])
+    ordered, unsatisfied = order_checks([domain, near], scan_columns)
+    assert not unsatisfied
+    assert [c.name for c in ordered] == ["near_duplicate", "out_of_domain"]
+    ordered, unsatisfied = order_checks([domain], scan_columns)
+    assert [c.name for c in ordered] == ["out_of_domain"] and not unsatisfied

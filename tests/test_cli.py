@@ -133,9 +133,9 @@ def test_demo_runs_every_stage_and_prints_a_report_that_exists(tmp_path: Path) -
     assert describe_check(checked)[0] in result.output
     assert not (checked["blank"]["unplanted"] or checked["leak"]["unplanted"])
     assert not checked["conflict"]["unplanted"]
-    # the one drawing flagged as a photograph is the small JPEG copy (JPEG ringing reads as
-    # photographic noise: README, out_of_domain); no other drawing may be
-    assert set(checked["photo"]["unplanted"]) <= {"star/star_001_small.png"}
-    for path in checked["photo"]["unplanted"]:
-        assert f"flagged as photo but not planted: {path}" in result.output
+    assert not checked["photo"]["unplanted"]
+    # the near copy, a 72-px JPEG of a drawing, looks photographic on its own pixels (JPEG
+    # ringing), but it is a copy of an in-domain drawing, and copies share their style
+    assert rows.at["star/star_001_small.png", "out_of_domain_cleared"]
+    assert "flagged as" not in result.output
     assert frame["split"].notna().sum() == frame["keep"].sum()

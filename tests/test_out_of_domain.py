@@ -12,7 +12,7 @@ from winnow.audit import run_audit
 from winnow.clean import CleanPolicy, decide
 from winnow.config import AuditConfig, ConfigError, ScanConfig, build_config
 from winnow.demo import DRAWERS, illustration, photo_like
-from winnow.domain import REFERENCE_MEDIANS, strongest_evidence, tail_mixture
+from winnow.domain import REFERENCE_MEDIANS, shared_by_copies, strongest_evidence, tail_mixture
 from winnow.domain import verdict as style_verdict
 from winnow.manifest import read_manifest
 from winnow.photo_features import FEATURES, native_scale, photo_like_features
@@ -150,6 +150,14 @@ def test_the_style_decides_which_tail_is_out_of_domain() -> None:
     assert set(np.flatnonzero(as_photos.decision.flagged)) == set(drawn)
     for style, medians in REFERENCE_MEDIANS.items():
         assert style_verdict(features + pd.Series(medians), "auto").style == style
+
+
+def test_copies_of_one_picture_share_its_style() -> None:
+    groups = pd.Series([1, 1, None, 2, 2, 3], dtype="Int64", index=[10, 11, 12, 13, 14, 15])
+    probability = np.array([0.9, 0.1, 0.8, 0.9, 0.95, 0.7])
+    shared = shared_by_copies(probability, groups)
+    # a drawing's noisy copy takes its original's style; a photograph's copies stay flagged
+    assert shared.tolist() == [0.1, 0.1, 0.8, 0.9, 0.9, 0.7]
 
 
 def test_the_evidence_tag_names_the_family_most_unusual_for_the_dataset() -> None:

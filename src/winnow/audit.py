@@ -47,10 +47,20 @@ class CheckOutcome:
 
 
 def order_checks(checks: list[Check], columns: set[str]) -> tuple[list[Check], list[Check]]:
-    """Checks in an order that satisfies their needs; the second list can't be satisfied."""
+    """Checks in an order that satisfies their needs; the second list can't be satisfied.
+    Among the ready ones, a check waits for the others that make a column in its `after`
+    (a preference: it never blocks a check for good)."""
     available, ordered, waiting = set(columns), [], list(checks)
+
+    def comes_later(check: Check) -> bool:
+        made_by_others = {
+            column for other in waiting if other is not check for column in other.columns
+        }
+        return bool(set(check.after) & made_by_others)
+
     while waiting:
         ready = [c for c in waiting if set(c.needs) <= available]
+        ready = [c for c in ready if not comes_later(c)] or ready
         if not ready:
             break
         for check in ready:

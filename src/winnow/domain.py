@@ -165,6 +165,18 @@ def verdict(features: pd.DataFrame, style: Style | Literal["auto"] = "auto") -> 
     return Verdict(style, z, likeness, direction, tail_mixture(direction * likeness))
 
 
+def shared_by_copies(probability: np.ndarray, groups: pd.Series) -> np.ndarray:
+    """Copies of one picture share its style: each member of a duplicate group (the same
+    picture at another size or in another encoding, verified on pixels by near_duplicate)
+    gets the group's lowest out-of-domain probability. A drawing's small JPEG copy, whose
+    ringing reads as photographic noise, is not flagged while its lossless original is in
+    domain; a photograph and its copies are all flagged, as each is on its own."""
+    probability = np.asarray(probability, dtype=float)
+    grouped = pd.Series(probability, index=groups.index).groupby(groups.to_numpy(), dropna=True)
+    lowest = grouped.transform("min").reindex(groups.index)
+    return np.where(groups.notna().to_numpy(), lowest.to_numpy(), probability)
+
+
 def isolation_forest(z: np.ndarray, seed: int = 0) -> np.ndarray:
     """Flags from scikit-learn's IsolationForest with its automatic contamination."""
     from sklearn.ensemble import IsolationForest

@@ -313,10 +313,21 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
     likeness = scored["photo_likeness"].astype(float)
     fig, ax = plt.subplots(figsize=(7, 3))
     bins = np.linspace(likeness.min(), likeness.max(), 60)
-    ax.hist(
-        likeness[~flagged], bins=bins, color="#4a72b0", label=f"in domain ({int((~flagged).sum())})"
+    cleared = (
+        scored["out_of_domain_cleared"].astype(bool)
+        if "out_of_domain_cleared" in scored
+        else pd.Series(False, index=scored.index)
     )
+    kept = ~flagged & ~cleared
+    ax.hist(likeness[kept], bins=bins, color="#4a72b0", label=f"in domain ({int(kept.sum())})")
     ax.hist(likeness[flagged], bins=bins, color="#d2502a", label=f"flagged ({int(flagged.sum())})")
+    if cleared.any():
+        ax.hist(
+            likeness[cleared],
+            bins=bins,
+            color="#e8b04a",
+            label=f"copies of in-domain pictures ({int(cleared.sum())})",
+        )
     if numbers.get("photo_likeness_threshold") is not None:
         ax.axvline(
             numbers["photo_likeness_threshold"],
@@ -346,6 +357,13 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         )
         return f"<div class=strip>{figures}</div>"
 
+    def strip_cleared(rows: pd.DataFrame) -> str:
+        figures = "".join(
+            thumbs.figure(r.path, f"group {int(r.duplicate_group)}")
+            for r in rows.head(24).itertuples()
+        )
+        return f"<div class=strip>{figures}</div>"
+
     sure = scored[flagged & ~scored["out_of_domain_borderline"].astype(bool)]
     sure = sure.loc[prob[sure.index].sort_values(ascending=False).index].head(48)
     border = scored[(prob >= 0.3) & (prob < numbers["sure"])]
@@ -354,7 +372,13 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         f"<p>The dataset's dominant style is <b>{numbers['dominant_style']}</b>; images that look like "
         f"a <b>{numbers['out_of_domain_style']}</b> are flagged. Estimated contamination "
         f"{100 * numbers['contamination_estimate']:.1f} % ({numbers['flagged']} flagged, "
-        f"{numbers['borderline']} borderline, sent to review by <code>winnow clean</code>). "
+        f"{numbers['borderline']} borderline, sent to review by <code>winnow clean</code>"
+        + (
+            f"; {numbers['cleared_as_copies']} cleared as copies of in-domain pictures, below"
+            if numbers.get("cleared_as_copies")
+            else ""
+        )
+        + "). "
         "Evidence is pixels only (never the file format or name): <i>colour</i> = many colours with a "
         "spread-out histogram and no dominant flat fills, <i>texture</i> = fine texture and noise away from edges"
         + (
@@ -366,6 +390,16 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         "dataset (highest percentile).</p>"
         f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
         f"<h3>Most out-of-domain</h3>{strip(sure)}<h3>Borderline</h3>{strip(border)}"
+        + (
+            "<h3>Cleared: copies of in-domain pictures</h3><p class=muted>Past the threshold on "
+            "their own pixels, but each is a near or exact copy (its duplicate group) of a "
+            "picture in the dataset's style, and copies share their style: often a drawing "
+            "saved as a small JPEG, whose ringing looks like photographic noise. Not flagged; "
+            "<code>clean</code> treats them as the duplicates they are.</p>"
+            + strip_cleared(scored[cleared])
+            if cleared.any()
+            else ""
+        )
     )
 
 

@@ -1,7 +1,8 @@
 """The shape every audit check has (cleanvision/cleanlab convention).
 
 A check is one file defining `CHECK = Check(...)`. It declares the manifest columns it
-needs, receives a read-only `AuditContext`, and returns a `CheckResult` holding only its
+needs (and, in `after`, columns it uses when another check of the same audit makes them),
+receives a read-only `AuditContext`, and returns a `CheckResult` holding only its
 own columns: `<name>_score` in [0, 1] (lower = more severe) and `is_<name>_issue`, plus
 any extra columns it documents, tables for the report, and numbers for summary.json.
 """
@@ -54,6 +55,8 @@ class Check:
     needs: tuple[str, ...]
     run: Callable[[AuditContext], CheckResult]
     extra_columns: tuple[str, ...] = ()
+    # columns used when present: a check that makes one of them runs first if both are asked
+    after: tuple[str, ...] = ()
 
     @property
     def score_column(self) -> str:

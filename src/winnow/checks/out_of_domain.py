@@ -8,6 +8,9 @@ combined and thresholded by `winnow.domain`. Extra columns:
     out_of_domain_evidence    the feature family that pointed out of domain most (colour,
                               texture, learned)
     out_of_domain_borderline  flagged, but with a probability below `out_of_domain_sure`
+    out_of_domain_cleared     out of domain on its own pixels, but a copy of an in-domain
+                              picture (its duplicate group, when near_duplicate ran first):
+                              copies share their style (`winnow.domain.shared_by_copies`)
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pandas as pd
 
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
-from winnow.domain import family_evidence, strongest_evidence, verdict
+from winnow.domain import family_evidence, shared_by_copies, strongest_evidence, verdict
 from winnow.manifest import cache_positions, longer_sides
 from winnow.photo_features import photo_like_features
 
@@ -60,6 +63,7 @@ def run(context: AuditContext) -> CheckResult:
     columns["photo_likeness"] = np.nan
     columns["out_of_domain_evidence"] = pd.Series(None, index=columns.index, dtype=object)
     columns["out_of_domain_borderline"] = False
+    columns["out_of_domain_cleared"] = False
     rows = ok_rows(context.frame)
     rows = rows[rows["cache_shard"].notna()]
     if len(rows) < MIN_ITEMS:
@@ -71,22 +75,30 @@ def run(context: AuditContext) -> CheckResult:
     style, likeness, decision = result.style, result.likeness, result.decision
     evidence = family_evidence(result.z) * result.direction
     strongest = strongest_evidence(evidence)
+    alone = decision.probability
+    probability = alone
+    if "duplicate_group" in context.frame:
+        probability = shared_by_copies(alone, context.frame.loc[rows.index, "duplicate_group"])
+    flagged = probability >= 0.5
+    cleared = decision.flagged & ~flagged
 
-    columns.loc[rows.index, CHECK.score_column] = 1.0 - decision.probability
-    columns.loc[rows.index, CHECK.issue_column] = decision.flagged
+    columns.loc[rows.index, CHECK.score_column] = 1.0 - probability
+    columns.loc[rows.index, CHECK.issue_column] = flagged
     columns.loc[rows.index, "photo_likeness"] = likeness
-    columns.loc[rows.index, "out_of_domain_evidence"] = strongest.where(decision.flagged)
-    columns.loc[rows.index, "out_of_domain_borderline"] = decision.flagged & (
-        decision.probability < settings.out_of_domain_sure
+    columns.loc[rows.index, "out_of_domain_evidence"] = strongest.where(flagged)
+    columns.loc[rows.index, "out_of_domain_borderline"] = flagged & (
+        probability < settings.out_of_domain_sure
     )
-    columns[CHECK.issue_column] = columns[CHECK.issue_column].astype(bool)
-    columns["out_of_domain_borderline"] = columns["out_of_domain_borderline"].astype(bool)
+    columns.loc[rows.index, "out_of_domain_cleared"] = cleared
+    for column in (CHECK.issue_column, "out_of_domain_borderline", "out_of_domain_cleared"):
+        columns[column] = columns[column].astype(bool)
 
     table = pd.DataFrame(
         {
             "path": rows["path"],
             "label": rows["label"],
-            "probability": decision.probability,
+            "probability": probability,
+            "probability_alone": alone,  # from its own pixels, before its copies are heard
             "photo_likeness": likeness,
             **{f"{family}_evidence": evidence[family] for family in evidence},
         }
@@ -98,7 +110,8 @@ def run(context: AuditContext) -> CheckResult:
         "method": "tail_mixture",
         "learned_representation": "denoiser" if settings.out_of_domain_learned else None,
         "mixture_components": decision.components,
-        "flagged": int(decision.flagged.sum()),
+        "flagged": int(flagged.sum()),
+        "cleared_as_copies": int(cleared.sum()),
         "borderline": int(columns["out_of_domain_borderline"].sum()),
         "contamination_estimate": round(decision.contamination, 4),
         "sure": settings.out_of_domain_sure,
@@ -116,5 +129,11 @@ CHECK = Check(
     ),
     needs=("status", "width", "height", "cache_shard", "cache_index", "path", "label"),
     run=run,
-    extra_columns=("photo_likeness", "out_of_domain_evidence", "out_of_domain_borderline"),
+    extra_columns=(
+        "photo_likeness",
+        "out_of_domain_evidence",
+        "out_of_domain_borderline",
+        "out_of_domain_cleared",
+    ),
+    after=("duplicate_group",),
 )
