@@ -50,12 +50,24 @@ from winnow.photo_features import FAMILY_FEATURES, FEATURES, photo_like_features
 
 
 def _row(
-    name: str, truth: np.ndarray, score: np.ndarray | None, flags: np.ndarray, jpeg: np.ndarray
+    name: str,
+    truth: np.ndarray,
+    score: np.ndarray | None,
+    flags: np.ndarray,
+    jpeg: np.ndarray,
+    top: int = 0,
 ) -> dict:
+    """One line of the ablation. With `top` (the shipped decision's flag count), also the
+    precision of the `top` highest scores: every score judged at the same flag count, where
+    its own automatic threshold flags nothing or far too much."""
     drawings_jpeg = jpeg & ~truth
+    at_top = None
+    if score is not None and top:
+        at_top = round(float(truth[np.argsort(-score, kind="stable")[:top]].mean()), 3)
     return {
         "evidence": name,
         "auroc": round(float(roc_auc_score(truth, score)), 4) if score is not None else None,
+        "precision_at_shipped_count": at_top,
         "flagged": int(flags.sum()),
         "precision": round(float(precision_score(truth, flags, zero_division=0)), 3),
         "recall": round(float(recall_score(truth, flags)), 3),
@@ -147,33 +159,27 @@ def ablation(run: Path, truth_file: Path) -> dict:
     learned_seconds = time.perf_counter() - started
     jpeg = (rows["format"] == "JPEG").to_numpy()
     z = robust_z(features)
+    shipped = verdict(features)
+    combined, decision = shipped.likeness, shipped.decision
+    top = int(decision.flagged.sum())
     table = []
     for column in FEATURES:
         flags = tail_mixture(z[column].to_numpy()).flagged
-        table.append(_row(column, truth, z[column].to_numpy(), flags, jpeg))
+        table.append(_row(column, truth, z[column].to_numpy(), flags, jpeg, top))
     for family, members in FAMILY_FEATURES.items():
         score = photo_likeness(z[list(members)])
-        table.append(_row(f"family: {family}", truth, score, tail_mixture(score).flagged, jpeg))
-    table.append(
-        _row("learned: denoiser noise", truth, learned, tail_mixture(learned).flagged, jpeg)
-    )
-    shipped = verdict(features)
-    combined, decision = shipped.likeness, shipped.decision
-    table.append(_row("combined: tail mixture", truth, combined, decision.flagged, jpeg))
+        flags = tail_mixture(score).flagged
+        table.append(_row(f"family: {family}", truth, score, flags, jpeg, top))
+    flags = tail_mixture(learned).flagged
+    table.append(_row("learned: denoiser noise", truth, learned, flags, jpeg, top))
+    table.append(_row("combined: tail mixture", truth, combined, decision.flagged, jpeg, top))
     if "duplicate_group" in rows:  # the run was audited: copies share their style (shipped)
-        shared = shared_by_copies(decision.probability, rows["duplicate_group"])
-        table.append(_row("shipped (copies share style)", truth, combined, shared >= 0.5, jpeg))
+        flags = shared_by_copies(decision.probability, rows["duplicate_group"]) >= 0.5
+        table.append(_row("shipped (copies share style)", truth, combined, flags, jpeg))
     all_features = features.assign(learned_noise=learned)
     with_learned = photo_likeness(robust_z(all_features))
-    table.append(
-        _row(
-            "combined + learned: tail mixture",
-            truth,
-            with_learned,
-            tail_mixture(with_learned).flagged,
-            jpeg,
-        )
-    )
+    flags = tail_mixture(with_learned).flagged
+    table.append(_row("combined + learned: tail mixture", truth, with_learned, flags, jpeg, top))
     for name, flags in (
         ("combined: isolation forest", isolation_forest(z.to_numpy())),
         ("combined: K-means split", kmeans_split(z.to_numpy())),
@@ -205,16 +211,22 @@ def report(result: dict) -> str:
         f"{100 * result['true_contamination']:.1f} %; learned denoiser "
         f"{result['learned_seconds']} s, of which training {result['learned_train_seconds']} s)",
         f"{'evidence':36s} {'AUROC':>6s} {'flagged':>8s} {'precision':>9s} {'recall':>7s} "
-        f"{'JPEG drawings flagged':>21s}",
+        f"{'JPEG drawings flagged':>21s} {'precision, top N':>16s}",
     ]
     for row in result["table"]:
         auroc = f"{row['auroc']:.3f}" if row["auroc"] is not None else "—"
         jpeg = row.get("jpeg_drawings_flagged")
+        top = row.get("precision_at_shipped_count")
         lines.append(
             f"{row['evidence']:36s} {auroc:>6s} {row['flagged']:>8d} "
             f"{row['precision']:>9.3f} {row['recall']:>7.3f} "
-            f"{'—' if jpeg is None else f'{jpeg:.3f}':>21s}"
+            f"{'—' if jpeg is None else f'{jpeg:.3f}':>21s} "
+            f"{'—' if top is None else f'{top:.3f}':>16s}"
         )
+    lines.append(
+        "precision, top N: of the N highest scores, N = the flags of 'combined: tail mixture' "
+        "(each score judged at the same count; recall there = precision × N / photographs)"
+    )
     lines.append("supervised ceiling (labels used; 5-fold gradient boosting on the same evidence):")
     for name, row in result["supervised_ceiling"].items():
         lines.append(
