@@ -358,11 +358,17 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         return f"<div class=strip>{figures}</div>"
 
     def strip_cleared(rows: pd.DataFrame) -> str:
-        figures = "".join(
-            thumbs.figure(r.path, f"group {int(r.duplicate_group)}")
-            for r in rows.head(24).itertuples()
-        )
-        return f"<div class=strip>{figures}</div>"
+        """Each cleared copy beside the in-domain picture of its group that cleared it."""
+        in_domain = scored[~flagged & ~cleared & scored["duplicate_group"].notna()]
+        original = in_domain.groupby("duplicate_group")["path"].first()
+        figures = []
+        for r in rows.head(12).itertuples():
+            figures.append(thumbs.figure(r.path, "cleared: looks out of domain alone"))
+            if r.duplicate_group in original.index:
+                figures.append(
+                    thumbs.figure(original[r.duplicate_group], "same picture, in domain", True)
+                )
+        return f"<div class=strip>{''.join(figures)}</div>"
 
     sure = scored[flagged & ~scored["out_of_domain_borderline"].astype(bool)]
     sure = sure.loc[prob[sure.index].sort_values(ascending=False).index].head(48)
