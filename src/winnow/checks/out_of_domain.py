@@ -111,6 +111,8 @@ def run(context: AuditContext) -> CheckResult:
         "learned_representation": "denoiser" if settings.out_of_domain_learned else None,
         "mixture_components": decision.components,
         "flagged": int(flagged.sum()),
+        # copies share their style only when near_duplicate ran in the same audit
+        "copies_share_style": "duplicate_group" in context.frame,
         "cleared_as_copies": int(cleared.sum()),
         "borderline": int(columns["out_of_domain_borderline"].sum()),
         "contamination_estimate": round(decision.contamination, 4),
