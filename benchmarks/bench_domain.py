@@ -19,6 +19,13 @@ detected) on subsets of the same images — the drawings alone and the photograp
 (a clean dataset: what it flags is lost for nothing), and the photographs with 3, 10 and
 20 % drawings mixed in (3 random draws each), where the drawings are out of domain.
 
+Drawings saved as JPEG with no lossless twin (`jpeg_without_twins`): the benchmark's own JPEG
+drawings are all planted copies of PNG drawings, which the shipped rule clears through
+their duplicate group. So 300 PNG drawings that belong to no duplicate group are
+re-encoded as JPEG at their own size (quality 60–90, white under transparency), scanned
+like the run, and put in place of their originals; the share of them flagged is what a
+crawled folder's JPEG drawings face.
+
 Usage: python benchmarks/bench_domain.py [--run RUN] [--truth TRUTH_JSON]
 """
 
@@ -141,6 +148,65 @@ def both_ways(features: pd.DataFrame, truth: np.ndarray) -> list[dict]:
     return rows
 
 
+JPEG_SAMPLE = 300
+JPEG_MAX_PIXELS = 4_000_000
+
+
+def jpeg_without_twins(
+    run: Path, rows: pd.DataFrame, features: pd.DataFrame, truth: np.ndarray, seed: int = 0
+) -> dict:
+    """The shipped decision with `JPEG_SAMPLE` twinless drawings swapped for JPEG re-encodes."""
+    import tempfile
+
+    from PIL import Image
+
+    from winnow.config import ScanConfig
+    from winnow.scan import scan
+
+    data_dir = Path(json.loads((run / "scan_summary.json").read_text())["data_dir"])
+    alone = rows["duplicate_group"].isna() if "duplicate_group" in rows else True
+    small = rows["width"].astype(float) * rows["height"].astype(float) <= JPEG_MAX_PIXELS
+    eligible = np.flatnonzero(~truth & (rows["format"] == "PNG").to_numpy() & alone & small)
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(eligible, min(JPEG_SAMPLE, len(eligible)), replace=False))
+    cache = PixelCache(run)
+    with tempfile.TemporaryDirectory() as tmp:
+        data, copies = Path(tmp) / "data", Path(tmp) / "run"
+        for n, position in enumerate(chosen):
+            with Image.open(data_dir / rows["path"].iloc[position]) as image:
+                rgba = image.convert("RGBA")
+            flat = Image.new("RGB", rgba.size, cache.background)
+            flat.paste(rgba, mask=rgba.getchannel("A"))
+            (data / "jpeg").mkdir(parents=True, exist_ok=True)
+            flat.save(data / "jpeg" / f"{n:04d}.jpg", "JPEG", quality=int(rng.integers(60, 91)))
+        scan(data, copies, ScanConfig.matching(cache.image_size, cache.background))
+        scanned = read_manifest(copies).sort_values("path")
+        scanned = scanned[scanned["status"] == "ok"]
+        copy_cache = PixelCache(copies)
+        where = cache_positions(scanned)
+        jpeg_features = photo_like_features(
+            copy_cache.take(*where),
+            longer_sides(scanned),
+            copy_cache.background,
+            copy_cache.take_detail(*where),
+        )
+    positions = chosen[[int(Path(p).stem) for p in scanned["path"]]]
+    before = verdict(features).decision.flagged[positions]
+    swapped = features.copy()
+    swapped.iloc[positions] = jpeg_features[list(features.columns)].to_numpy()
+    probability = verdict(swapped).decision.probability
+    if "duplicate_group" in rows:  # as shipped; the 300 belong to no group
+        probability = shared_by_copies(probability, rows["duplicate_group"])
+    flags = probability >= 0.5
+    return {
+        "drawings": int(len(positions)),
+        "flagged_as_png": round(float(before.mean()), 3),
+        "flagged_as_jpeg": round(float(flags[positions].mean()), 3),
+        "precision": round(float(precision_score(truth, flags, zero_division=0)), 3),
+        "recall": round(float(recall_score(truth, flags)), 3),
+    }
+
+
 def ablation(run: Path, truth_file: Path) -> dict:
     frame = read_manifest(run)
     rows = frame[(frame["status"] == "ok") & frame["cache_shard"].notna()]
@@ -200,6 +266,7 @@ def ablation(run: Path, truth_file: Path) -> dict:
         "table": table,
         "supervised_ceiling": ceiling,
         "both_ways": both_ways(features, truth),
+        "jpeg_without_twins": jpeg_without_twins(run, rows, features, truth),
     }
 
 
@@ -233,6 +300,14 @@ def report(result: dict) -> str:
             f"  {name:34s} AUROC {row['auroc']:.3f}, precision at recall 0.9: "
             f"{row['precision_at_recall_0.9']:.3f}, recall at precision 0.9: "
             f"{row['recall_at_precision_0.9']:.3f}"
+        )
+    if "jpeg_without_twins" in result:
+        jpeg = result["jpeg_without_twins"]
+        lines.append(
+            f"drawings saved as JPEG with no lossless twin: {jpeg['drawings']} twinless PNG "
+            f"drawings flagged {100 * jpeg['flagged_as_png']:.1f} % as PNG, "
+            f"{100 * jpeg['flagged_as_jpeg']:.1f} % re-encoded as JPEG (quality 60–90); "
+            f"shipped precision / recall with them {jpeg['precision']:.3f} / {jpeg['recall']:.3f}"
         )
     lines.append(
         "both ways (the shipped decision, dominant style detected; 3 draws: mean [min–max]):"
