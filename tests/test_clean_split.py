@@ -51,6 +51,28 @@ def test_default_policy_explains_every_drop(audited_run) -> None:
     }
 
 
+def test_checks_the_last_audit_did_not_run_are_named_not_silently_skipped(
+    tmp_path: Path,
+) -> None:
+    """`audit --checks exact_duplicate` leaves no duplicate groups: clean then keeps near
+    copies, and says which checks it could not apply (summary and command line)."""
+    from typer.testing import CliRunner
+
+    from winnow.cli import app
+
+    planted = write_dataset(tmp_path)
+    run = tmp_path / "run"
+    scan(tmp_path / "train", run, ScanConfig(image_size=64, workers=1))
+    run_audit(run, AuditConfig(checks=["exact_duplicate"]))
+    summary = run_clean(run)
+    assert {"near_duplicate", "label_conflict", "leak"} <= set(summary["checks_not_run"])
+    assert "exact_duplicate" not in summary["checks_not_applied"]
+    assert read_manifest(run).set_index("path").at[planted["near"], "keep"]
+    result = CliRunner().invoke(app, ["clean", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "not applied" in result.output and "near_duplicate" in result.output
+
+
 def test_decisions_override_rules_and_relabel(audited_run, tmp_path: Path) -> None:
     _, run, planted = audited_run
     decisions = tmp_path / "review.csv"

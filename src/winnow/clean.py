@@ -153,13 +153,13 @@ def run_clean(
         raise CleanError(str(exc)) from None
     if not (run_dir / "audit" / "summary.json").exists():
         raise CleanError(f"{run_dir} has not been audited. Run 'winnow audit {run_dir}' first.")
-    not_run = [
-        name
-        for name, info in json.loads((run_dir / "audit" / "summary.json").read_text())[
-            "checks"
-        ].items()
-        if info["status"] != "ok"
-    ]
+    from winnow.checks import available_checks
+
+    audited = json.loads((run_dir / "audit" / "summary.json").read_text())["checks"]
+    failed = [name for name, info in audited.items() if info["status"] != "ok"]
+    # a check the last audit did not run (`--checks` chose others) has no columns, so what it
+    # would find is kept: said in the summary and by `winnow clean`, never silently
+    not_run = [name for name in available_checks() if name not in audited]
     try:
         policy = load_config(CleanPolicy, policy_path, {})
     except ConfigError as exc:
@@ -170,7 +170,9 @@ def run_clean(
     atomic_write_table(pa.Table.from_pandas(cleaned, preserve_index=False), manifest_path(run_dir))
     summary = {
         "policy": policy.model_dump(),
-        "checks_not_applied": not_run,
+        "checks_not_applied": failed + not_run,
+        "checks_failed": failed,
+        "checks_not_run": not_run,
         "decisions": str(decisions_path) if decisions_path else None,
         "rows": int(len(cleaned)),
         "kept": int(cleaned["keep"].sum()),

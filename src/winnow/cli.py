@@ -202,6 +202,13 @@ def clean(
     for reason, count in summary["reasons"].items():
         if reason != "kept":
             out.print(f"  {reason:<24} {count}", highlight=False)
+    if summary["checks_not_applied"]:
+        console.print(
+            "[yellow]not applied[/] (the last audit did not run them, or they failed): "
+            f"{', '.join(summary['checks_not_applied'])}. What they would find is kept; "
+            f"run 'winnow audit {run}' to apply every check.",
+            soft_wrap=True,
+        )
 
 
 @app.command(
