@@ -386,7 +386,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         )
         + "). "
         "Evidence is pixels only (never the file format or name): <i>colour</i> = many colours with a "
-        "spread-out histogram and no dominant flat fills, <i>texture</i> = fine texture and noise away from edges"
+        "spread-out histogram and no dominant flat fills, <i>texture</i> = fine texture and noise away from edges, running every way"
         + (
             ", <i>learned</i> = detail that a denoiser trained on this dataset reads as noise"
             if numbers.get("learned_representation")
