@@ -44,11 +44,11 @@ from bench_results import save_result
 from winnow.cache import PixelCache
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.domain import (
+    Verdict,
     isolation_forest,
     kmeans_split,
     photo_likeness,
     robust_z,
-    shared_by_copies,
     tail_mixture,
     verdict,
 )
@@ -153,9 +153,15 @@ JPEG_MAX_PIXELS = 4_000_000
 
 
 def jpeg_without_twins(
-    run: Path, rows: pd.DataFrame, features: pd.DataFrame, truth: np.ndarray, seed: int = 0
+    run: Path,
+    rows: pd.DataFrame,
+    features: pd.DataFrame,
+    truth: np.ndarray,
+    shipped: Verdict,
+    seed: int = 0,
 ) -> dict:
-    """The shipped decision with `JPEG_SAMPLE` twinless drawings swapped for JPEG re-encodes."""
+    """The shipped decision (`shipped`, on the run as it is) with `JPEG_SAMPLE` twinless
+    drawings swapped for JPEG re-encodes."""
     import tempfile
 
     from PIL import Image
@@ -191,16 +197,12 @@ def jpeg_without_twins(
             copy_cache.take_detail(*where),
         )
     positions = chosen[[int(Path(p).stem) for p in scanned["path"]]]
-    before = verdict(features).decision.flagged[positions]
     swapped = features.copy()
     swapped.iloc[positions] = jpeg_features[list(features.columns)].to_numpy()
-    probability = verdict(swapped).decision.probability
-    if "duplicate_group" in rows:  # as shipped; the 300 belong to no group
-        probability = shared_by_copies(probability, rows["duplicate_group"])
-    flags = probability >= 0.5
+    flags = verdict(swapped, groups=rows.get("duplicate_group")).flagged  # the 300: no group
     return {
         "drawings": int(len(positions)),
-        "flagged_as_png": round(float(before.mean()), 3),
+        "flagged_as_png": round(float(shipped.flagged[positions].mean()), 3),
         "flagged_as_jpeg": round(float(flags[positions].mean()), 3),
         "precision": round(float(precision_score(truth, flags, zero_division=0)), 3),
         "recall": round(float(recall_score(truth, flags)), 3),
@@ -225,7 +227,8 @@ def ablation(run: Path, truth_file: Path) -> dict:
     learned_seconds = time.perf_counter() - started
     jpeg = (rows["format"] == "JPEG").to_numpy()
     z = robust_z(features)
-    shipped = verdict(features)
+    # as the check decides: copies share their style when the run was audited
+    shipped = verdict(features, groups=rows.get("duplicate_group"))
     combined, decision = shipped.likeness, shipped.decision
     top = int(decision.flagged.sum())
     table = []
@@ -239,9 +242,8 @@ def ablation(run: Path, truth_file: Path) -> dict:
     flags = tail_mixture(learned).flagged
     table.append(_row("learned: denoiser noise", truth, learned, flags, jpeg, top))
     table.append(_row("combined: tail mixture", truth, combined, decision.flagged, jpeg, top))
-    if "duplicate_group" in rows:  # the run was audited: copies share their style (shipped)
-        flags = shared_by_copies(decision.probability, rows["duplicate_group"]) >= 0.5
-        table.append(_row("shipped (copies share style)", truth, combined, flags, jpeg))
+    if "duplicate_group" in rows:
+        table.append(_row("shipped (copies share style)", truth, combined, shipped.flagged, jpeg))
     all_features = features.assign(learned_noise=learned)
     with_learned = photo_likeness(robust_z(all_features))
     flags = tail_mixture(with_learned).flagged
@@ -266,7 +268,7 @@ def ablation(run: Path, truth_file: Path) -> dict:
         "table": table,
         "supervised_ceiling": ceiling,
         "both_ways": both_ways(features, truth),
-        "jpeg_without_twins": jpeg_without_twins(run, rows, features, truth),
+        "jpeg_without_twins": jpeg_without_twins(run, rows, features, truth, shipped),
     }
 
 

@@ -150,19 +150,38 @@ class Verdict:
     z: pd.DataFrame  # `robust_z` of the features
     likeness: np.ndarray  # `photo_likeness` (larger = more photographic)
     direction: float  # +1 when photographs are out of domain, -1 when drawings are
-    decision: Decision  # `tail_mixture` of direction × likeness
+    decision: Decision  # `tail_mixture` of direction × likeness: each item on its own pixels
+    probability: np.ndarray  # P(out of domain), shared by copies (`shared_by_copies`)
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return self.probability >= 0.5
+
+    @property
+    def cleared(self) -> np.ndarray:
+        """Out of domain on its own pixels, but a copy of an in-domain picture."""
+        return self.decision.flagged & ~self.flagged
 
 
-def verdict(features: pd.DataFrame, style: Style | Literal["auto"] = "auto") -> Verdict:
+def verdict(
+    features: pd.DataFrame,
+    style: Style | Literal["auto"] = "auto",
+    groups: pd.Series | None = None,
+) -> Verdict:
     """The whole unsupervised decision on one dataset's features (`photo_like_features`,
     and `learned_noise` when computed): its dominant style (`auto`: `dominant_style`), the
-    combined score, and the threshold on the other style's side."""
+    combined score, the threshold on the other style's side and, given the items' duplicate
+    groups (aligned with `features`), the style their copies share."""
     if style == "auto":
         style = dominant_style(features)
     z = robust_z(features)
     likeness = photo_likeness(z)
     direction = 1.0 if style == "drawing" else -1.0
-    return Verdict(style, z, likeness, direction, tail_mixture(direction * likeness))
+    decision = tail_mixture(direction * likeness)
+    probability = decision.probability
+    if groups is not None:
+        probability = shared_by_copies(probability, groups)
+    return Verdict(style, z, likeness, direction, decision, probability)
 
 
 def shared_by_copies(probability: np.ndarray, groups: pd.Series) -> np.ndarray:

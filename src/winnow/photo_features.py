@@ -18,7 +18,7 @@ Statistics (all oriented so that larger = more photo-like):
     colours           log(distinct 15-bit colours) / log(foreground pixels)
     colour_entropy    entropy (nats) of the 15-bit colour histogram
     palette_spread    share of the foreground outside its 8 commonest exact colours (native
-                      and detail scales): near 0 for flat fills, near 1 for a photograph,
+                      scale only, below): near 0 for flat fills, near 1 for a photograph,
                       whose noise leaves hardly two pixels the same
     texture           share of foreground pixels with a visible Laplacian (≥ 3) away from edges
     noise_residual    share of foreground pixels whose luminance differs by 2–8 from its
@@ -58,6 +58,7 @@ drawings at quality 75 it rises to 0.3–0.75; a photograph sits above 0.95). No
 detail scale: there it is as strong alone (0.980) and the benchmark's combination gains
 0.001 more AUROC, but a 64-px window of a small JPEG drawing is mostly fill rims, and in
 a 28-image test folder of flat drawings the one JPEG copy was flagged as a photograph.
+
 incoherence (session 13) asks which way the fine detail runs. The texture statistics count
 fine detail, and their highest scores on the benchmark are nearly all drawings (hatching,
 line art): a drawing's detail is oriented, a photograph's is not. Alone it is weak (AUROC
@@ -177,8 +178,9 @@ def _texture(
 def _incoherence(pixels: np.ndarray, foreground: np.ndarray) -> np.ndarray:
     """1 − mean orientation coherence of the structure tensor where the luminance gradient is
     weak (`WEAK_GRADIENT`): isotropic fine detail (fur, foliage, sensor noise) reads high;
-    the oriented detail of a drawing — hatching, anti-aliased lines, and the JPEG ringing
-    that runs along an edge — reads low."""
+    the oriented detail of a drawing (hatching, anti-aliased lines) reads low. JPEG ringing
+    is not reliably oriented: tiny drawings saved as JPEG read as high as photographs (see
+    the module text)."""
     from scipy.ndimage import uniform_filter
 
     wide = pixels.astype(np.float32)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from winnow.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
-from winnow.domain import family_evidence, shared_by_copies, strongest_evidence, verdict
+from winnow.domain import family_evidence, strongest_evidence, verdict
 from winnow.manifest import cache_positions, longer_sides
 from winnow.photo_features import photo_like_features
 
@@ -71,16 +71,14 @@ def run(context: AuditContext) -> CheckResult:
             columns=columns, summary={"skipped": f"fewer than {MIN_ITEMS} readable images"}
         )
     features = compute_features(context, rows, learned=settings.out_of_domain_learned)
-    result = verdict(features, settings.dominant_style)
+    # copies share their style when near_duplicate ran in the same audit (`Check.after`)
+    copies = "duplicate_group" in context.frame
+    groups = context.frame.loc[rows.index, "duplicate_group"] if copies else None
+    result = verdict(features, settings.dominant_style, groups)
     style, likeness, decision = result.style, result.likeness, result.decision
     evidence = family_evidence(result.z) * result.direction
     strongest = strongest_evidence(evidence)
-    alone = decision.probability
-    probability = alone
-    if "duplicate_group" in context.frame:
-        probability = shared_by_copies(alone, context.frame.loc[rows.index, "duplicate_group"])
-    flagged = probability >= 0.5
-    cleared = decision.flagged & ~flagged
+    probability, flagged, cleared = result.probability, result.flagged, result.cleared
 
     columns.loc[rows.index, CHECK.score_column] = 1.0 - probability
     columns.loc[rows.index, CHECK.issue_column] = flagged
@@ -98,7 +96,7 @@ def run(context: AuditContext) -> CheckResult:
             "path": rows["path"],
             "label": rows["label"],
             "probability": probability,
-            "probability_alone": alone,  # from its own pixels, before its copies are heard
+            "probability_alone": decision.probability,  # its own pixels, before its copies
             "photo_likeness": likeness,
             **{f"{family}_evidence": evidence[family] for family in evidence},
         }
@@ -111,8 +109,7 @@ def run(context: AuditContext) -> CheckResult:
         "learned_representation": "denoiser" if settings.out_of_domain_learned else None,
         "mixture_components": decision.components,
         "flagged": int(flagged.sum()),
-        # copies share their style only when near_duplicate ran in the same audit
-        "copies_share_style": "duplicate_group" in context.frame,
+        "copies_share_style": copies,
         "cleared_as_copies": int(cleared.sum()),
         "borderline": int(columns["out_of_domain_borderline"].sum()),
         "contamination_estimate": round(decision.contamination, 4),
