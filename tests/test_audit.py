@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from factory import brightened, card, spirograph
-from winnow.audit import order_checks, run_audit, validate_result
+from winnow.audit import order_checks, plan_checks, run_audit, validate_result
 from winnow.cache import PixelCache
 from winnow.checks import available_checks, get_checks
 from winnow.checks.base import AuditContext, Check, CheckResult
@@ -332,10 +332,75 @@ def test_a_subset_of_checks_still_writes_the_report(audited, tmp_path) -> None:
     _, run, _ = audited
     subset = tmp_path / "run"
     shutil.copytree(run, subset)
+    shutil.rmtree(subset / "audit")  # never audited: nothing to keep
     summary = run_audit(subset, AuditConfig(checks=["exact_duplicate", "near_duplicate"]))
     assert set(summary["checks"]) == {"exact_duplicate", "near_duplicate"}
     page = (subset / "audit" / "report.html").read_text()
     assert "The label_conflict check did not run." in page
+
+
+def test_plan_checks_reruns_what_reads_a_replaced_column() -> None:
+    """Re-running A re-runs B (needs A's column) and C (uses B's column when present);
+    D reads nothing of theirs and is kept; E failed last time and is not carried over."""
+
+    def make(name: str, needs: tuple = (), after: tuple = ()) -> Check:
+        return Check(name, name, ("status", *needs), lambda c: None, after=after)
+
+    a, b = make("a"), make("b", needs=("a_score",))
+    c, d, e = make("c", after=("b_score",)), make("d"), make("e")
+    registry = {x.name: x for x in (a, b, c, d, e)}
+    earlier = {name: {"status": "ok"} for name in "abcd"} | {"e": {"status": "failed"}}
+    columns = {col for x in (a, b, c, d) for col in x.columns}
+    run, kept = plan_checks([a], registry, earlier, columns)
+    assert [x.name for x in run] == ["a", "b", "c"] and kept == ["d"]
+    # a check whose columns are gone from the manifest (a new scan) is not kept
+    run, kept = plan_checks([a], registry, earlier, columns - set(d.columns))
+    assert kept == []
+
+
+def test_a_subset_of_checks_is_merged_into_the_earlier_audit(audited, tmp_path) -> None:
+    """`audit --checks leak --against TEST`, then `--checks odd_size`, then
+    `--checks near_duplicate`: each keeps what the others found, and re-runs the checks that
+    read what it replaces; a full audit without --against then removes the stale leak table."""
+    root, run, _ = audited
+    merged = tmp_path / "run"
+    shutil.copytree(run, merged)
+    before = read_manifest(merged)
+
+    summary = run_audit(merged, AuditConfig(checks=["leak"]), against=root / "test")
+    checks = summary["checks"]
+    assert not checks["leak"].get("from_earlier_audit") and checks["leak"]["issues"] >= 1
+    assert checks["near_duplicate"]["from_earlier_audit"]
+    earlier = json.loads((run / "audit" / "summary.json").read_text())["checks"]
+    assert checks["near_duplicate"]["groups"] == earlier["near_duplicate"]["groups"]
+    frame = read_manifest(merged)
+    assert frame["duplicate_group"].equals(before["duplicate_group"])
+    assert bool(_row(frame, "tree/tree_3.png")["is_leak_issue"])
+
+    # an audit written before checks recorded their tables: found by the naming convention
+    written = json.loads((merged / "audit" / "summary.json").read_text())
+    for info in written["checks"].values():
+        info.pop("tables", None)
+    (merged / "audit" / "summary.json").write_text(json.dumps(written))
+
+    summary = run_audit(merged, AuditConfig(checks=["odd_size"]))
+    assert summary["checks"]["leak"]["from_earlier_audit"]
+    assert summary["checks"]["leak"]["tables"] == ["leaks"]
+    assert summary["against"] == str(root / "test")
+    assert (merged / "audit" / "leaks.csv").exists()
+    page = (merged / "audit" / "report.html").read_text()
+    assert "leaked.jpg" in page and "(earlier audit)" in page
+    assert bool(_row(read_manifest(merged), "tree/tree_3.png")["is_leak_issue"])
+
+    summary = run_audit(merged, AuditConfig(checks=["near_duplicate"]))
+    rerun = {n for n, info in summary["checks"].items() if not info.get("from_earlier_audit")}
+    assert rerun == {"near_duplicate", "label_conflict", "out_of_domain"}
+    assert set(summary["checks"]) == set(available_checks())
+
+    summary = run_audit(merged, AuditConfig())
+    assert not any(info.get("from_earlier_audit") for info in summary["checks"].values())
+    assert not (merged / "audit" / "leaks.csv").exists()
+    assert summary["against"] is None
 
 
 def test_identical_pictures_are_kept_inside_a_series(audited) -> None:

@@ -1,8 +1,14 @@
 """`winnow audit`: run the registered checks over the manifest, write findings and a report.
 
 Outputs: the check columns added to RUN/manifest.parquet (scan columns are kept; columns
-of an earlier audit, clean or split are replaced), and in RUN/audit/: summary.json,
-report.html, leaks.csv (with --against) and near_duplicate_pairs.parquet.
+of an earlier clean or split are dropped), and in RUN/audit/: summary.json, report.html,
+leaks.csv (with --against), near_duplicate_pairs.parquet and out_of_domain.parquet.
+
+A full audit replaces an earlier one. An audit of some checks (`--checks`) is merged into
+it: the chosen checks run, and so does every earlier check that reads a column they make
+(`needs` or `after`: re-run near_duplicate, and label_conflict and out_of_domain follow);
+the other earlier checks keep their columns, tables and summary entry, marked
+`from_earlier_audit`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from winnow.cache import PixelCache
-from winnow.checks import get_checks
+from winnow.checks import available_checks, get_checks
 from winnow.checks.base import AuditContext, Check, CheckResult, ReferenceSet
 from winnow.config import AuditConfig, ScanConfig
 from winnow.io import atomic_write_bytes
@@ -70,6 +76,37 @@ def order_checks(checks: list[Check], columns: set[str]) -> tuple[list[Check], l
     return ordered, waiting
 
 
+def plan_checks(
+    requested: list[Check],
+    registry: dict[str, Check],
+    earlier: dict[str, dict[str, Any]],
+    columns: set[str],
+) -> tuple[list[Check], list[str]]:
+    """The checks to run, and the earlier audit's checks whose results are kept.
+
+    An earlier check is kept when it succeeded, is still registered and its columns are
+    all in the manifest, unless it reads (`needs` or `after`) a column of a check that runs
+    now: then it runs again too, so that nothing kept was computed from replaced columns.
+    """
+    run = {check.name: check for check in requested}
+    kept = [
+        name
+        for name, info in earlier.items()
+        if name not in run
+        and name in registry
+        and info.get("status") == "ok"
+        and set(registry[name].columns) <= columns
+    ]
+    while True:
+        made = {column for check in run.values() for column in check.columns}
+        stale = [n for n in kept if set(registry[n].needs + registry[n].after) & made]
+        if not stale:
+            return list(run.values()), kept
+        for name in stale:
+            run[name] = registry[name]
+            kept.remove(name)
+
+
 def validate_result(check: Check, frame: pd.DataFrame, result: CheckResult) -> None:
     """The check contract: only its own columns, aligned rows, scores in [0, 1], bool flags."""
     got = set(result.columns.columns)
@@ -114,8 +151,20 @@ def run_audit(
         frame = read_manifest(run_dir)
     except FileNotFoundError as exc:
         raise AuditError(str(exc)) from None
-    frame = frame[[c for c in SCAN_SCHEMA.names]]
     started = time.perf_counter()
+    out = run_dir / AUDIT_DIR
+    registry = available_checks()
+    try:
+        requested = get_checks(config.checks)
+    except KeyError as exc:
+        raise AuditError(str(exc.args[0])) from None
+    if against is not None and "leak" in registry and all(c.name != "leak" for c in requested):
+        requested.append(registry["leak"])  # --against is what the leak check compares with
+    earlier = _earlier_summary(out)
+    mergeable = earlier.get("checks", {}) if config.checks is not None else {}
+    checks, kept = plan_checks(requested, registry, mergeable, set(frame.columns))
+    kept_columns = [c for name in kept for c in registry[name].columns]
+    frame = frame[[*SCAN_SCHEMA.names, *kept_columns]]
     reference = load_reference(against, run_dir, on_progress) if against else None
     context = AuditContext(
         frame=frame,
@@ -124,20 +173,41 @@ def run_audit(
         settings=config,
         against=reference,
     )
-    try:
-        checks = get_checks(config.checks)
-    except KeyError as exc:
-        raise AuditError(str(exc.args[0])) from None
     ordered, unsatisfied = order_checks(checks, set(frame.columns))
     outcomes, tables, columns = _run_checks(ordered, context)
     for check in unsatisfied:
         missing = sorted(set(check.needs) - set(frame.columns) - set(columns))
         outcomes.append(CheckOutcome(check.name, "skipped", error=f"needs {missing}"))
+    for name in kept:
+        info = earlier["checks"][name]
+        carried = []
+        for table in _tables_of(name, info, out):
+            if (found := _read_table(out, table)) is not None:
+                tables[table] = found
+                carried.append(table)
+        outcomes.append(
+            CheckOutcome(
+                name,
+                "ok",
+                info.get("seconds", 0.0),
+                info.get("issues", 0),
+                {
+                    **{k: v for k, v in info.items() if k not in ("status", "issues", "seconds")},
+                    "tables": carried,
+                    "from_earlier_audit": True,
+                },
+            )
+        )
+    order = list(registry)
+    outcomes.sort(key=lambda o: order.index(o.name) if o.name in order else len(order))
 
     audited = pd.concat([frame, *columns.values()], axis=1)
     atomic_write_table(pa.Table.from_pandas(audited, preserve_index=False), manifest_path(run_dir))
-    out = run_dir / AUDIT_DIR
     out.mkdir(exist_ok=True)
+    for name in earlier.get("checks", {}):  # tables of re-run checks are replaced, not left
+        if name not in kept:
+            for table in _tables_of(name, earlier["checks"][name], out):
+                _table_path(out, table).unlink(missing_ok=True)
     for name, table in tables.items():
         if name == "leaks":
             atomic_write_bytes(out / "leaks.csv", table.to_csv(index=False).encode())
@@ -145,7 +215,11 @@ def run_audit(
             atomic_write_table(
                 pa.Table.from_pandas(table, preserve_index=False), out / f"{name}.parquet"
             )
-    summary = _summary(audited, outcomes, reference, time.perf_counter() - started, run_dir)
+    against_name = reference.name if reference else None
+    if reference is None and "leak" in kept:  # the kept leak table was made against it
+        against_name = earlier.get("against")
+        reference = _earlier_reference(against_name, run_dir)
+    summary = _summary(audited, outcomes, against_name, time.perf_counter() - started, run_dir)
     atomic_write_bytes(
         out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode()
     )
@@ -161,6 +235,47 @@ def run_audit(
     )
     summary["report"] = str(report)
     return summary
+
+
+def _earlier_summary(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _earlier_reference(name: str | None, run_dir: Path) -> ReferenceSet | None:
+    """The test set a kept leak result was computed against, for the report's thumbnails."""
+    if not name:
+        return None
+    for folder in (Path(name), run_dir / "against" / Path(name).name):
+        if manifest_path(folder).exists():
+            try:
+                frame = read_manifest(folder)
+                return ReferenceSet(name=name, frame=frame, cache=PixelCache(folder))
+            except (OSError, ValueError) as exc:
+                log.warning("cannot reopen --against %s: %s", name, exc)
+    return None
+
+
+def _tables_of(name: str, info: dict[str, Any], out: Path) -> list[str]:
+    """The tables an earlier audit's check wrote; audits before winnow recorded them are read
+    by the file-naming convention (`leaks.csv` for leak, `<check>[_…].parquet`)."""
+    if "tables" in info:
+        return list(info["tables"])
+    stems = [p.stem for p in out.glob("*.parquet")] + (["leaks"] if name == "leak" else [])
+    return [s for s in stems if s == name or s.startswith(f"{name}_") or s == f"{name}s"]
+
+
+def _table_path(out: Path, name: str) -> Path:
+    return out / ("leaks.csv" if name == "leaks" else f"{name}.parquet")
+
+
+def _read_table(out: Path, name: str) -> pd.DataFrame | None:
+    path = _table_path(out, name)
+    if not path.exists():
+        return None
+    return pd.read_csv(path) if name == "leaks" else pd.read_parquet(path)
 
 
 def _run_checks(
@@ -199,7 +314,7 @@ def _run_checks(
                 "ok",
                 round(time.perf_counter() - started, 3),
                 int(result.columns[check.issue_column].sum()),
-                result.summary,
+                {**result.summary, "tables": sorted(result.tables)},
             )
         )
     return outcomes, tables, columns
@@ -227,14 +342,14 @@ def dataset_summary(frame: pd.DataFrame) -> dict[str, Any]:
 def _summary(
     frame: pd.DataFrame,
     outcomes: list[CheckOutcome],
-    reference: ReferenceSet | None,
+    against: str | None,
     seconds: float,
     run_dir: Path,
 ) -> dict[str, Any]:
     return {
         "run_dir": str(run_dir),
         "seconds": round(seconds, 2),
-        "against": reference.name if reference else None,
+        "against": against,
         "dataset": dataset_summary(frame),
         "checks": {
             o.name: {

@@ -139,7 +139,13 @@ def audit(
         Path | None, typer.Option(help="Test set (data folder or RUN) to check for leaks.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with audit settings.")] = None,
-    checks: Annotated[str | None, typer.Option(help="Comma-separated checks to run [all].")] = None,
+    checks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated checks to run [all]. The earlier audit's other results are "
+            "kept; checks that read what these make run again."
+        ),
+    ] = None,
 ) -> None:
     """Run the data checks (duplicates, label conflicts, leaks, sizes…) → RUN/audit/report.html."""
     from winnow.audit import AuditError, run_audit
@@ -160,10 +166,17 @@ def _print_audit_summary(summary: dict) -> None:
         table.add_column(column)
     for name, info in summary["checks"].items():
         style = {"ok": "green", "failed": "red", "skipped": "yellow"}[info["status"]]
-        table.add_row(
-            name, f"[{style}]{info['status']}[/]", str(info["issues"]), str(info["seconds"])
-        )
+        status, seconds = f"[{style}]{info['status']}[/]", str(info["seconds"])
+        if info.get("from_earlier_audit"):
+            status, seconds = "[cyan]kept[/]", "earlier"
+        table.add_row(name, status, str(info["issues"]), seconds)
     out.print(table)
+    kept = [name for name, info in summary["checks"].items() if info.get("from_earlier_audit")]
+    if kept:
+        out.print(
+            f"kept from the earlier audit (they read nothing that changed): {', '.join(kept)}",
+            soft_wrap=True,
+        )
     for name, info in summary["checks"].items():
         if info.get("error"):
             out.print(f"[red]{name}:[/] {info['error']}", soft_wrap=True)

@@ -153,10 +153,12 @@ def _check_table(summary: dict[str, Any]) -> str:
         note = info.get("error") or ", ".join(
             f"{k}={v}"
             for k, v in info.items()
-            if k not in ("status", "issues", "seconds", "traceback") and not isinstance(v, dict)
+            if k not in ("status", "issues", "seconds", "traceback", "tables", "from_earlier_audit")
+            and not isinstance(v, dict)
         )
+        status = info["status"] + (" (earlier audit)" if info.get("from_earlier_audit") else "")
         rows.append(
-            f"<tr><td>{name}</td><td>{info['status']}</td><td>{info['issues']}</td>"
+            f"<tr><td>{name}</td><td>{status}</td><td>{info['issues']}</td>"
             f"<td>{info['seconds']}</td><td>{html.escape(str(note))}</td></tr>"
         )
     return (
