@@ -63,6 +63,8 @@ def test_photographs_among_drawings_are_found(tmp_path: Path) -> None:
     scores = frame.set_index("path")["out_of_domain_score"]
     assert scores[sorted(photographed)].max() < scores[sorted(drawn)].median()
     assert 0 < info["contamination_estimate"] < 0.2
+    ok = int((frame["status"] == "ok").sum())
+    assert info["flagged_share"] == pytest.approx(len(flagged) / ok, abs=1e-4)
     # run alone (no near_duplicate in this audit): no duplicate groups to share a style
     assert not info["copies_share_style"] and info["cleared_as_copies"] == 0
 

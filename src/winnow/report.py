@@ -378,8 +378,15 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
     border = border.loc[prob[border.index].sort_values(ascending=False).index].head(24)
     return (
         f"<p>The dataset's dominant style is <b>{numbers['dominant_style']}</b>; images that look like "
-        f"a <b>{numbers['out_of_domain_style']}</b> are flagged. Estimated contamination "
-        f"{100 * numbers['contamination_estimate']:.1f} % ({numbers['flagged']} flagged, "
+        f"a <b>{numbers['out_of_domain_style']}</b> are flagged. The score mixture estimates "
+        f"{100 * numbers['contamination_estimate']:.1f} % of the images out of domain "
+        f"({numbers['flagged']} flagged"
+        + (
+            f", {100 * numbers['flagged_share']:.1f} %"
+            if numbers.get("flagged_share") is not None
+            else ""
+        )
+        + f", {numbers['borderline']} borderline, sent to review by <code>winnow clean</code>"
         f"{numbers['borderline']} borderline, sent to review by <code>winnow clean</code>"
         + (
             f"; {numbers['cleared_as_copies']} cleared as copies of in-domain pictures, below"

@@ -112,7 +112,9 @@ def run(context: AuditContext) -> CheckResult:
         "copies_share_style": copies,
         "cleared_as_copies": int(cleared.sum()),
         "borderline": int(columns["out_of_domain_borderline"].sum()),
-        "contamination_estimate": round(decision.contamination, 4),
+        "contamination_estimate": round(decision.contamination, 4),  # the mixture's, on pixels
+        # what is flagged after copies share their style (cleared copies are not counted)
+        "flagged_share": round(float(flagged.sum()) / max(len(rows), 1), 4),
         "sure": settings.out_of_domain_sure,
         "photo_likeness_threshold": threshold,
         "seconds": round(time.perf_counter() - started, 2),
