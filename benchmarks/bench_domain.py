@@ -82,6 +82,13 @@ def _row(
         "jpeg_drawings_flagged": round(float(flags[drawings_jpeg].mean()), 3)
         if drawings_jpeg.any()
         else None,
+        # crawled photographs are mostly JPEG, the benchmark's mostly PNG: recall for each
+        "recall_jpeg_photos": round(float(flags[truth & jpeg].mean()), 3)
+        if (truth & jpeg).any()
+        else None,
+        "recall_png_photos": round(float(flags[truth & ~jpeg].mean()), 3)
+        if (truth & ~jpeg).any()
+        else None,
     }
 
 
@@ -260,6 +267,7 @@ def ablation(run: Path, truth_file: Path) -> dict:
     return {
         "images": int(len(rows)),
         "photographs": int(truth.sum()),
+        "jpeg_photographs": int((truth & jpeg).sum()),
         "feature_seconds": round(seconds, 2),
         "learned_train_seconds": round(learned_train, 2),
         "learned_seconds": round(learned_seconds, 2),
@@ -272,15 +280,21 @@ def ablation(run: Path, truth_file: Path) -> dict:
     }
 
 
+def _pair(a: float | None, b: float | None) -> str:
+    return "—" if a is None or b is None else f"{a:.3f} / {b:.3f}"
+
+
 def report(result: dict) -> str:
     lines = [
         f"out_of_domain ablation: {result['images']} images, {result['photographs']} photographs "
+        f"({result.get('jpeg_photographs', '?')} of them JPEG) "
         f"(features {result['feature_seconds']} s; contamination estimate "
         f"{100 * result['contamination_estimate']:.1f} % vs true "
         f"{100 * result['true_contamination']:.1f} %; learned denoiser "
         f"{result['learned_seconds']} s, of which training {result['learned_train_seconds']} s)",
         f"{'evidence':36s} {'AUROC':>6s} {'flagged':>8s} {'precision':>9s} {'recall':>7s} "
-        f"{'JPEG drawings flagged':>21s} {'precision, top N':>16s}",
+        f"{'JPEG drawings flagged':>21s} {'precision, top N':>16s} "
+        f"{'recall: JPEG / PNG photos':>25s}",
     ]
     for row in result["table"]:
         auroc = f"{row['auroc']:.3f}" if row["auroc"] is not None else "—"
@@ -290,7 +304,8 @@ def report(result: dict) -> str:
             f"{row['evidence']:36s} {auroc:>6s} {row['flagged']:>8d} "
             f"{row['precision']:>9.3f} {row['recall']:>7.3f} "
             f"{'—' if jpeg is None else f'{jpeg:.3f}':>21s} "
-            f"{'—' if top is None else f'{top:.3f}':>16s}"
+            f"{'—' if top is None else f'{top:.3f}':>16s} "
+            f"{_pair(row.get('recall_jpeg_photos'), row.get('recall_png_photos')):>25s}"
         )
     lines.append(
         "precision, top N: of the N highest scores, N = the flags of 'combined: tail mixture' "
