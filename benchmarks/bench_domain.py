@@ -42,6 +42,7 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from bench_results import save_result
 from winnow.cache import PixelCache
+from winnow.config import AuditConfig
 from winnow.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.domain import (
     Verdict,
@@ -113,6 +114,22 @@ def supervised_ceiling(features: np.ndarray, truth: np.ndarray, seed: int = 0) -
         "auroc": round(float(roc_auc_score(truth, score)), 4),
         "precision_at_recall_0.9": round(float(at_recall), 3),
         "recall_at_precision_0.9": round(recall_at, 3),
+    }
+
+
+def what_clean_does(probability: np.ndarray, truth: np.ndarray) -> dict:
+    """The shipped flags split as `winnow clean` acts on them: sure ones (probability at
+    least `out_of_domain_sure`) are dropped, borderline ones sent to review."""
+    sure_from = AuditConfig().out_of_domain_sure
+    sure = probability >= sure_from
+    review = (probability >= 0.5) & ~sure
+    return {
+        "sure_from": sure_from,
+        "dropped": int(sure.sum()),
+        "dropped_precision": round(float(truth[sure].mean()), 3) if sure.any() else None,
+        "dropped_recall": round(float(sure[truth].mean()), 3),
+        "review": int(review.sum()),
+        "review_photographs": int((review & truth).sum()),
     }
 
 
@@ -275,6 +292,7 @@ def ablation(run: Path, truth_file: Path) -> dict:
         "true_contamination": round(float(truth.mean()), 4),
         "table": table,
         "supervised_ceiling": ceiling,
+        "clean": what_clean_does(shipped.probability, truth),
         "both_ways": both_ways(features, truth),
         "jpeg_without_twins": jpeg_without_twins(run, rows, features, truth, shipped),
     }
@@ -317,6 +335,14 @@ def report(result: dict) -> str:
             f"  {name:34s} AUROC {row['auroc']:.3f}, precision at recall 0.9: "
             f"{row['precision_at_recall_0.9']:.3f}, recall at precision 0.9: "
             f"{row['recall_at_precision_0.9']:.3f}"
+        )
+    if "clean" in result:
+        c = result["clean"]
+        lines.append(
+            f"what clean does with the shipped flags: drops {c['dropped']} sure ones "
+            f"(probability ≥ {c['sure_from']}; precision {c['dropped_precision']}, recall "
+            f"{c['dropped_recall']}), sends {c['review']} borderline to review "
+            f"({c['review_photographs']} of them photographs)"
         )
     if "jpeg_without_twins" in result:
         jpeg = result["jpeg_without_twins"]
