@@ -138,4 +138,8 @@ def test_demo_runs_every_stage_and_prints_a_report_that_exists(tmp_path: Path) -
     # ringing), but it is a copy of an in-domain drawing, and copies share their style
     assert rows.at["star/star_001_small.png", "out_of_domain_cleared"]
     assert "flagged as" not in result.output
+    audit_page = (run / "audit" / "report.html").read_text()
+    flagged = int(rows["is_out_of_domain_issue"].sum())
+    assert audit_page.count("sent to review by") == 1
+    assert f"({flagged} flagged, " in audit_page
     assert frame["split"].notna().sum() == frame["keep"].sum()

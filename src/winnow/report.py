@@ -387,7 +387,6 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             else ""
         )
         + f", {numbers['borderline']} borderline, sent to review by <code>winnow clean</code>"
-        f"{numbers['borderline']} borderline, sent to review by <code>winnow clean</code>"
         + (
             f"; {numbers['cleared_as_copies']} cleared as copies of in-domain pictures, below"
             if numbers.get("cleared_as_copies")
