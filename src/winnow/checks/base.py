@@ -55,7 +55,8 @@ class Check:
     needs: tuple[str, ...]
     run: Callable[[AuditContext], CheckResult]
     extra_columns: tuple[str, ...] = ()
-    # columns used when present: a check that makes one of them runs first if both are asked
+    # columns used when present: a check that makes one of them runs first if both are asked,
+    # and re-running it (`audit --checks`) re-runs this one too, as for `needs`
     after: tuple[str, ...] = ()
 
     @property
