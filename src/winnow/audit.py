@@ -178,6 +178,7 @@ def run_audit(
     for check in unsatisfied:
         missing = sorted(set(check.needs) - set(frame.columns) - set(columns))
         outcomes.append(CheckOutcome(check.name, "skipped", error=f"needs {missing}"))
+    fresh = dict(tables)  # written below; the kept checks' tables stay on disk as they are
     for name in kept:
         info = earlier["checks"][name]
         carried = []
@@ -208,13 +209,8 @@ def run_audit(
         if name not in kept:
             for table in _tables_of(name, earlier["checks"][name], out):
                 _table_path(out, table).unlink(missing_ok=True)
-    for name, table in tables.items():
-        if name == "leaks":
-            atomic_write_bytes(out / "leaks.csv", table.to_csv(index=False).encode())
-        else:
-            atomic_write_table(
-                pa.Table.from_pandas(table, preserve_index=False), out / f"{name}.parquet"
-            )
+    for name, table in fresh.items():
+        _write_table(out, name, table)
     against_name = reference.name if reference else None
     if reference is None and "leak" in kept:  # the kept leak table was made against it
         against_name = earlier.get("against")
@@ -269,6 +265,14 @@ def _tables_of(name: str, info: dict[str, Any], out: Path) -> list[str]:
 
 def _table_path(out: Path, name: str) -> Path:
     return out / ("leaks.csv" if name == "leaks" else f"{name}.parquet")
+
+
+def _write_table(out: Path, name: str, table: pd.DataFrame) -> None:
+    path = _table_path(out, name)
+    if name == "leaks":
+        atomic_write_bytes(path, table.to_csv(index=False).encode())
+    else:
+        atomic_write_table(pa.Table.from_pandas(table, preserve_index=False), path)
 
 
 def _read_table(out: Path, name: str) -> pd.DataFrame | None:
