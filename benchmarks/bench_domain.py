@@ -80,17 +80,16 @@ def _row(
         "precision": round(float(precision_score(truth, flags, zero_division=0)), 3),
         "recall": round(float(recall_score(truth, flags)), 3),
         # evaluation only: the format is never evidence
-        "jpeg_drawings_flagged": round(float(flags[drawings_jpeg].mean()), 3)
-        if drawings_jpeg.any()
-        else None,
+        "jpeg_drawings_flagged": _share(flags, drawings_jpeg),
         # crawled photographs are mostly JPEG, the benchmark's mostly PNG: recall for each
-        "recall_jpeg_photos": round(float(flags[truth & jpeg].mean()), 3)
-        if (truth & jpeg).any()
-        else None,
-        "recall_png_photos": round(float(flags[truth & ~jpeg].mean()), 3)
-        if (truth & ~jpeg).any()
-        else None,
+        "recall_jpeg_photos": _share(flags, truth & jpeg),
+        "recall_png_photos": _share(flags, truth & ~jpeg),
     }
+
+
+def _share(values: np.ndarray, where: np.ndarray) -> float | None:
+    """The share of `values` that is true among `where` (None when `where` is empty)."""
+    return round(float(values[where].mean()), 3) if where.any() else None
 
 
 def supervised_ceiling(features: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict:
@@ -117,17 +116,17 @@ def supervised_ceiling(features: np.ndarray, truth: np.ndarray, seed: int = 0) -
     }
 
 
-def what_clean_does(probability: np.ndarray, truth: np.ndarray) -> dict:
+def what_clean_does(shipped: Verdict, truth: np.ndarray) -> dict:
     """The shipped flags split as `winnow clean` acts on them: sure ones (probability at
     least `out_of_domain_sure`) are dropped, borderline ones sent to review."""
     sure_from = AuditConfig().out_of_domain_sure
-    sure = probability >= sure_from
-    review = (probability >= 0.5) & ~sure
+    sure = shipped.probability >= sure_from
+    review = shipped.flagged & ~sure
     return {
         "sure_from": sure_from,
         "dropped": int(sure.sum()),
-        "dropped_precision": round(float(truth[sure].mean()), 3) if sure.any() else None,
-        "dropped_recall": round(float(sure[truth].mean()), 3),
+        "dropped_precision": _share(truth, sure),
+        "dropped_recall": _share(sure, truth),
         "review": int(review.sum()),
         "review_photographs": int((review & truth).sum()),
     }
@@ -292,7 +291,7 @@ def ablation(run: Path, truth_file: Path) -> dict:
         "true_contamination": round(float(truth.mean()), 4),
         "table": table,
         "supervised_ceiling": ceiling,
-        "clean": what_clean_does(shipped.probability, truth),
+        "clean": what_clean_does(shipped, truth),
         "both_ways": both_ways(features, truth),
         "jpeg_without_twins": jpeg_without_twins(run, rows, features, truth, shipped),
     }
