@@ -17,6 +17,7 @@ from winnow.audit import order_checks, plan_checks, run_audit, validate_result
 from winnow.cache import PixelCache
 from winnow.checks import available_checks, get_checks
 from winnow.checks.base import AuditContext, Check, CheckResult
+from winnow.compare import CompareError, compare_pair
 from winnow.config import AuditConfig, ScanConfig
 from winnow.demo import illustration
 from winnow.duplicates import (
@@ -492,3 +493,47 @@ def test_a_check_runs_after_the_checks_whose_columns_it_uses_when_present() -> N
     assert [c.name for c in ordered] == ["near_duplicate", "out_of_domain"]
     ordered, unsatisfied = order_checks([domain], scan_columns)
     assert [c.name for c in ordered] == ["out_of_domain"] and not unsatisfied
+
+
+def test_compare_passes_a_planted_copy_at_every_stage(audited) -> None:
+    root, run, info = audited
+    near = info["planted"]["near"]
+    # the manifest path, the file itself and a unique end of the path name the same rows
+    for first, second in (
+        (near, "star/star_2.png"),
+        (str(root / "train" / near), "star_2.png"),
+    ):
+        result = compare_pair(run, first, second, search=True)
+        assert result.paths == (near, "star/star_2.png")
+        assert result.failed == []
+        search = next(s for s in result.steps if s.name == "candidate search")
+        assert search.passed and search.value.startswith("rank 1 ")
+        assert result.audit.startswith("same duplicate group")
+        assert result.verdict.startswith("near copies")
+        assert result.settings_from == str(run / "audit" / "config.yaml")
+
+
+def test_compare_names_the_tests_that_tell_two_pictures_apart(audited, tmp_path) -> None:
+    _, run, info = audited
+    result = compare_pair(run, "house/house_1.png", "tree/tree_2.png")
+    assert {"min_correlation", "min_detail"} <= set(result.failed)
+    assert result.audit.startswith("not reported")
+    assert result.verdict.startswith("not near copies") and "min_detail" in result.verdict
+    # the settings decide: a stricter detail limit than the copy reaches fails it there
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("min_detail: 0.9999\n")
+    copy = compare_pair(run, info["planted"]["near"], "star/star_2.png", config=strict)
+    assert copy.failed == ["min_detail"]
+    assert copy.settings_from == str(strict)
+    exact = compare_pair(run, info["planted"]["byte_copy"], "house/house_0.png")
+    assert exact.verdict.startswith("exact duplicates (identical bytes)")
+
+
+def test_compare_explains_what_it_cannot_compare(audited) -> None:
+    _, run, _ = audited
+    with pytest.raises(CompareError, match="matches 2 files"):
+        compare_pair(run, "tree_5.png", "house/house_1.png")
+    with pytest.raises(CompareError, match="Did you mean: house/house_0 copy.png"):
+        compare_pair(run, "house/house_0_copy.png", "house/house_2.png")
+    with pytest.raises(CompareError, match="the same file"):
+        compare_pair(run, "house/house_1.png", "house_1.png")

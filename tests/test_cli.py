@@ -34,6 +34,7 @@ def test_help_lists_every_verb_with_an_example() -> None:
         "explain",
         "run",
         "demo",
+        "compare",
     )
     for verb in verbs:
         assert verb in result.output
@@ -143,3 +144,15 @@ def test_demo_runs_every_stage_and_prints_a_report_that_exists(tmp_path: Path) -
     assert audit_page.count("sent to review by") == 1
     assert f"({flagged} flagged, " in audit_page
     assert frame["split"].notna().sum() == frame["keep"].sum()
+
+
+def test_compare_prints_each_stage_and_the_verdict(demo_run) -> None:
+    _, run = demo_run
+    frame = read_manifest(run)
+    first, second = frame.loc[frame["status"] == "ok", "path"].iloc[:2]
+    result = runner.invoke(app, ["compare", str(run), first, second])
+    assert result.exit_code == 0, result.output
+    for text in ("min_correlation", "max_changed_area_full", "series rule", "verdict:"):
+        assert text in result.output
+    missing = runner.invoke(app, ["compare", str(run), first, "no/such.png"])
+    assert missing.exit_code != 0 and "is not in the manifest" in missing.output

@@ -2,7 +2,8 @@
 
 Outputs: the check columns added to RUN/manifest.parquet (scan columns are kept; columns
 of an earlier clean or split are dropped), and in RUN/audit/: summary.json, report.html,
-leaks.csv (with --against), near_duplicate_pairs.parquet and out_of_domain.parquet.
+config.yaml (the settings this audit ran with), leaks.csv (with --against),
+near_duplicate_pairs.parquet and out_of_domain.parquet.
 
 A full audit replaces an earlier one. An audit of some checks (`--checks`) is merged into
 it: the chosen checks run, and so does every earlier check that reads a column they make
@@ -30,12 +31,13 @@ import pyarrow as pa
 from winnow.cache import PixelCache
 from winnow.checks import available_checks, get_checks
 from winnow.checks.base import AuditContext, Check, CheckResult, ReferenceSet
-from winnow.config import AuditConfig, ScanConfig
+from winnow.config import AuditConfig, ScanConfig, dump_config
 from winnow.io import atomic_write_bytes
 from winnow.manifest import SCAN_SCHEMA, atomic_write_table, manifest_path, read_manifest
 
 log = logging.getLogger(__name__)
 AUDIT_DIR = "audit"
+CONFIG_FILE = "config.yaml"  # the settings of the latest audit
 
 
 class AuditError(RuntimeError):
@@ -211,6 +213,8 @@ def run_audit(
                 _table_path(out, table).unlink(missing_ok=True)
     for name, table in fresh.items():
         _write_table(out, name, table)
+    # the settings this audit ran with, so `winnow compare` judges a pair as it did
+    atomic_write_bytes(out / CONFIG_FILE, dump_config(config).encode())
     against_name = reference.name if reference else None
     if reference is None and "leak" in kept:  # the kept leak table was made against it
         against_name = earlier.get("against")

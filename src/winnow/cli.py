@@ -183,6 +183,45 @@ def _print_audit_summary(summary: dict) -> None:
     out.print(f"report: [bold]{Path(summary['report']).resolve()}[/]", soft_wrap=True)
 
 
+@app.command(epilog="Example: winnow compare runs/exp1 cats/a.png 'dogs/b copy.jpg' --search")
+def compare(
+    run: Annotated[Path, typer.Argument(help="Run folder made by 'winnow scan'.")],
+    first: Annotated[str, typer.Argument(help="A picture: its manifest path or its file.")],
+    second: Annotated[str, typer.Argument(help="The other picture.")],
+    search: Annotated[
+        bool,
+        typer.Option(help="Also re-run the candidate search (describes every picture)."),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML with audit settings [the latest audit's].", show_default=False),
+    ] = None,
+) -> None:
+    """Why two pictures are, or are not, reported as near copies: each stage of the
+    near-duplicate check with its value and limit."""
+    from winnow.compare import CompareError, compare_pair
+    from winnow.config import ConfigError
+
+    try:
+        result = compare_pair(run, first, second, config, search)
+    except (CompareError, ConfigError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"[bold]{result.paths[0]}[/]  vs  [bold]{result.paths[1]}[/]", soft_wrap=True)
+    table = Table(show_edge=False)
+    for column in ("stage / setting", "result", "value", "limit"):
+        table.add_column(column, overflow="fold")
+    marks = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "[dim]—[/]"}
+    for step in result.steps:
+        table.add_row(step.name, marks[step.passed], step.value, step.limit)
+    out.print(table)
+    for step in result.steps:  # what the stages that decided it ask, or why one was skipped
+        if step.passed is False or step.name in ("candidate search", "series rule"):
+            out.print(f"  [bold]{step.name}[/]: {step.meaning}", soft_wrap=True)
+    out.print(f"settings: {result.settings_from}", soft_wrap=True)
+    out.print(f"latest audit: {result.audit}", soft_wrap=True)
+    out.print(f"[bold]verdict:[/] {result.verdict}", soft_wrap=True)
+
+
 @app.command(name="checks", epilog="Example: winnow checks")
 def list_checks() -> None:
     """List the audit checks (built-in and installed plug-ins)."""

@@ -8,6 +8,7 @@ so a chain of look-alikes (A~B~C~…) never collapses a whole series into one gr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -184,15 +185,56 @@ def candidate_pairs(
     return pairs[agreement >= settings.min_descriptor_similarity]
 
 
-def aspect_compatible(first: pd.DataFrame, second: pd.DataFrame) -> np.ndarray:
-    """Per pair of rows (aligned frames): whether their aspect ratios are close enough for
-    one to be a crop of the other (`max_aspect_change`); unknown sizes are compatible."""
+def aspect_change(first: pd.DataFrame, second: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of rows (aligned frames): the log of the ratio of their aspect ratios, and
+    the largest a crop can explain (`max_aspect_change`); NaN where a size is unknown."""
     w1, h1 = first["width"].to_numpy(float), first["height"].to_numpy(float)
     w2, h2 = second["width"].to_numpy(float), second["height"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.abs(np.log((w1 / h1) / (w2 / h2)))
         limit = np.log(max_aspect_change(np.fmin(np.fmin(w1, h1), np.fmin(w2, h2))))
+    return change, limit
+
+
+def aspect_compatible(first: pd.DataFrame, second: pd.DataFrame) -> np.ndarray:
+    """Per pair of rows (aligned frames): whether their aspect ratios are close enough for
+    one to be a crop of the other (`aspect_change`); unknown sizes are compatible."""
+    change, limit = aspect_change(first, second)
     return ~(change > limit)  # NaN (unknown size) compares False: compatible
+
+
+class Test(NamedTuple):
+    """One pixel test of verification: per-pair `values` against `limit`, which they must
+    reach (`at_least`) or not exceed."""
+
+    values: np.ndarray
+    limit: float
+    at_least: bool
+
+    def passed(self) -> np.ndarray:
+        return self.values >= self.limit if self.at_least else self.values <= self.limit
+
+
+def verification_tests(alike: PairSimilarity, settings: NearDuplicateSettings) -> dict[str, Test]:
+    """The tests a candidate pair must all pass at the verification side, by the name of
+    the setting that sets each limit (`winnow compare` prints them one by one)."""
+    return {
+        "min_correlation": Test(alike.correlation, settings.min_correlation, True),
+        "min_detail": Test(alike.detail, settings.min_detail, True),
+        "max_chroma_distance": Test(alike.chroma, settings.max_chroma_distance, False),
+        "max_greyed_area": Test(alike.greyed, settings.max_greyed_area, False),
+        "max_changed_area": Test(alike.changed, settings.max_changed_area, False),
+    }
+
+
+def full_side_test(sharp: PairSimilarity, settings: NearDuplicateSettings) -> Test:
+    """The changed area again at the cache's full resolution, for pairs that passed."""
+    return Test(sharp.changed, settings.max_changed_area_full, False)
+
+
+def passes(tests: dict[str, Test]) -> np.ndarray:
+    """Per pair: whether it passes every test."""
+    return np.logical_and.reduce([test.passed() for test in tests.values()])
 
 
 def verify_pairs(
@@ -228,18 +270,12 @@ def verify_pairs(
             longer_sides(second.frame.iloc[chunk[:, 1]]),
         )
         alike = pair_similarity(*views, resolution=resolution)
-        confirmed = (
-            (alike.correlation >= settings.min_correlation)
-            & (alike.detail >= settings.min_detail)
-            & (alike.chroma <= settings.max_chroma_distance)
-            & (alike.greyed <= settings.max_greyed_area)
-            & (alike.changed <= settings.max_changed_area)
-        )
+        confirmed = passes(verification_tests(alike, settings))
         # a verified pair is compared again at the cache's full resolution (only the few
         # verified pairs pay for it): thin frames, ornaments and small marks that blur away
         # at the verification side show up in its changed area
         sharp = full_side(views[0][confirmed], views[1][confirmed], settings.batch_pairs // 4)
-        still = sharp.changed <= settings.max_changed_area_full
+        still = full_side_test(sharp, settings).passed()
         kept.append(chunk[confirmed][still])
         scores.append(alike.correlation[confirmed][still])
         ranks.append(series_score(sharp)[still])
@@ -253,6 +289,31 @@ def verify_pairs(
     # (on the benchmark: 327 unknown pairs instead of 137, and 65 s more)
     unchanged = same_size_unchanged(first, second, pairs, settings)
     return pairs[unchanged], scores[unchanged]
+
+
+def same_size_comparable(
+    a: pd.DataFrame, b: pd.DataFrame, cache_a: PixelCache, cache_b: PixelCache
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of rows (aligned frames): whether their cache views can be compared pixel
+    for pixel (`same_size_unchanged`), and whether strictly (both formats noiseless)."""
+    same_size = (a["width"].to_numpy() == b["width"].to_numpy()) & (
+        a["height"].to_numpy() == b["height"].to_numpy()
+    )
+    if not same_size.any() or (cache_a.image_size, list(cache_a.background)) != (
+        cache_b.image_size,
+        list(cache_b.background),
+    ):
+        return np.zeros(len(a), bool), np.zeros(len(a), bool)
+
+    def drafted(rows: pd.DataFrame) -> np.ndarray:
+        return draft_reduces(rows["format"], rows["width"], rows["height"], cache_a.image_size)
+
+    def noiseless(rows: pd.DataFrame) -> np.ndarray:
+        return rows["format"].astype(object).isin(NOISELESS_FORMATS).to_numpy()
+
+    decoder_a, decoder_b = (rows["decoder"].astype(object).to_numpy() for rows in (a, b))
+    comparable = same_size & (decoder_a == decoder_b) & ~drafted(a) & ~drafted(b)
+    return comparable, noiseless(a) & noiseless(b)
 
 
 def same_size_unchanged(
@@ -271,25 +332,7 @@ def same_size_unchanged(
     if len(pairs) == 0:
         return mask
     a, b = first.frame.iloc[pairs[:, 0]], second.frame.iloc[pairs[:, 1]]
-    same_size = (a["width"].to_numpy() == b["width"].to_numpy()) & (
-        a["height"].to_numpy() == b["height"].to_numpy()
-    )
-    cache_a, cache_b = first.cache, second.cache
-    if not same_size.any() or (cache_a.image_size, list(cache_a.background)) != (
-        cache_b.image_size,
-        list(cache_b.background),
-    ):
-        return mask
-
-    def drafted(rows: pd.DataFrame) -> np.ndarray:
-        return draft_reduces(rows["format"], rows["width"], rows["height"], cache_a.image_size)
-
-    def noiseless(rows: pd.DataFrame) -> np.ndarray:
-        return rows["format"].astype(object).isin(NOISELESS_FORMATS).to_numpy()
-
-    decoder_a, decoder_b = (rows["decoder"].astype(object).to_numpy() for rows in (a, b))
-    comparable = same_size & (decoder_a == decoder_b) & ~drafted(a) & ~drafted(b)
-    strict = noiseless(a) & noiseless(b)
+    comparable, strict = same_size_comparable(a, b, first.cache, second.cache)
     where = np.flatnonzero(comparable)
     for start in range(0, len(where), settings.batch_pairs):
         chunk = where[start : start + settings.batch_pairs]

@@ -1,0 +1,332 @@
+"""`winnow compare RUN A B`: why two pictures of a run are, or are not, near copies.
+
+The near-duplicate check reports a pair only when it passes every stage: the candidate
+search, the aspect test, the pixel tests at the verification side, the changed area at
+the cache's full resolution, the same-size comparison and the series rule. The audit
+keeps only the pairs that pass; this command runs the same stages on one pair and says
+which passed and which stopped it, with each value beside its limit, so a user looking
+at a missed copy (or a false pair) knows which setting decides it.
+
+The settings are the latest audit's (RUN/audit/config.yaml) unless a config is given.
+The candidate search ranks a picture among all others, so it is only re-run with
+`search=True` (it describes every picture of the run, as the audit does). The series
+rule judges a pair against all verified pairs, so it is not re-run: the last audit's
+pairs table tells whether it kept the pair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from winnow.audit import AUDIT_DIR, CONFIG_FILE, _read_table
+from winnow.cache import PixelCache
+from winnow.checks.near_duplicate import representatives
+from winnow.config import AuditConfig, load_config
+from winnow.duplicates import (
+    IDENTICAL_DIFFERENCE,
+    Items,
+    NearDuplicateSettings,
+    aspect_change,
+    describe,
+    full_side_test,
+    same_size_comparable,
+    series_score,
+    verification_tests,
+)
+from winnow.manifest import longer_sides, read_manifest
+from winnow.similarity import (
+    FULL_SIDE,
+    VERIFY_SIDE,
+    pair_similarity,
+    same_size_change,
+    verification_view,
+)
+
+
+class CompareError(ValueError):
+    """A pair that cannot be compared (unknown path, unreadable file, no scan)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of the near-duplicate check for one pair. `passed` is None where the stage
+    does not apply or is not re-run here."""
+
+    name: str
+    passed: bool | None
+    value: str
+    limit: str
+    meaning: str
+
+
+@dataclass
+class Comparison:
+    paths: tuple[str, str]
+    steps: list[Step] = field(default_factory=list)
+    audit: str = ""  # what the latest audit decided about the pair
+    verdict: str = ""
+    settings_from: str = ""
+
+    @property
+    def failed(self) -> list[str]:
+        return [step.name for step in self.steps if step.passed is False]
+
+
+def _meanings() -> dict[str, str]:
+    return {
+        "min_correlation": "luminance correlation once aligned (brightness-invariant)",
+        "min_detail": "correlation of fine detail: do the edges coincide?",
+        "max_chroma_distance": "90th-percentile colour change (0–510): recoloured parts",
+        "max_greyed_area": "share of pixels grey in one picture and coloured in the other",
+        "max_changed_area": f"share of pixels that still differ once aligned (at {VERIFY_SIDE} px)",
+        "max_changed_area_full": f"the same at {FULL_SIDE} px: thin frames, small marks",
+    }
+
+
+def find_row(frame: pd.DataFrame, name: str | Path, data_dir: str | None) -> int:
+    """The manifest row of `name`: a manifest path (relative to the data folder), a path to
+    the file itself, or a unique end of a manifest path."""
+    paths = frame["path"].astype(str)
+    text = str(name).replace("\\", "/")
+    hits = np.flatnonzero(paths.to_numpy() == text)
+    if not len(hits) and data_dir:
+        try:
+            relative = Path(name).resolve().relative_to(Path(data_dir).resolve()).as_posix()
+        except ValueError:
+            relative = None
+        if relative is not None:
+            hits = np.flatnonzero(paths.to_numpy() == relative)
+    if not len(hits):
+        hits = np.flatnonzero(paths.str.endswith("/" + text.lstrip("/")).to_numpy())
+    if len(hits) == 1:
+        return int(frame.index[hits[0]])
+    if len(hits) > 1:
+        shown = ", ".join(paths.iloc[hits[:5]])
+        raise CompareError(f"'{name}' matches {len(hits)} files ({shown}…): give more of the path.")
+    close = difflib.get_close_matches(text, paths.tolist(), n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise CompareError(f"'{name}' is not in the manifest.{hint}")
+
+
+def _settings(run_dir: Path, config: Path | None) -> tuple[NearDuplicateSettings, str]:
+    saved = run_dir / AUDIT_DIR / CONFIG_FILE
+    if config is not None:
+        audit_config, source = load_config(AuditConfig, config, {}), str(config)
+    elif saved.exists():
+        audit_config, source = load_config(AuditConfig, saved, {}), str(saved)
+    else:
+        audit_config, source = AuditConfig(), "defaults (no audit config found)"
+    names = {f.name for f in dataclasses.fields(NearDuplicateSettings)}
+    return NearDuplicateSettings(**audit_config.model_dump(include=names)), source
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _rank(vectors: np.ndarray, of: int, other: int) -> int:
+    """Where `other` ranks among `of`'s neighbours by inner product (1 = nearest; `of`
+    itself is not counted)."""
+    similarity = vectors @ vectors[of]
+    closer = similarity > similarity[other]
+    closer[of] = False
+    return int(closer.sum()) + 1
+
+
+def _search_step(reps: pd.DataFrame, cache: PixelCache, a: int, b: int, settings) -> Step:
+    items = describe(reps, cache)  # as the audit describes them (same sample, same seed)
+    ia, ib = reps.index.get_loc(a), reps.index.get_loc(b)
+    ranks = {
+        kind: min(_rank(vectors, ia, ib), _rank(vectors, ib, ia))
+        for kind, vectors in (("colour", items.coarse), ("detail", items.detail))
+    }
+    agreement = max(
+        float(items.coarse[ia] @ items.coarse[ib]), float(items.detail[ia] @ items.detail[ib])
+    )
+    near_enough = min(ranks.values()) <= settings.neighbours
+    approximate = len(reps) > settings.exact_index_limit
+    return Step(
+        "candidate search",
+        near_enough and agreement >= settings.min_descriptor_similarity,
+        f"rank {ranks['colour']} (colour), {ranks['detail']} (detail); agreement {agreement:.3f}",
+        f"rank ≤ {settings.neighbours} (neighbours); agreement ≥ "
+        f"{settings.min_descriptor_similarity}",
+        "is either among the other's nearest neighbours under a descriptor?"
+        + (" (the audit's index is approximate at this size)" if approximate else ""),
+    )
+
+
+def compare_pair(
+    run_dir: Path,
+    first: str | Path,
+    second: str | Path,
+    config: Path | None = None,
+    search: bool = False,
+) -> Comparison:
+    """Run the near-duplicate check's stages on one pair of the run's pictures."""
+    run_dir = Path(run_dir)
+    try:
+        frame = read_manifest(run_dir)
+    except FileNotFoundError as exc:
+        raise CompareError(str(exc)) from None
+    try:
+        data_dir = json.loads((run_dir / "scan_summary.json").read_text()).get("data_dir")
+    except (OSError, ValueError):
+        data_dir = None
+    a, b = find_row(frame, first, data_dir), find_row(frame, second, data_dir)
+    if a == b:
+        raise CompareError(f"'{first}' and '{second}' are the same file.")
+    for row in (a, b):
+        status, error = frame.at[row, "status"], frame.at[row, "error"]
+        if status != "ok" or pd.isna(frame.at[row, "cache_shard"]):
+            raise CompareError(
+                f"{frame.at[row, 'path']} was not read ({status}: {error}); nothing to compare."
+            )
+    settings, source = _settings(run_dir, config)
+    result = Comparison((frame.at[a, "path"], frame.at[b, "path"]), settings_from=source)
+    result.audit = _audit_record(run_dir, frame, a, b)
+    steps = result.steps
+
+    for column, what in (("sha256", "bytes"), ("pixel_sha256", "decoded pixels")):
+        if frame.at[a, column] == frame.at[b, column]:
+            steps.append(Step("exact copy", True, f"identical {what}", "—", "exact_duplicate"))
+            result.verdict = f"exact duplicates (identical {what}): the exact_duplicate check."
+            return result
+    steps.append(Step("exact copy", None, "bytes and pixels differ", "—", "exact_duplicate"))
+
+    reps, rep_of = representatives(frame)
+    cache = PixelCache(run_dir)
+    rows = frame.loc[[a, b]]
+    if search:
+        steps.append(_search_step(reps, cache, rep_of[a], rep_of[b], settings))
+    else:
+        steps.append(
+            Step(
+                "candidate search",
+                None,
+                "not re-run",
+                f"rank ≤ {settings.neighbours}",
+                "add --search to rank the pair among all pictures (describes the whole run)",
+            )
+        )
+
+    change, limit = aspect_change(rows.iloc[[0]], rows.iloc[[1]])
+    steps.append(
+        Step(
+            "aspect ratio",
+            not bool(change[0] > limit[0]),
+            f"×{np.exp(change[0]):.3f}",
+            f"≤ ×{np.exp(limit[0]):.3f}",
+            "can a crop explain the change of shape?",
+        )
+    )
+
+    items = Items(rows, cache, np.zeros((2, 1)), np.zeros((2, 1)))
+    regions = items.regions(np.arange(2))
+    views = [verification_view(region)[None] for region in regions]
+    resolution = longer_sides(rows).min(keepdims=True)
+    alike = pair_similarity(*views, resolution=resolution)
+    meanings = _meanings()
+    for name, test in verification_tests(alike, settings).items():
+        steps.append(_test_step(name, test, meanings[name]))
+    sharp = pair_similarity(*views, side=FULL_SIDE)
+    steps.append(
+        _test_step(
+            "max_changed_area_full",
+            full_side_test(sharp, settings),
+            meanings["max_changed_area_full"],
+        )
+    )
+
+    comparable, strict = same_size_comparable(rows.iloc[[0]], rows.iloc[[1]], cache, cache)
+    if comparable[0]:
+        changed = same_size_change(*regions, reach=0 if strict[0] else 1)
+        steps.append(
+            Step(
+                "max_same_size_change",
+                changed <= settings.max_same_size_change,
+                _fmt(changed),
+                f"≤ {settings.max_same_size_change}",
+                "same size, so compared pixel for pixel: share of the ink that differs",
+            )
+        )
+    else:
+        steps.append(
+            Step(
+                "max_same_size_change",
+                None,
+                "not compared",
+                f"≤ {settings.max_same_size_change}",
+                "only for files of the same size decoded alike",
+            )
+        )
+
+    identical = bool(alike.difference[0] < IDENTICAL_DIFFERENCE)
+    steps.append(
+        Step(
+            "series rule",
+            True if identical else None,
+            f"series score {series_score(sharp)[0]:.4f}"
+            + (" (identical once aligned: exempt)" if identical else ""),
+            f"stand out by {settings.series_margin} in a cluster > {settings.series_size}",
+            "judged against every verified pair: see the audit's decision below",
+        )
+    )
+    result.verdict = _verdict(result)
+    return result
+
+
+def _test_step(name: str, test, meaning: str) -> Step:
+    value = float(test.values[0])
+    sign = "≥" if test.at_least else "≤"
+    return Step(name, bool(test.passed()[0]), _fmt(value), f"{sign} {test.limit}", meaning)
+
+
+def _audit_record(run_dir: Path, frame: pd.DataFrame, a: int, b: int) -> str:
+    if "duplicate_group" not in frame.columns:
+        return "no near-duplicate audit yet (run 'winnow audit')"
+    group_a, group_b = frame.at[a, "duplicate_group"], frame.at[b, "duplicate_group"]
+    table = _read_table(run_dir / AUDIT_DIR, "near_duplicate_pairs")
+    reps, rep_of = representatives(frame)
+    pair = {frame.at[rep_of[a], "path"], frame.at[rep_of[b], "path"]}
+    listed = table is not None and any(
+        {x, y} == pair for x, y in zip(table["path_a"], table["path_b"], strict=True)
+    )
+    if pd.notna(group_a) and pd.notna(group_b) and group_a == group_b:
+        how = "as a verified pair" if listed else "through the group's keeper"
+        return f"same duplicate group ({int(group_a)}), {how}"
+    if listed:
+        return "verified pair, but in different groups (each joined a closer keeper)"
+    groups = ", ".join(
+        f"{frame.at[row, 'path']}: {'group ' + str(int(g)) if pd.notna(g) else 'no group'}"
+        for row, g in ((a, group_a), (b, group_b))
+    )
+    return f"not reported ({groups})"
+
+
+def _verdict(result: Comparison) -> str:
+    if result.failed:
+        return "not near copies by the settings: fails " + ", ".join(result.failed) + "."
+    reported = result.audit.startswith(("same duplicate group", "verified pair"))
+    if reported:
+        return "near copies: every stage passes, and the audit reported them."
+    if result.audit.startswith("no near-duplicate audit"):
+        return "every pixel test passes; run 'winnow audit' for the search and the series rule."
+    searched = next(s for s in result.steps if s.name == "candidate search").passed
+    if searched:
+        return (
+            "every stage re-run here passes, yet the audit did not report the pair: the series "
+            "rule dropped it (a long series of look-alikes in which it does not stand out by "
+            "series_margin)."
+        )
+    return (
+        "every pixel test passes, yet the audit did not report the pair: it was either not a "
+        "candidate (see --search) or dropped by the series rule."
+    )
