@@ -445,7 +445,9 @@ def write_audit_report(
         "Sent to review by <code>winnow clean</code>.</p>",
         _groups(frame, thumbs, True),
         "<h2>Duplicate groups</h2><p class=muted>Exact and near copies; the green copy is "
-        "kept by default (lossless first, then most pixels).</p>",
+        "kept by default (lossless first, then most pixels). Two pictures you expected here, "
+        "or two that are not copies: <code>winnow compare RUN A B</code> shows which test "
+        "decided.</p>",
         _groups(frame, thumbs, False),
         "<h2>Test items leaked into training</h2>",
         _leaks(tables, thumbs, test_thumbs),
