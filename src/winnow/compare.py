@@ -191,7 +191,8 @@ def compare_pair(
             )
     settings, source = _settings(run_dir, config)
     result = Comparison((frame.at[a, "path"], frame.at[b, "path"]), settings_from=source)
-    result.audit = _audit_record(run_dir, frame, a, b)
+    reps, rep_of = representatives(frame)  # the audit compares each picture's best copy
+    result.audit = _audit_record(run_dir, frame, rep_of, a, b)
     steps = result.steps
 
     for column, what in (("sha256", "bytes"), ("pixel_sha256", "decoded pixels")):
@@ -201,7 +202,6 @@ def compare_pair(
             return result
     steps.append(Step("exact copy", None, "bytes and pixels differ", "—", "exact_duplicate"))
 
-    reps, rep_of = representatives(frame)
     cache = PixelCache(run_dir)
     rows = frame.loc[[a, b]]
     if search:
@@ -289,15 +289,17 @@ def _test_step(name: str, test, meaning: str) -> Step:
     return Step(name, bool(test.passed()[0]), _fmt(value), f"{sign} {test.limit}", meaning)
 
 
-def _audit_record(run_dir: Path, frame: pd.DataFrame, a: int, b: int) -> str:
+def _audit_record(run_dir: Path, frame: pd.DataFrame, rep_of: pd.Series, a: int, b: int) -> str:
     if "duplicate_group" not in frame.columns:
         return "no near-duplicate audit yet (run 'winnow audit')"
     group_a, group_b = frame.at[a, "duplicate_group"], frame.at[b, "duplicate_group"]
     table = _read_table(run_dir / AUDIT_DIR, "near_duplicate_pairs")
-    reps, rep_of = representatives(frame)
-    pair = {frame.at[rep_of[a], "path"], frame.at[rep_of[b], "path"]}
-    listed = table is not None and any(
-        {x, y} == pair for x, y in zip(table["path_a"], table["path_b"], strict=True)
+    x, y = frame.at[rep_of[a], "path"], frame.at[rep_of[b], "path"]
+    listed = table is not None and bool(
+        (
+            ((table["path_a"] == x) & (table["path_b"] == y))
+            | ((table["path_a"] == y) & (table["path_b"] == x))
+        ).any()
     )
     if pd.notna(group_a) and pd.notna(group_b) and group_a == group_b:
         how = "as a verified pair" if listed else "through the group's keeper"
@@ -314,9 +316,13 @@ def _audit_record(run_dir: Path, frame: pd.DataFrame, a: int, b: int) -> str:
 def _verdict(result: Comparison) -> str:
     if result.failed:
         return "not near copies by the settings: fails " + ", ".join(result.failed) + "."
-    reported = result.audit.startswith(("same duplicate group", "verified pair"))
-    if reported:
-        return "near copies: every stage passes, and the audit reported them."
+    if result.audit.startswith("same duplicate group"):
+        return "near copies: every stage passes, and the audit grouped them."
+    if result.audit.startswith("verified pair"):
+        return (
+            "near copies by every stage, and the audit verified the pair; each picture is "
+            "grouped with a keeper it matches better."
+        )
     if result.audit.startswith("no near-duplicate audit"):
         return "every pixel test passes; run 'winnow audit' for the search and the series rule."
     searched = next(s for s in result.steps if s.name == "candidate search").passed
