@@ -185,7 +185,7 @@ def run_audit(
         info = earlier["checks"][name]
         carried = []
         for table in _tables_of(name, info, out):
-            if (found := _read_table(out, table)) is not None:
+            if (found := read_table(out, table)) is not None:
                 tables[table] = found
                 carried.append(table)
         outcomes.append(
@@ -279,7 +279,7 @@ def _write_table(out: Path, name: str, table: pd.DataFrame) -> None:
         atomic_write_table(pa.Table.from_pandas(table, preserve_index=False), path)
 
 
-def _read_table(out: Path, name: str) -> pd.DataFrame | None:
+def read_table(out: Path, name: str) -> pd.DataFrame | None:
     path = _table_path(out, name)
     if not path.exists():
         return None

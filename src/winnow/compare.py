@@ -16,7 +16,6 @@ pairs table tells whether it kept the pair.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from winnow.audit import AUDIT_DIR, CONFIG_FILE, _read_table
+from winnow.audit import AUDIT_DIR, CONFIG_FILE, read_table
 from winnow.cache import PixelCache
 from winnow.checks.near_duplicate import representatives
 from winnow.config import AuditConfig, load_config
@@ -41,6 +40,7 @@ from winnow.duplicates import (
     verification_tests,
 )
 from winnow.manifest import longer_sides, read_manifest
+from winnow.scan import SUMMARY_NAME
 from winnow.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
@@ -79,15 +79,14 @@ class Comparison:
         return [step.name for step in self.steps if step.passed is False]
 
 
-def _meanings() -> dict[str, str]:
-    return {
-        "min_correlation": "luminance correlation once aligned (brightness-invariant)",
-        "min_detail": "correlation of fine detail: do the edges coincide?",
-        "max_chroma_distance": "90th-percentile colour change (0–510): recoloured parts",
-        "max_greyed_area": "share of pixels grey in one picture and coloured in the other",
-        "max_changed_area": f"share of pixels that still differ once aligned (at {VERIFY_SIDE} px)",
-        "max_changed_area_full": f"the same at {FULL_SIDE} px: thin frames, small marks",
-    }
+_MEANINGS = {  # what each verification test asks, by the setting that limits it
+    "min_correlation": "luminance correlation once aligned (brightness-invariant)",
+    "min_detail": "correlation of fine detail: do the edges coincide?",
+    "max_chroma_distance": "90th-percentile colour change (0–510): recoloured parts",
+    "max_greyed_area": "share of pixels grey in one picture and coloured in the other",
+    "max_changed_area": f"share of pixels that still differ once aligned (at {VERIFY_SIDE} px)",
+    "max_changed_area_full": f"the same at {FULL_SIDE} px: thin frames, small marks",
+}
 
 
 def find_row(frame: pd.DataFrame, name: str | Path, data_dir: str | None) -> int:
@@ -123,8 +122,7 @@ def _settings(run_dir: Path, config: Path | None) -> tuple[NearDuplicateSettings
         audit_config, source = load_config(AuditConfig, saved, {}), str(saved)
     else:
         audit_config, source = AuditConfig(), "defaults (no audit config found)"
-    names = {f.name for f in dataclasses.fields(NearDuplicateSettings)}
-    return NearDuplicateSettings(**audit_config.model_dump(include=names)), source
+    return NearDuplicateSettings.of(audit_config), source
 
 
 def _fmt(value: float) -> str:
@@ -177,7 +175,7 @@ def compare_pair(
     except FileNotFoundError as exc:
         raise CompareError(str(exc)) from None
     try:
-        data_dir = json.loads((run_dir / "scan_summary.json").read_text()).get("data_dir")
+        data_dir = json.loads((run_dir / SUMMARY_NAME).read_text()).get("data_dir")
     except (OSError, ValueError):
         data_dir = None
     a, b = find_row(frame, first, data_dir), find_row(frame, second, data_dir)
@@ -233,15 +231,14 @@ def compare_pair(
     views = [verification_view(region)[None] for region in regions]
     resolution = longer_sides(rows).min(keepdims=True)
     alike = pair_similarity(*views, resolution=resolution)
-    meanings = _meanings()
     for name, test in verification_tests(alike, settings).items():
-        steps.append(_test_step(name, test, meanings[name]))
+        steps.append(_test_step(name, test, _MEANINGS[name]))
     sharp = pair_similarity(*views, side=FULL_SIDE)
     steps.append(
         _test_step(
             "max_changed_area_full",
             full_side_test(sharp, settings),
-            meanings["max_changed_area_full"],
+            _MEANINGS["max_changed_area_full"],
         )
     )
 
@@ -293,7 +290,7 @@ def _audit_record(run_dir: Path, frame: pd.DataFrame, rep_of: pd.Series, a: int,
     if "duplicate_group" not in frame.columns:
         return "no near-duplicate audit yet (run 'winnow audit')"
     group_a, group_b = frame.at[a, "duplicate_group"], frame.at[b, "duplicate_group"]
-    table = _read_table(run_dir / AUDIT_DIR, "near_duplicate_pairs")
+    table = read_table(run_dir / AUDIT_DIR, "near_duplicate_pairs")
     x, y = frame.at[rep_of[a], "path"], frame.at[rep_of[b], "path"]
     listed = table is not None and bool(
         (

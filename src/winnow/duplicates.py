@@ -7,7 +7,7 @@ so a chain of look-alikes (A~B~C~…) never collapses a whole series into one gr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numpy as np
@@ -59,6 +59,11 @@ class NearDuplicateSettings:
     min_descriptor_similarity: float = 0.55
     batch_pairs: int = 384
     exact_index_limit: int = 20_000  # above this many items, an HNSW index (sub-quadratic)
+
+    @classmethod
+    def of(cls, config: AuditConfig) -> NearDuplicateSettings:
+        """The search settings, taken from the audit config keys of the same names."""
+        return cls(**config.model_dump(include={f.name for f in fields(cls)}))
 
 
 def exact_keys(frame: pd.DataFrame) -> pd.Series:

@@ -8,8 +8,6 @@ copy: lossless, then most pixels) and include exact duplicates, in `duplicate_gr
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
@@ -27,8 +25,7 @@ from winnow.duplicates import (
 
 def settings_of(context: AuditContext) -> NearDuplicateSettings:
     """The search settings, taken from the audit config keys of the same names."""
-    names = {f.name for f in dataclasses.fields(NearDuplicateSettings)}
-    return NearDuplicateSettings(**context.settings.model_dump(include=names))
+    return NearDuplicateSettings.of(context.settings)
 
 
 def representatives(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
