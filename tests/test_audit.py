@@ -391,6 +391,12 @@ def test_a_subset_of_checks_is_merged_into_the_earlier_audit(audited, tmp_path) 
     assert (merged / "audit" / "leaks.csv").exists()
     page = (merged / "audit" / "report.html").read_text()
     assert "leaked.jpg" in page and "(earlier audit)" in page
+    # the header's time says it covers odd_size only, and adds the kept checks' times
+    kept_seconds = sum(
+        info["seconds"] for info in summary["checks"].values() if info.get("from_earlier_audit")
+    )
+    assert f"this audit {summary['seconds']} s, re-ran odd_size;" in page
+    assert f"{summary['seconds'] + kept_seconds:.1f} s in all" in page
     assert bool(_row(read_manifest(merged), "tree/tree_3.png")["is_leak_issue"])
 
     summary = run_audit(merged, AuditConfig(checks=["near_duplicate"]))

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from winnow.config import ConfigError, load_config
 from winnow.io import atomic_write_bytes
 from winnow.manifest import atomic_write_table, manifest_path, read_manifest
+from winnow.scan import scanned_folder
 
 Action = Literal["drop", "review", "keep"]
 CLEAN_COLUMNS = ("keep", "reason", "duplicate_of", "final_label")
@@ -192,7 +193,9 @@ def export_clean(run_dir: Path, destination: Path) -> dict:
     frame = read_manifest(run_dir)
     if "keep" not in frame:
         raise CleanError(f"{run_dir} has not been cleaned. Run 'winnow clean {run_dir}' first.")
-    data_dir = Path(json.loads((run_dir / "scan_summary.json").read_text())["data_dir"])
+    data_dir = scanned_folder(run_dir)
+    if data_dir is None:
+        raise CleanError(f"{run_dir} has no readable scan summary; scan it again.")
     if (
         destination.resolve() == data_dir.resolve()
         or data_dir.resolve() in destination.resolve().parents

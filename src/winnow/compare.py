@@ -17,7 +17,6 @@ pairs table tells whether it kept the pair.
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from winnow.duplicates import (
     verification_tests,
 )
 from winnow.manifest import longer_sides, read_manifest
-from winnow.scan import SUMMARY_NAME
+from winnow.scan import scanned_folder
 from winnow.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
@@ -89,7 +88,7 @@ _MEANINGS = {  # what each verification test asks, by the setting that limits it
 }
 
 
-def find_row(frame: pd.DataFrame, name: str | Path, data_dir: str | None) -> int:
+def find_row(frame: pd.DataFrame, name: str | Path, data_dir: Path | None) -> int:
     """The manifest row of `name`: a manifest path (relative to the data folder), a path to
     the file itself, or a unique end of a manifest path."""
     paths = frame["path"].astype(str)
@@ -174,10 +173,7 @@ def compare_pair(
         frame = read_manifest(run_dir)
     except FileNotFoundError as exc:
         raise CompareError(str(exc)) from None
-    try:
-        data_dir = json.loads((run_dir / SUMMARY_NAME).read_text()).get("data_dir")
-    except (OSError, ValueError):
-        data_dir = None
+    data_dir = scanned_folder(run_dir)
     a, b = find_row(frame, first, data_dir), find_row(frame, second, data_dir)
     if a == b:
         raise CompareError(f"'{first}' and '{second}' are the same file.")

@@ -135,6 +135,16 @@ def scan(
     return summary
 
 
+def scanned_folder(run_dir: Path) -> Path | None:
+    """The data folder the run was scanned from (its scan summary's `data_dir`), or None
+    when the run has no readable scan summary."""
+    try:
+        data_dir = json.loads((Path(run_dir) / SUMMARY_NAME).read_text()).get("data_dir")
+    except (OSError, ValueError):
+        return None
+    return Path(data_dir) if data_dir else None
+
+
 def _check_folders(data_dir: Path, run_dir: Path) -> tuple[Path, Path]:
     if not data_dir.exists():
         raise ScanError(f"Data folder {data_dir} does not exist.")
