@@ -535,6 +535,29 @@ def test_compare_names_the_tests_that_tell_two_pictures_apart(audited, tmp_path)
     assert exact.verdict.startswith("exact duplicates (identical bytes)")
 
 
+def test_compare_against_the_test_set_judges_a_leak_as_the_leak_check_does(audited) -> None:
+    """With --against, A is a test picture and B a training picture: the planted leak
+    passes every stage, ranks first among the training pictures, and is found in
+    leaks.csv; a test picture against an unrelated training picture fails the pixel tests
+    and is said to leak through its real source."""
+    root, run, _ = audited
+    for against in (root / "test", run / "against" / "test"):  # the folder or its scan
+        leak = compare_pair(run, "tree/leaked.jpg", "tree/tree_3.png", search=True, against=against)
+        assert leak.paths == ("tree/leaked.jpg", "tree/tree_3.png") and leak.failed == []
+        search = next(s for s in leak.steps if s.name == "candidate search")
+        assert search.passed and search.value.startswith("rank 1 ")
+        assert leak.audit == "reported as a leak (near pair in leaks.csv)"
+        assert leak.verdict.startswith("a leak")
+    other = compare_pair(run, "tree/leaked.jpg", "house/house_1.png", against=root / "test")
+    assert {"min_correlation", "min_detail"} <= set(other.failed)
+    assert other.audit == "not reported; the test picture leaks through tree/tree_3.png"
+    # the test picture is looked up in the test set, never in the run
+    with pytest.raises(CompareError, match="is not in the manifest"):
+        compare_pair(run, "tree/tree_3.png", "tree/tree_3.png", against=root / "test")
+    with pytest.raises(CompareError, match="no scan of it for this run"):
+        compare_pair(run, "tree/leaked.jpg", "tree/tree_3.png", against=root / "elsewhere")
+
+
 def test_compare_explains_what_it_cannot_compare(audited) -> None:
     _, run, _ = audited
     with pytest.raises(CompareError, match="matches 2 files"):

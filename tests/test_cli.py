@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from winnow.cli import app
@@ -156,3 +157,14 @@ def test_compare_prints_each_stage_and_the_verdict(demo_run) -> None:
         assert text in result.output
     missing = runner.invoke(app, ["compare", str(run), first, "no/such.png"])
     assert missing.exit_code != 0 and "is not in the manifest" in missing.output
+    # --against: a leaked test picture against its training source, as leaks.csv lists it
+    data, _ = demo_run
+    leaks = pd.read_csv(run / "audit" / "leaks.csv")
+    assert len(leaks)
+    for kind, verdict in (("exact", "verdict: an exact leak"), ("near", "verdict: a leak")):
+        for test_path, train_path in leaks.loc[leaks["kind"] == kind].iloc[:1, :2].to_numpy():
+            args = ["compare", str(run), test_path, train_path, "--against", str(data / "test")]
+            leak = runner.invoke(app, args)
+            assert leak.exit_code == 0, leak.output
+            assert f"reported as a leak ({kind} pair in leaks.csv)" in leak.output
+            assert verdict in " ".join(leak.output.split())

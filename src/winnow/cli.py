@@ -196,14 +196,22 @@ def compare(
         Path | None,
         typer.Option(help="YAML with audit settings [the latest audit's].", show_default=False),
     ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="The test set the audit ran --against: FIRST is then a test picture and "
+            "SECOND a training picture, judged as the leak check judges them.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Why two pictures are, or are not, reported as near copies: each stage of the
-    near-duplicate check with its value and limit."""
+    """Why two pictures are, or are not, reported as near copies (or, with --against, as a
+    leak): each stage of the near-duplicate check with its value and limit."""
     from winnow.compare import CompareError, compare_pair
     from winnow.config import ConfigError
 
     try:
-        result = compare_pair(run, first, second, config, search)
+        result = compare_pair(run, first, second, config, search, against)
     except (CompareError, ConfigError) as exc:
         raise _fail(str(exc)) from None
     out.print(f"[bold]{result.paths[0]}[/]  vs  [bold]{result.paths[1]}[/]", soft_wrap=True)

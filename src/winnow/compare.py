@@ -7,6 +7,11 @@ keeps only the pairs that pass; this command runs the same stages on one pair an
 which passed and which stopped it, with each value beside its limit, so a user looking
 at a missed copy (or a false pair) knows which setting decides it.
 
+With `against` (the TEST folder or RUN given to `winnow audit --against`), A is a test
+picture and B a training picture, and the stages are the leak check's: the test picture is
+searched among the training pictures and verified against them, and the audit's record is
+its leaks.csv.
+
 The settings are the latest audit's (RUN/audit/config.yaml) unless a config is given.
 The candidate search ranks a picture among all others, so it is only re-run with
 `search=True` (it describes every picture of the run, as the audit does). The series
@@ -38,7 +43,7 @@ from winnow.duplicates import (
     series_score,
     verification_tests,
 )
-from winnow.manifest import longer_sides, read_manifest
+from winnow.manifest import longer_sides, manifest_path, read_manifest
 from winnow.scan import scanned_folder
 from winnow.similarity import (
     FULL_SIDE,
@@ -72,6 +77,7 @@ class Comparison:
     audit: str = ""  # what the latest audit decided about the pair
     verdict: str = ""
     settings_from: str = ""
+    leak: bool = False  # a test picture against a training picture (the leak check)
 
     @property
     def failed(self) -> list[str]:
@@ -137,16 +143,34 @@ def _rank(vectors: np.ndarray, of: int, other: int) -> int:
     return int(closer.sum()) + 1
 
 
-def _search_step(reps: pd.DataFrame, cache: PixelCache, a: int, b: int, settings) -> Step:
+def _search_step(
+    reps: pd.DataFrame, cache: PixelCache, a: int, b: int, settings, test: Side | None = None
+) -> Step:
+    """Where the pair ranks in the candidate search, computed as the audit does: within the
+    run (either picture among the other's neighbours), or with `test` the test picture `a`
+    among its neighbours in the training set (the leak check's search)."""
     items = describe(reps, cache)  # as the audit describes them (same sample, same seed)
-    ia, ib = reps.index.get_loc(a), reps.index.get_loc(b)
-    ranks = {
-        kind: min(_rank(vectors, ia, ib), _rank(vectors, ib, ia))
-        for kind, vectors in (("colour", items.coarse), ("detail", items.detail))
-    }
-    agreement = max(
-        float(items.coarse[ia] @ items.coarse[ib]), float(items.detail[ia] @ items.detail[ib])
-    )
+    ib = reps.index.get_loc(b)
+    if test is None:
+        ia = reps.index.get_loc(a)
+        ranks = {
+            kind: min(_rank(vectors, ia, ib), _rank(vectors, ib, ia))
+            for kind, vectors in (("colour", items.coarse), ("detail", items.detail))
+        }
+        query = (items.coarse[ia], items.detail[ia])
+        question = "is either among the other's nearest neighbours under a descriptor?"
+    else:
+        one = describe(test.frame.loc[[a]], test.cache, items.projection)
+        query = (one.coarse[0], one.detail[0])
+        ranks = {
+            kind: _rank_of(vectors, vector, ib)
+            for kind, vectors, vector in (
+                ("colour", items.coarse, query[0]),
+                ("detail", items.detail, query[1]),
+            )
+        }
+        question = "is the training picture among the test picture's nearest neighbours?"
+    agreement = max(float(items.coarse[ib] @ query[0]), float(items.detail[ib] @ query[1]))
     near_enough = min(ranks.values()) <= settings.neighbours
     approximate = len(reps) > settings.exact_index_limit
     return Step(
@@ -155,8 +179,52 @@ def _search_step(reps: pd.DataFrame, cache: PixelCache, a: int, b: int, settings
         f"rank {ranks['colour']} (colour), {ranks['detail']} (detail); agreement {agreement:.3f}",
         f"rank ≤ {settings.neighbours} (neighbours); agreement ≥ "
         f"{settings.min_descriptor_similarity}",
-        "is either among the other's nearest neighbours under a descriptor?"
-        + (" (the audit's index is approximate at this size)" if approximate else ""),
+        question + (" (the audit's index is approximate at this size)" if approximate else ""),
+    )
+
+
+def _rank_of(vectors: np.ndarray, query: np.ndarray, other: int) -> int:
+    """Where `other` ranks among the neighbours of an outside `query` (1 = nearest)."""
+    similarity = vectors @ query
+    return int((similarity > similarity[other]).sum()) + 1
+
+
+@dataclass(frozen=True)
+class Side:
+    """Where a picture of the pair comes from: a run's manifest and pixel cache."""
+
+    frame: pd.DataFrame
+    cache: PixelCache
+    data_dir: Path | None
+
+    @classmethod
+    def of(cls, run_dir: Path) -> Side:
+        try:
+            frame = read_manifest(run_dir)
+        except FileNotFoundError as exc:
+            raise CompareError(str(exc)) from None
+        return cls(frame, PixelCache(run_dir), scanned_folder(run_dir))
+
+    def row(self, name: str | Path) -> int:
+        row = find_row(self.frame, name, self.data_dir)
+        status, error = self.frame.at[row, "status"], self.frame.at[row, "error"]
+        if status != "ok" or pd.isna(self.frame.at[row, "cache_shard"]):
+            raise CompareError(
+                f"{self.frame.at[row, 'path']} was not read ({status}: {error}); "
+                "nothing to compare."
+            )
+        return row
+
+
+def reference_run(run_dir: Path, against: Path) -> Path:
+    """The scanned test set an audit `--against` used: a RUN folder itself, or the scan the
+    audit made of a data folder (RUN/against/<name>)."""
+    for folder in (Path(against), Path(run_dir) / "against" / Path(against).name):
+        if manifest_path(folder).exists():
+            return folder
+    raise CompareError(
+        f"--against {against}: no scan of it for this run. Run "
+        f"'winnow audit {run_dir} --against {against}' first (it scans a data folder)."
     )
 
 
@@ -166,40 +234,45 @@ def compare_pair(
     second: str | Path,
     config: Path | None = None,
     search: bool = False,
+    against: Path | None = None,
 ) -> Comparison:
-    """Run the near-duplicate check's stages on one pair of the run's pictures."""
+    """Run the near-duplicate check's stages on one pair of the run's pictures; with
+    `against`, the leak check's on a test picture `first` and a training picture `second`."""
     run_dir = Path(run_dir)
-    try:
-        frame = read_manifest(run_dir)
-    except FileNotFoundError as exc:
-        raise CompareError(str(exc)) from None
-    data_dir = scanned_folder(run_dir)
-    a, b = find_row(frame, first, data_dir), find_row(frame, second, data_dir)
-    if a == b:
+    train = Side.of(run_dir)
+    test = Side.of(reference_run(run_dir, against)) if against is not None else None
+    side_a = test or train
+    a, b = side_a.row(first), train.row(second)
+    if test is None and a == b:
         raise CompareError(f"'{first}' and '{second}' are the same file.")
-    for row in (a, b):
-        status, error = frame.at[row, "status"], frame.at[row, "error"]
-        if status != "ok" or pd.isna(frame.at[row, "cache_shard"]):
-            raise CompareError(
-                f"{frame.at[row, 'path']} was not read ({status}: {error}); nothing to compare."
-            )
     settings, source = _settings(run_dir, config)
-    result = Comparison((frame.at[a, "path"], frame.at[b, "path"]), settings_from=source)
+    result = Comparison(
+        (side_a.frame.at[a, "path"], train.frame.at[b, "path"]),
+        settings_from=source,
+        leak=test is not None,
+    )
+    frame = train.frame
     reps, rep_of = representatives(frame)  # the audit compares each picture's best copy
-    result.audit = _audit_record(run_dir, frame, rep_of, a, b)
+    result.audit = (
+        _leak_record(run_dir, *result.paths)
+        if test is not None
+        else _audit_record(run_dir, frame, rep_of, a, b)
+    )
     steps = result.steps
+    row_a, row_b = side_a.frame.loc[[a]], frame.loc[[b]]
 
     for column, what in (("sha256", "bytes"), ("pixel_sha256", "decoded pixels")):
-        if frame.at[a, column] == frame.at[b, column]:
+        if row_a[column].iloc[0] == row_b[column].iloc[0]:
             steps.append(Step("exact copy", True, f"identical {what}", "—", "exact_duplicate"))
             result.verdict = f"exact duplicates (identical {what}): the exact_duplicate check."
+            if test is not None:
+                result.verdict = f"an exact leak (identical {what}): the leak check's exact pairs."
             return result
     steps.append(Step("exact copy", None, "bytes and pixels differ", "—", "exact_duplicate"))
 
-    cache = PixelCache(run_dir)
-    rows = frame.loc[[a, b]]
     if search:
-        steps.append(_search_step(reps, cache, rep_of[a], rep_of[b], settings))
+        query = a if test is not None else rep_of[a]
+        steps.append(_search_step(reps, train.cache, query, rep_of[b], settings, test))
     else:
         steps.append(
             Step(
@@ -211,7 +284,7 @@ def compare_pair(
             )
         )
 
-    change, limit = aspect_change(rows.iloc[[0]], rows.iloc[[1]])
+    change, limit = aspect_change(row_a, row_b)
     steps.append(
         Step(
             "aspect ratio",
@@ -222,13 +295,15 @@ def compare_pair(
         )
     )
 
-    items = Items(rows, cache, np.zeros((2, 1)), np.zeros((2, 1)))
-    regions = items.regions(np.arange(2))
+    regions = [
+        Items(rows, side.cache, np.zeros((1, 1)), np.zeros((1, 1))).regions(np.arange(1))[0]
+        for rows, side in ((row_a, side_a), (row_b, train))
+    ]
     views = [verification_view(region)[None] for region in regions]
-    resolution = longer_sides(rows).min(keepdims=True)
+    resolution = np.minimum(longer_sides(row_a), longer_sides(row_b))
     alike = pair_similarity(*views, resolution=resolution)
-    for name, test in verification_tests(alike, settings).items():
-        steps.append(_test_step(name, test, _MEANINGS[name]))
+    for name, test_ in verification_tests(alike, settings).items():
+        steps.append(_test_step(name, test_, _MEANINGS[name]))
     sharp = pair_similarity(*views, side=FULL_SIDE)
     steps.append(
         _test_step(
@@ -238,7 +313,7 @@ def compare_pair(
         )
     )
 
-    comparable, strict = same_size_comparable(rows.iloc[[0]], rows.iloc[[1]], cache, cache)
+    comparable, strict = same_size_comparable(row_a, row_b, side_a.cache, train.cache)
     if comparable[0]:
         changed = same_size_change(*regions, reach=0 if strict[0] else 1)
         steps.append(
@@ -306,9 +381,26 @@ def _audit_record(run_dir: Path, frame: pd.DataFrame, rep_of: pd.Series, a: int,
     return f"not reported ({groups})"
 
 
+def _leak_record(run_dir: Path, test_path: str, train_path: str) -> str:
+    table = read_table(run_dir / AUDIT_DIR, "leaks")
+    if table is None:
+        return "no leak audit yet (run 'winnow audit RUN --against TEST')"
+    of_test = table[table["test_path"] == test_path]
+    pair = of_test[of_test["train_path"] == train_path]
+    if len(pair):
+        return f"reported as a leak ({pair['kind'].iloc[0]} pair in leaks.csv)"
+    if len(of_test):
+        others = ", ".join(of_test["train_path"].head(3))
+        more = f" and {len(of_test) - 3} more" if len(of_test) > 3 else ""
+        return f"not reported; the test picture leaks through {others}{more}"
+    return "not reported; the test picture is not in leaks.csv"
+
+
 def _verdict(result: Comparison) -> str:
     if result.failed:
         return "not near copies by the settings: fails " + ", ".join(result.failed) + "."
+    if result.leak:
+        return _leak_verdict(result)
     if result.audit.startswith("same duplicate group"):
         return "near copies: every stage passes, and the audit grouped them."
     if result.audit.startswith("verified pair"):
@@ -327,5 +419,26 @@ def _verdict(result: Comparison) -> str:
         )
     return (
         "every pixel test passes, yet the audit did not report the pair: it was either not a "
+        "candidate (see --search) or dropped by the series rule."
+    )
+
+
+def _leak_verdict(result: Comparison) -> str:
+    if result.audit.startswith("reported as a leak"):
+        return "a leak: every stage passes, and the audit listed the pair in leaks.csv."
+    if result.audit.startswith("no leak audit"):
+        return (
+            "every pixel test passes; run 'winnow audit RUN --against TEST' for the search "
+            "and the series rule."
+        )
+    searched = next(s for s in result.steps if s.name == "candidate search").passed
+    if searched:
+        return (
+            "every stage re-run here passes, yet the audit did not list the pair: the series "
+            "rule dropped it (the test picture matches a series of training look-alikes and "
+            "does not stand out by series_margin)."
+        )
+    return (
+        "every pixel test passes, yet the audit did not list the pair: it was either not a "
         "candidate (see --search) or dropped by the series rule."
     )
