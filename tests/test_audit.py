@@ -214,6 +214,10 @@ def test_report_is_self_contained_and_shows_findings(audited) -> None:
     assert "http://" not in page and "https://" not in page
     summary = json.loads((run / "audit" / "summary.json").read_text())
     assert summary["dataset"]["class_counts"]["house"] >= 8
+    # every check with a count has its card, the out-of-domain one named by what it found
+    domain = summary["checks"]["out_of_domain"]
+    assert domain["status"] == "ok" and domain["out_of_domain_style"] == "photo"
+    assert f"<b>{domain['issues']}</b>photographs (other style)</div>" in page
 
 
 def test_a_failing_check_is_recorded_and_the_others_still_run(audited, monkeypatch) -> None:

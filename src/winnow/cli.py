@@ -161,6 +161,8 @@ def audit(
 
 
 def _print_audit_summary(summary: dict) -> None:
+    from winnow.audit import audit_time
+
     table = Table(show_edge=False)
     for column in ("check", "status", "rows flagged", "seconds"):
         table.add_column(column)
@@ -180,6 +182,7 @@ def _print_audit_summary(summary: dict) -> None:
     for name, info in summary["checks"].items():
         if info.get("error"):
             out.print(f"[red]{name}:[/] {info['error']}", soft_wrap=True)
+    out.print(f"time: {audit_time(summary)}", soft_wrap=True)
     out.print(f"report: [bold]{Path(summary['report']).resolve()}[/]", soft_wrap=True)
 
 

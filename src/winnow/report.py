@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from winnow.audit import audit_time
 from winnow.cache import PixelCache
 from winnow.io import atomic_write_bytes
 
@@ -135,6 +136,7 @@ def _cards(summary: dict[str, Any]) -> str:
         ("leaked test items", issues("leak", "leaked_test_items"), True),
         ("odd sizes", issues("odd_size"), True),
         ("blank images", issues("blank"), True),
+        (_out_of_domain_label(checks.get("out_of_domain", {})), issues("out_of_domain"), True),
     ]
     return (
         "<div class=cards>"
@@ -147,21 +149,12 @@ def _cards(summary: dict[str, Any]) -> str:
     )
 
 
-def _timing(summary: dict[str, Any]) -> str:
-    """The header's time: this audit's own wall time, and when it kept checks from an
-    earlier audit, which ones it ran and the time of the audit as a whole (the kept checks'
-    recorded times added), so "0.1 s" after `--checks odd_size` does not read as the cost
-    of finding the duplicates."""
-    checks = summary["checks"]
-    kept = [name for name, info in checks.items() if info.get("from_earlier_audit")]
-    if not kept:
-        return f"{summary['seconds']} s"
-    ran = [name for name in checks if name not in kept]
-    earlier = sum(float(checks[name].get("seconds") or 0.0) for name in kept)
-    return (
-        f"this audit {summary['seconds']} s, re-ran {', '.join(ran) or 'no check'}; "
-        f"{len(kept)} kept from an earlier audit ({earlier:.1f} s when they ran; "
-        f"{summary['seconds'] + earlier:.1f} s in all)"
+def _out_of_domain_label(info: dict[str, Any]) -> str:
+    """The card of out_of_domain names what it found: photographs in a drawing set, drawings
+    in a photo set."""
+    style = info.get("out_of_domain_style")
+    return {"photo": "photographs (other style)", "drawing": "drawings (other style)"}.get(
+        style, "other style (out of domain)"
     )
 
 
@@ -451,7 +444,7 @@ def write_audit_report(
     )
     body = [
         f"<h1>winnow audit</h1><div class=muted>{html.escape(str(run_dir))} · "
-        f"{html.escape(_timing(summary))}"
+        f"{html.escape(audit_time(summary))}"
         f"{' · against ' + html.escape(summary['against']) if summary['against'] else ''}</div>",
         _cards(summary),
         "<h2>Classes and sizes</h2>",
