@@ -1,5 +1,5 @@
-"""Where every benchmark keeps its numbers: `.bench/results/<name>.json`, which the README's
-tables quote and `make bench` prints the folder of."""
+"""Where every benchmark keeps its numbers: `.bench/results/<name>.json`, which the tables of
+docs/benchmarks.md (and the README's summary) quote and `make bench` prints the folder of."""
 
 from __future__ import annotations
 

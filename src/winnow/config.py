@@ -208,7 +208,7 @@ class AuditConfig(BaseModel):
       `clean`); flags below it are borderline (sent to review).
     out_of_domain_learned: also train a small denoiser on the dataset's own detail crops and
       use the noise it finds as one more statistic (`winnow.denoiser`; about 25 s of training
-      plus 1 ms per image on 2 cores). Off by default: see the README's ablation.
+      plus 1 ms per image on 2 cores). Off by default: see the ablation in docs/benchmarks.md.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -310,7 +310,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = "simple_cnn"  # the grid winner at a 10-minute CPU budget (README)
+    model: str = "simple_cnn"  # the grid winner at a 10-minute CPU budget (docs/benchmarks.md)
     model_params: dict[str, Any] = {}
     image_size: int = 64
     batch_size: int = 128

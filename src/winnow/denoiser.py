@@ -18,8 +18,8 @@ the statistic keeps its orientation (larger = more photo-like) and the combinati
 Costs and limits, measured on the project benchmark (7,403 images, 2 cores): 3,200 steps
 train in about 25 s and scoring takes about 7 s; it reaches AUROC 0.955 alone, but a
 drawing saved as JPEG is flagged by it alone 3 in 10 times (ringing reads as noise). In
-the median combination it is neutral-to-positive (see the README's ablation), so it is an
-opt-in setting (`out_of_domain_learned`), off by default.
+the median combination it is neutral-to-positive (see the ablation in
+docs/benchmarks.md), so it is an opt-in setting (`out_of_domain_learned`), off by default.
 """
 
 from __future__ import annotations
