@@ -37,7 +37,7 @@ figure img{width:96px;height:96px;border:3px solid #dde;border-radius:4px;backgr
 figure.keep img{border-color:#2e9e44} figcaption{color:#445}
 .tag{display:inline-block;background:#eef;border-radius:4px;padding:0 5px;margin-right:4px;
 word-break:normal;overflow-wrap:normal}
-.plots{display:flex;flex-wrap:wrap;gap:16px} .plots img{background:#fff;border-radius:8px;max-width:100%}
+.plots{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start} .plots img{background:#fff;border-radius:8px;max-width:100%}
 """
 
 
@@ -78,6 +78,7 @@ def _charts(frame: pd.DataFrame) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogFormatter
 
     ok = frame[frame["status"] == "ok"]
     counts = ok["label"].value_counts().sort_values()
@@ -105,6 +106,9 @@ def _charts(frame: pd.DataFrame) -> str:
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # pixels in plain numbers ("90", "1,000"), not 9×10¹
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+        axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_xlabel("width (px)")
     ax.set_ylabel("height (px)")
     ax.set_title("image sizes")
