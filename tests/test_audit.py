@@ -218,6 +218,13 @@ def test_report_is_self_contained_and_shows_findings(audited) -> None:
     domain = summary["checks"]["out_of_domain"]
     assert domain["status"] == "ok" and domain["out_of_domain_style"] == "photo"
     assert f"<b>{domain['issues']}</b>photographs (other style)</div>" in page
+    # the unflagged images nearest the other style are shown too, most photo-like first
+    frame = read_manifest(run)
+    unflagged = frame[frame["photo_likeness"].notna() & ~frame["is_out_of_domain_issue"]]
+    unflagged = unflagged[~unflagged["out_of_domain_cleared"].astype(bool)]
+    nearest = unflagged.sort_values("photo_likeness", ascending=False)["path"].iloc[0]
+    strip = page.split("<h3>Most photo-like, not flagged</h3>")[1]
+    assert strip.index(f"title='{nearest}'") < strip.index("<figure", strip.index("<figure") + 1)
 
 
 def test_a_failing_check_is_recorded_and_the_others_still_run(audited, monkeypatch) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from winnow.cli import app
+from winnow.cli import BAD_FILES_SHOWN, app
 from winnow.demo import check_against_truth, describe_check
 from winnow.manifest import read_manifest
 
@@ -66,6 +66,45 @@ def test_scan_reports_bad_files_with_reasons(messy, tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "run" / "scan_summary.json").read_text())
     assert summary["files"] == len(expected)
     assert len(read_manifest(tmp_path / "run")) == len(expected)
+
+
+def test_an_image_folders_companion_files_do_not_hide_its_broken_images(tmp_path: Path) -> None:
+    """A crawled or packaged folder holds text, sound and vector files beside its images
+    (Tux Paint's stamps: 9,601 of 10,397 files). They stay manifest rows with status
+    not_image, but the scan's listing and the audit report name the broken images first and
+    count the companions by extension; a file named like an image whose content is none
+    (an HTML error page saved as .png) is a broken image, not a companion."""
+    from factory import WRITERS, gradient, write_kind
+    from winnow.audit import run_audit
+
+    data = tmp_path / "data"
+    for i in range(3):
+        (data / "cat").mkdir(parents=True, exist_ok=True)
+        gradient().save(data / "cat" / f"cat_{i}.png")
+    for i in range(BAD_FILES_SHOWN + 2):  # more companions than the listing shows, sorted first
+        (data / "cat" / f"a_{i:02d}.txt").write_text("a description")
+    for i in range(3):
+        (data / "cat" / f"a_{i}.ogg").write_bytes(b"OggS\0\2" + bytes(40))
+    write_kind(data / "cat", "truncated_png")
+    (data / "cat" / "zz_page.png").write_text("<html><body>403 Forbidden</body></html>")
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["scan", str(data), "--out", str(run), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    companions = BAD_FILES_SHOWN + 2 + 3
+    assert (
+        f"{3 + companions + 2} files: 3 images read, 2 can't be used, {companions} other files "
+        f"(.txt {BAD_FILES_SHOWN + 2}, .ogg 3)" in output
+    )
+    truncated = WRITERS["truncated_png"][0]
+    listing = output.split("files that can't be used")[1]
+    assert f"cat/{truncated}" in listing and "cat/zz_page.png" in listing
+    assert "a_00.txt" not in listing  # companions are counted, not listed
+    run_audit(run)
+    page = (run / "audit" / "report.html").read_text()
+    assert f"cat/{truncated}" in page and "cat/zz_page.png" in page and "a_00.txt" not in page
+    assert f"{companions} other files are not images" in page
+    assert "<b>2</b>unusable files" in page
 
 
 def test_unknown_config_key_is_an_error_with_a_suggestion(messy, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from winnow.checks.base import AuditContext, Check, CheckResult, ReferenceSet
 from winnow.config import AuditConfig, ScanConfig, dump_config
 from winnow.io import atomic_write_bytes
 from winnow.manifest import SCAN_SCHEMA, atomic_write_table, manifest_path, read_manifest
+from winnow.scan import is_companion, scan
 
 log = logging.getLogger(__name__)
 AUDIT_DIR = "audit"
@@ -129,8 +130,6 @@ def load_reference(against: Path, run_dir: Path, on_progress: Callable | None) -
     if manifest_path(against).exists():
         folder = against
     elif against.is_dir():
-        from winnow.scan import scan
-
         cache = PixelCache(run_dir)
         config = ScanConfig.matching(cache.image_size, cache.background)
         folder = run_dir / "against" / against.name
@@ -354,6 +353,10 @@ def dataset_summary(frame: pd.DataFrame) -> dict[str, Any]:
         "files": int(len(frame)),
         "ok": int(len(ok)),
         "status_counts": frame["status"].value_counts().to_dict(),
+        # not images and not named like images (text, sound, vector files): companions
+        "other_files": int(
+            sum(is_companion(p, s) for p, s in zip(frame["path"], frame["status"], strict=True))
+        ),
         "classes": int(len(counts)),
         "class_counts": {str(k): int(v) for k, v in counts.items()},
         "imbalance_ratio": float(counts.max() / counts.min()) if len(counts) else None,

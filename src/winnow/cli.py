@@ -116,17 +116,26 @@ def _print_scan_summary(summary) -> None:
         f"last scan) in {summary.seconds:.1f} s; {summary.hidden_skipped} hidden files skipped.",
         soft_wrap=True,
     )
-    if summary.bad_files:
+    out.print(summary.headline(), soft_wrap=True, highlight=False)
+    unusable = summary.unusable()  # damaged images first: sidecar files must not hide them
+    if unusable:
         out.print("\n[bold]files that can't be used[/] (status  path — reason)")
-        for row in summary.bad_files[:BAD_FILES_SHOWN]:
+        for row in unusable[:BAD_FILES_SHOWN]:
             out.print(
                 f"  [yellow]{row['status']:<11}[/] {row['path']} — {row['error']}",
                 soft_wrap=True,
                 highlight=False,
             )
-        if len(summary.bad_files) > BAD_FILES_SHOWN:
-            more = len(summary.bad_files) - BAD_FILES_SHOWN
+        if len(unusable) > BAD_FILES_SHOWN:
+            more = len(unusable) - BAD_FILES_SHOWN
             out.print(f"  … and {more} more in {summary.run_dir}/scan_summary.json", soft_wrap=True)
+    if summary.not_images():
+        out.print(
+            "other files (not images and not named like images: text, sound or vector files) "
+            f"are rows with status not_image, each listed in {summary.run_dir}/scan_summary.json",
+            soft_wrap=True,
+            highlight=False,
+        )
     for note in summary.notes:
         out.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     out.print(f"manifest: [bold]{summary.manifest}[/]", soft_wrap=True)

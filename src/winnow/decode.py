@@ -36,6 +36,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from winnow.config import ScanConfig
 from winnow.hashing import perceptual_hashes
 
+# The names images usually have. Never evidence of what a file is (its content decides);
+# used to find images in a folder for `predict`, and to report a file named like an image
+# whose content is none (an HTML page saved as .png) among the broken ones.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+
 # Bump when a change to decoding changes any manifest value or cached pixel: a re-scan then
 # decodes every file again instead of reusing rows made by the older decoder.
 DECODER_VERSION = 3

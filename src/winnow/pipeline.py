@@ -50,7 +50,7 @@ def run_pipeline(
         return result
 
     scanned = timed("scan", lambda: scan(data, run_dir, scan_config))
-    say(f"scan: {scanned.files} files, {scanned.decoded} decoded, {len(scanned.bad_files)} bad")
+    say(f"scan: {scanned.headline()}")
     audited = timed("audit", lambda: run_audit(run_dir, audit_config, against=test))
     flagged = {k: v["issues"] for k, v in audited["checks"].items() if v["issues"]}
     say("audit: " + (", ".join(f"{k} {v}" for k, v in flagged.items()) or "nothing flagged"))

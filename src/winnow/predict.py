@@ -11,11 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from winnow.config import ScanConfig
-from winnow.decode import Decoded, decode_file, prepare_worker
+from winnow.decode import IMAGE_SUFFIXES, Decoded, decode_file, prepare_worker
 from winnow.inference import LoadedModel, load_model
 from winnow.io import atomic_write_bytes
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass

@@ -16,6 +16,7 @@ from PIL import Image
 from winnow.audit import audit_time
 from winnow.cache import PixelCache
 from winnow.io import atomic_write_bytes
+from winnow.scan import companion_kinds, is_companion
 
 MAX_GROUPS = 40
 MAX_MEMBERS = 8
@@ -124,7 +125,8 @@ def _charts(frame: pd.DataFrame) -> str:
 def _cards(summary: dict[str, Any]) -> str:
     checks = summary["checks"]
     data = summary["dataset"]
-    bad = data["files"] - data["ok"]
+    # an image folder's text or sound companions are not unusable images
+    bad = data["files"] - data["ok"] - data.get("other_files", 0)
 
     def issues(name: str, key: str = "issues") -> int | str:
         check = checks.get(name, {})
@@ -183,15 +185,37 @@ def _check_table(summary: dict[str, Any]) -> str:
 
 
 def _bad_files(frame: pd.DataFrame) -> str:
+    """Damaged images first (and files named like images that are none); an image
+    folder's text, sound or vector companions are counted by extension in one line, so
+    thousands of them cannot push a truncated image out of the table."""
     bad = frame[frame["status"] != "ok"]
     if bad.empty:
         return "<p class=muted>Every file decoded.</p>"
+    companion = np.array(
+        [is_companion(p, s) for p, s in zip(bad["path"], bad["status"], strict=True)], bool
+    )
+    unusable, others = bad[~companion], bad[companion]
     rows = "".join(
         f"<tr><td>{html.escape(p)}</td><td>{s}</td><td>{html.escape(str(e))}</td></tr>"
-        for p, s, e in bad[["path", "status", "error"]].head(MAX_ROWS).itertuples(index=False)
+        for p, s, e in unusable[["path", "status", "error"]].head(MAX_ROWS).itertuples(index=False)
     )
-    more = f"<p class=muted>… and {len(bad) - MAX_ROWS} more.</p>" if len(bad) > MAX_ROWS else ""
-    return f"<table><tr><th>path</th><th>status</th><th>reason</th></tr>{rows}</table>{more}"
+    more = (
+        f"<p class=muted>… and {len(unusable) - MAX_ROWS} more.</p>"
+        if len(unusable) > MAX_ROWS
+        else ""
+    )
+    table = (
+        f"<table><tr><th>path</th><th>status</th><th>reason</th></tr>{rows}</table>{more}"
+        if len(unusable)
+        else "<p class=muted>Every image decoded.</p>"
+    )
+    if len(others):
+        kinds = ", ".join(f"{k} {n}" for k, n in companion_kinds(others["path"]).most_common())
+        table += (
+            f"<p class=muted>{len(others)} other files are not images and not named like "
+            f"images ({html.escape(kinds)}): rows with status not_image in the manifest.</p>"
+        )
+    return table
 
 
 def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
@@ -324,6 +348,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     scored = frame[frame["photo_likeness"].notna()]
     flagged = scored["is_out_of_domain_issue"].astype(bool)
@@ -353,6 +378,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             label="automatic threshold",
         )
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     families = (
         "colour, texture and learned"
         if numbers.get("learned_representation")
@@ -387,6 +413,29 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
                 )
         return f"<div class=strip>{''.join(figures)}</div>"
 
+    # the unflagged images nearest the other style, so a miss (or a folder that mixes both
+    # styles in similar shares, where no minority stands out) can be seen, not only inferred
+    direction = 1.0 if numbers["out_of_domain_style"] == "photo" else -1.0
+    nearest = likeness[kept].mul(direction).sort_values(ascending=False).head(12)
+    near_strip = (
+        "<div class=strip>"
+        + "".join(
+            thumbs.figure(scored.at[i, "path"], f"likeness {likeness[i]:+.2f}")
+            for i in nearest.index
+        )
+        + "</div>"
+        if len(nearest)
+        else "<p class=muted>None.</p>"
+    )
+    other = numbers["out_of_domain_style"]
+    nothing_flagged = (
+        f"<p class=muted>Nothing was flagged. If these look like {other}s too, the folder may "
+        f"hold both styles in similar shares: the check looks for a minority of the other "
+        "style and flags nothing when no such minority stands out (a decisions file for "
+        "<code>winnow clean</code> can drop them).</p>"
+        if not flagged.any()
+        else ""
+    )
     sure = scored[flagged & ~scored["out_of_domain_borderline"].astype(bool)]
     sure = sure.loc[prob[sure.index].sort_values(ascending=False).index].head(48)
     border = scored[(prob >= 0.3) & (prob < numbers["sure"])]
@@ -419,6 +468,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         "dataset (highest percentile).</p>"
         f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
         f"<h3>Most out-of-domain</h3>{strip(sure)}<h3>Borderline</h3>{strip(border)}"
+        f"<h3>Most {html.escape(other)}-like, not flagged</h3>{nothing_flagged}{near_strip}"
         + (
             "<h3>Cleared: copies of in-domain pictures</h3><p class=muted>Past the threshold on "
             "their own pixels, but each is a near or exact copy (its duplicate group) of a "

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from winnow.cache import (
     write_meta,
 )
 from winnow.config import ScanConfig, dump_config
-from winnow.decode import decode_file, prepare_worker
+from winnow.decode import IMAGE_SUFFIXES, decode_file, prepare_worker
 from winnow.io import atomic_write_bytes, remove_temporaries
 from winnow.manifest import (
     SCAN_SCHEMA,
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 PARTS_DIR = ".scan-parts"
 SUMMARY_NAME = "scan_summary.json"
+NOT_IMAGE = "not_image"  # the status of a file whose content is no image format
 _ROWS_PER_PART_LIMIT = 8192
 
 
@@ -81,6 +82,45 @@ class ScanSummary:
     seconds: float
     bad_files: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def unusable(self) -> list[dict[str, str]]:
+        """The bad files except an image folder's companions (a text, sound or vector file:
+        not an image, and not named like one): damaged images (empty, truncated, corrupt,
+        oversized, unreadable), a file named like an image whose content is none (an HTML
+        error page saved as .png), images outside a class folder, names that are not UTF-8."""
+        return [row for row in self.bad_files if not is_companion(row["path"], row["status"])]
+
+    def not_images(self) -> Counter:
+        """The companions (`unusable` leaves them out) by extension, commonest first."""
+        return companion_kinds(
+            row["path"] for row in self.bad_files if is_companion(row["path"], row["status"])
+        )
+
+    def headline(self) -> str:
+        """One line: how many images were read, how many files can't be used, and how many
+        are not images (by extension)."""
+        others = self.not_images()
+        line = (
+            f"{self.files} files: {self.by_status.get('ok', 0)} images read, "
+            f"{len(self.unusable())} can't be used"
+        )
+        if others:
+            kinds = ", ".join(f"{ext} {n}" for ext, n in others.most_common(4))
+            more = ", …" if len(others) > 4 else ""
+            line += f", {sum(others.values())} other files ({kinds}{more})"
+        return line
+
+
+def is_companion(path: str, status: str) -> bool:
+    """A file that is not an image and is not named like one: a companion of the images (a
+    text, sound or vector file). The name only sorts the reports; the content decided the
+    status, and a file named like an image whose content is none is a broken image."""
+    return status == NOT_IMAGE and Path(path).suffix.lower() not in IMAGE_SUFFIXES
+
+
+def companion_kinds(paths: Iterable[str]) -> Counter:
+    """Companion files by extension, commonest first."""
+    return Counter(Path(path).suffix.lower() or "(no extension)" for path in paths)
 
 
 def scan(
