@@ -243,18 +243,25 @@ def _earlier_summary(out: Path) -> dict[str, Any]:
         return {}
 
 
+def reference_folder(against: str | Path, run_dir: Path) -> Path | None:
+    """Where the scanned test set of `--against` lies: the RUN folder given, or the scan an
+    audit made of a data folder (RUN/against/<name>); None when neither exists."""
+    for folder in (Path(against), Path(run_dir) / "against" / Path(against).name):
+        if manifest_path(folder).exists():
+            return folder
+    return None
+
+
 def _earlier_reference(name: str | None, run_dir: Path) -> ReferenceSet | None:
     """The test set a kept leak result was computed against, for the report's thumbnails."""
-    if not name:
+    folder = reference_folder(name, run_dir) if name else None
+    if folder is None:
         return None
-    for folder in (Path(name), run_dir / "against" / Path(name).name):
-        if manifest_path(folder).exists():
-            try:
-                frame = read_manifest(folder)
-                return ReferenceSet(name=name, frame=frame, cache=PixelCache(folder))
-            except (OSError, ValueError) as exc:
-                log.warning("cannot reopen --against %s: %s", name, exc)
-    return None
+    try:
+        return ReferenceSet(name=name, frame=read_manifest(folder), cache=PixelCache(folder))
+    except (OSError, ValueError) as exc:
+        log.warning("cannot reopen --against %s: %s", name, exc)
+        return None
 
 
 def _tables_of(name: str, info: dict[str, Any], out: Path) -> list[str]:

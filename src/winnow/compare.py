@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from winnow.audit import AUDIT_DIR, CONFIG_FILE, read_table
+from winnow.audit import AUDIT_DIR, CONFIG_FILE, read_table, reference_folder
 from winnow.cache import PixelCache
 from winnow.checks.near_duplicate import representatives
 from winnow.config import AuditConfig, load_config
@@ -43,7 +43,7 @@ from winnow.duplicates import (
     series_score,
     verification_tests,
 )
-from winnow.manifest import longer_sides, manifest_path, read_manifest
+from winnow.manifest import longer_sides, read_manifest
 from winnow.scan import scanned_folder
 from winnow.similarity import (
     FULL_SIDE,
@@ -217,11 +217,10 @@ class Side:
 
 
 def reference_run(run_dir: Path, against: Path) -> Path:
-    """The scanned test set an audit `--against` used: a RUN folder itself, or the scan the
-    audit made of a data folder (RUN/against/<name>)."""
-    for folder in (Path(against), Path(run_dir) / "against" / Path(against).name):
-        if manifest_path(folder).exists():
-            return folder
+    """The scanned test set an audit `--against` used (`audit.reference_folder`)."""
+    folder = reference_folder(against, run_dir)
+    if folder is not None:
+        return folder
     raise CompareError(
         f"--against {against}: no scan of it for this run. Run "
         f"'winnow audit {run_dir} --against {against}' first (it scans a data folder)."

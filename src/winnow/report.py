@@ -74,6 +74,11 @@ class _Thumbs:
         )
 
 
+def _plain_number(value: float, _position: int) -> str:
+    """A log axis's tick as a plain number ("90", "1,000"), not 9×10¹."""
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
+
+
 def _charts(frame: pd.DataFrame) -> str:
     import matplotlib
 
@@ -107,8 +112,8 @@ def _charts(frame: pd.DataFrame) -> str:
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):  # pixels in plain numbers ("90", "1,000"), not 9×10¹
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(_plain_number))
         axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_xlabel("width (px)")
     ax.set_ylabel("height (px)")
@@ -378,7 +383,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             label="automatic threshold",
         )
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(_plain_number))
     families = (
         "colour, texture and learned"
         if numbers.get("learned_representation")
