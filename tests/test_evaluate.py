@@ -26,13 +26,15 @@ runner = CliRunner()
 
 @pytest.fixture
 def messy_test(demo_run, tmp_path: Path) -> Path:
-    """The demo test folder plus a truncated file, a text file and an unknown class folder."""
+    """The demo test folder plus a truncated file, a text file named like an image, a text
+    file beside the images and an unknown class folder."""
     data, _ = demo_run
     folder = tmp_path / "test"
     shutil.copytree(data / "test", folder)
     good = next((folder / "circle").glob("*.png")).read_bytes()
     (folder / "circle" / "cut.png").write_bytes(good[: len(good) // 2])
     (folder / "star" / "readme.jpg").write_text("not an image")
+    (folder / "star" / "star.txt").write_text("a description beside the images")  # a companion
     (folder / "zebra").mkdir()
     gradient().save(folder / "zebra" / "z1.png")
     shutil.rmtree(folder / "fish")
@@ -44,7 +46,11 @@ def test_evaluate_reports_bad_files_unknown_folders_and_missing_classes(
 ) -> None:
     result = evaluate(messy_test, trained / "best.ckpt", workers=1)
     bad = dict(zip(result.bad_files["path"], result.bad_files["status"], strict=True))
-    assert bad == {"circle/cut.png": "truncated", "star/readme.jpg": "not_image"}
+    assert bad == {
+        "circle/cut.png": "truncated",
+        "star/readme.jpg": "not_image",
+        "star/star.txt": "not_image",
+    }
     assert result.unknown_folders == {"zebra": 1}
     assert result.missing_classes == ["fish"]
     assert result.scores["labels"] == ["car", "circle", "house", "star", "tree"]
@@ -58,6 +64,10 @@ def test_evaluate_reports_bad_files_unknown_folders_and_missing_classes(
     page = paths["report"].read_text()
     for text in ("zebra", "circle/cut.png", "Most confused pairs", "classification_report"):
         assert text in page
+    # named like an image, it is listed; the text file beside the images is only counted
+    assert "star/readme.jpg" in page and "star/star.txt" not in page
+    assert "1 other files are not images and not named like images (.txt 1)" in page
+    assert "<b>2</b>files that can&#x27;t be read" in page
     assert len(list((tmp_path / "eval" / "explain").glob("*.png"))) == min(3, len(result.pixels))
 
 
@@ -87,8 +97,10 @@ def test_evaluate_command_prints_the_classification_report(
         "micro-F1",
         "not a class of the model",
         "truncated",
+        "1 other files are not images (.txt 1); left out.",
     ):
         assert text in result.output
+    assert "star/star.txt" not in result.output
     assert (out / "report.html").exists() and (out / "confusion_matrix.png").exists()
     missing = runner.invoke(app, ["evaluate", "--data", str(messy_test), "--weights", "nope.ckpt"])
     assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -607,9 +607,21 @@ def _print_evaluation(result, paths: dict) -> None:
     out.print(f"micro-F1 {scores['micro_f1']:.3f}   macro-F1 {scores['macro_f1']:.3f}")
     bad = result.bad_files
     if not bad.empty:
-        out.print(f"\n[yellow]{len(bad)} files could not be read[/] (left out):")
-        for row in bad.head(BAD_FILES_SHOWN).itertuples():
-            out.print(f"  {row.status:<10} {row.path} — {row.error}", highlight=False)
+        from winnow.scan import companion_kinds, is_companion
+
+        companion = [is_companion(p, s) for p, s in zip(bad["path"], bad["status"], strict=True)]
+        others, bad = bad[companion], bad[[not c for c in companion]]
+        if not bad.empty:  # damaged images first: an image folder's companions are counted
+            out.print(f"\n[yellow]{len(bad)} files could not be read[/] (left out):")
+            for row in bad.head(BAD_FILES_SHOWN).itertuples():
+                out.print(f"  {row.status:<10} {row.path} — {row.error}", highlight=False)
+        if not others.empty:
+            kinds = ", ".join(f"{k} {n}" for k, n in companion_kinds(others["path"]).most_common())
+            out.print(
+                f"{len(others)} other files are not images ({kinds}); left out.",
+                highlight=False,
+                soft_wrap=True,
+            )
     for folder, count in result.unknown_folders.items():
         out.print(
             f"[yellow]folder {folder!r} is not a class of the model[/] ({count} files left out)"

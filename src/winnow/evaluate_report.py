@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from winnow.io import atomic_output, atomic_write_bytes  # noqa: E402
-from winnow.report import CSS, _png, _thumb  # noqa: E402
+from winnow.report import CSS, _png, _thumb, bad_files_section  # noqa: E402
+from winnow.scan import is_companion  # noqa: E402
 
 GALLERY = 60
 PAIRS = 10
@@ -80,8 +81,12 @@ def _cards(evaluation) -> str:
         ("micro-F1 (accuracy)", f"{s['micro_f1']:.3f}"),
         ("weighted-F1", f"{s['weighted_f1']:.3f}"),
         ("items scored", str(s["items"])),
-        ("bad files", str(len(evaluation.bad_files))),
     ]
+    bad = evaluation.bad_files
+    companions = sum(is_companion(p, st) for p, st in zip(bad["path"], bad["status"], strict=True))
+    cards.append(("files that can't be read", str(len(bad) - companions)))
+    if companions:
+        cards.append(("other files (not images)", str(companions)))
     leaks = int((evaluation.rows["duplicates_training"] & evaluation.rows["in_classes"]).sum())
     if evaluation.scores_without_leaks:
         w = evaluation.scores_without_leaks
@@ -165,15 +170,9 @@ def _problems(evaluation) -> str:
             + "</p>"
         )
     bad = evaluation.bad_files
-    if not bad.empty:
-        rows = "".join(
-            f"<tr><td>{html.escape(str(r.path))}</td><td>{html.escape(str(r.status))}</td>"
-            f"<td>{html.escape(str(r.error or ''))}</td></tr>"
-            for r in bad.itertuples()
-        )
+    if not bad.empty:  # the audit report's listing: damaged first, companions counted
         parts.append(
-            "<p><b>Files that could not be read</b> (left out):</p>"
-            f"<table><tr><th>path</th><th>status</th><th>reason</th></tr>{rows}</table>"
+            "<p><b>Files that could not be read</b> (left out):</p>" + bad_files_section(bad)
         )
     return "".join(parts) or "<p>Every file was read and every folder is a class.</p>"
 

@@ -189,7 +189,7 @@ def _check_table(summary: dict[str, Any]) -> str:
     )
 
 
-def _bad_files(frame: pd.DataFrame) -> str:
+def bad_files_section(frame: pd.DataFrame) -> str:
     """Damaged images first (and files named like images that are none); an image
     folder's text, sound or vector companions are counted by extension in one line, so
     thousands of them cannot push a truncated image out of the table."""
@@ -511,7 +511,7 @@ def write_audit_report(
         "<h2>Checks</h2>",
         _check_table(summary),
         "<h2>Files that can't be used</h2>",
-        _bad_files(frame),
+        bad_files_section(frame),
         "<h2>Label conflicts</h2><p class=muted>The same picture under different labels. "
         "Sent to review by <code>winnow clean</code>.</p>",
         _groups(frame, thumbs, True),

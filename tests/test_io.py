@@ -1,0 +1,38 @@
+"""Atomic output: whole files or none, and the permissions any other file would get."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from winnow.io import TEMP_SUFFIX, atomic_output, atomic_write_bytes, remove_temporaries
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_output_gets_the_permissions_a_plain_write_would(tmp_path: Path, umask: int) -> None:
+    """mkstemp makes a private 0600 file; a report or manifest a teammate (or a web server)
+    reads must get 0o666 less the umask, like a file written with open()."""
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "report.html", b"<html></html>")
+        (tmp_path / "plain.html").write_bytes(b"<html></html>")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "report.html").stat().st_mode)
+    assert mode == 0o666 & ~umask == stat.S_IMODE((tmp_path / "plain.html").stat().st_mode)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "manifest.parquet"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert target.read_bytes() == b"old"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+    (tmp_path / f".manifest.parquet.abc{TEMP_SUFFIX}").write_bytes(b"left by a kill")
+    remove_temporaries(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.parquet"]
