@@ -129,13 +129,22 @@ def test_predict_writes_top_k_and_marks_uncertain(trained: Path, demo_run, tmp_p
         ],
     )
     assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "4 files: 0 confident, 3 uncertain (below 1.0), 1 unreadable; median top-1" in said
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [r["path"] for r in rows] == [*map(str, files), str(broken)]
+    median = sorted(float(r["confidence"]) for r in rows[:3])[1]
+    assert f"median top-1 probability {median:.2f}" in said
     assert all(r["uncertain"] == "True" for r in rows)  # nothing is 100 % sure
     assert rows[0]["label_2"] and float(rows[0]["confidence"]) >= float(rows[0]["probability_2"])
     assert rows[-1]["status"] != "ok" and rows[-1]["prediction"] == ""
     sure = predict(files, trained / "best.ckpt", threshold=0.0)
     assert not any(p.uncertain for p in sure)
+    # without a threshold the summary does not call the predictions confident
+    plain = runner.invoke(
+        app, ["predict", *map(str, files), "--weights", str(trained), "-o", str(out)]
+    )
+    assert "3 predicted (no --threshold: none marked uncertain)" in " ".join(plain.output.split())
 
 
 def test_onnx_export_matches_torch_and_predicts_without_torch(

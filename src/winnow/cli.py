@@ -6,6 +6,7 @@ Stage modules are imported inside each command so `winnow --help` stays fast.
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -670,11 +671,19 @@ def predict(
         typer.echo(to_csv(predictions, top_k), nl=False)
     else:
         write_csv(predictions, top_k, out_csv)
-        sure = sum(1 for p in predictions if p.status == "ok" and not p.uncertain)
-        bad = sum(1 for p in predictions if p.status != "ok")
+        read = [p for p in predictions if p.status == "ok"]
+        bad = len(predictions) - len(read)
+        top = [p.probabilities[0] for p in read]
+        median = statistics.median(top) if top else float("nan")
+        if threshold > 0:
+            sure = sum(1 for p in read if not p.uncertain)
+            verdicts = f"{sure} confident, {len(read) - sure} uncertain (below {threshold})"
+        else:  # without a threshold nothing is marked, so say so rather than "confident"
+            verdicts = f"{len(read)} predicted (no --threshold: none marked uncertain)"
         console.print(
-            f"{len(predictions)} files: {sure} confident, "
-            f"{len(predictions) - sure - bad} uncertain, {bad} unreadable → {out_csv}"
+            f"{len(predictions)} files: {verdicts}, {bad} unreadable; median top-1 probability "
+            f"{median:.2f} → {out_csv}",
+            soft_wrap=True,
         )
 
 
