@@ -38,6 +38,29 @@ def test_every_kind_gets_its_status(tmp_path: Path, kind: str) -> None:
         assert row["error"] and len(row["error"]) > 10  # a sentence, not a code
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "an SVG (vector)"),
+        (b"\xef\xbb\xbf<!DOCTYPE html><html><body>403 Forbidden</body></html>", "an HTML page"),
+        (b"<HTML><HEAD><TITLE>Not Found</TITLE></HEAD></HTML>", "an HTML page"),
+        ("고양이 사진 설명\n".encode(), ": text"),
+        (bytes(range(256)) * 4, "image format"),
+    ],
+)
+def test_a_file_that_is_no_image_says_what_it_is(tmp_path: Path, content: bytes, says: str) -> None:
+    """A crawled folder's classic failure is an HTML error page saved as .jpg; a clipart
+    folder's, SVG drawings that need rendering. The reason says which, from the content."""
+    path = tmp_path / "picture.jpg"
+    path.write_bytes(content)
+    decoded = decode_file(str(path), ScanConfig(image_size=24))
+    assert decoded.status == "not_image"
+    assert decoded.error.startswith("content is not a recognised image format")
+    assert says in decoded.error
+    if says == "image format":  # binary junk: nothing more to say
+        assert decoded.error == "content is not a recognised image format"
+
+
 def test_transparency_is_composited_on_the_chosen_background(tmp_path: Path) -> None:
     path = write_kind(tmp_path, "png_rgba_transparent")
     white = decode_file(str(path), ScanConfig(image_size=24))

@@ -43,7 +43,7 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".
 
 # Bump when a change to decoding changes any manifest value or cached pixel: a re-scan then
 # decodes every file again instead of reusing rows made by the older decoder.
-DECODER_VERSION = 3
+DECODER_VERSION = 4  # 4: not_image rows say what the file is (SVG, HTML, text)
 
 # Bytes a decode needs per pixel: the decoded frame, a mode conversion and a hashing copy.
 _BYTES_PER_PIXEL_IN_FLIGHT = 12
@@ -96,7 +96,7 @@ def decode_file(path: str, config: ScanConfig) -> Decoded:
         if signature:
             message = f"starts like a {signature} file but its header can't be read"
             return Decoded("corrupt", message)
-        return Decoded("not_image", "content is not a recognised image format")
+        return Decoded("not_image", _not_an_image(path))
     except PermissionError:
         return Decoded("unreadable", "permission denied")
     except FileNotFoundError:
@@ -171,6 +171,31 @@ def _known_signature(path: str) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
     return next((name for magic, name in _SIGNATURES.items() if head.startswith(magic)), None)
+
+
+def _not_an_image(path: str) -> str:
+    """Why a file is not an image, in words a user can act on: what its first bytes look
+    like (an SVG drawing to render, an HTML page a crawler saved instead of the picture,
+    plain text) or that its content is no image format at all."""
+    reason = "content is not a recognised image format"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2048)
+    except OSError:
+        return reason
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if b"<svg" in text:
+        return f"{reason}: an SVG (vector) drawing; render it to PNG to use it (rsvg-convert)"
+    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:512]:
+        return f"{reason}: an HTML page (a download that saved an error page?)"
+    if head and b"\0" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:  # cut in the middle of a character: still text
+            if exc.start < len(head) - 3:
+                return reason
+        return f"{reason}: text"
+    return reason
 
 
 def _failure(exc: OSError, facts: dict) -> Decoded:
