@@ -39,12 +39,14 @@ REFERENCE_MEDIANS: dict[Style, dict[str, float]] = {
         "noise_residual_native": 0.080, "colours_half": 0.577, "colour_entropy_half": 1.985,
         "texture_half": 0.169, "noise_residual_half": 0.071, "colour_entropy_detail": 1.473,
         "palette_spread_native": 0.441, "incoherence_native": 0.154, "incoherence_detail": 0.118,
+        "colours_detail": 0.401, "palette_spread_detail": 0.152, "texture_detail": 0.057,
     },
     "photo": {
         "colours_native": 0.744, "colour_entropy_native": 4.884, "texture_native": 0.529,
         "noise_residual_native": 0.278, "colours_half": 0.802, "colour_entropy_half": 4.338,
         "texture_half": 0.472, "noise_residual_half": 0.281, "colour_entropy_detail": 4.688,
         "palette_spread_native": 0.983, "incoherence_native": 0.378, "incoherence_detail": 0.447,
+        "colours_detail": 0.711, "palette_spread_detail": 0.982, "texture_detail": 0.564,
     },
 }  # fmt: skip
 
