@@ -34,7 +34,7 @@ from winnow.checks.base import AuditContext, Check, CheckResult, ReferenceSet
 from winnow.config import AuditConfig, ScanConfig, dump_config
 from winnow.io import atomic_write_bytes
 from winnow.manifest import SCAN_SCHEMA, atomic_write_table, manifest_path, read_manifest
-from winnow.scan import is_companion, scan
+from winnow.scan import companions, scan
 
 log = logging.getLogger(__name__)
 AUDIT_DIR = "audit"
@@ -361,9 +361,7 @@ def dataset_summary(frame: pd.DataFrame) -> dict[str, Any]:
         "ok": int(len(ok)),
         "status_counts": frame["status"].value_counts().to_dict(),
         # not images and not named like images (text, sound, vector files): companions
-        "other_files": int(
-            sum(is_companion(p, s) for p, s in zip(frame["path"], frame["status"], strict=True))
-        ),
+        "other_files": int(companions(frame).sum()),
         "classes": int(len(counts)),
         "class_counts": {str(k): int(v) for k, v in counts.items()},
         "imbalance_ratio": float(counts.max() / counts.min()) if len(counts) else None,

@@ -608,10 +608,10 @@ def _print_evaluation(result, paths: dict) -> None:
     out.print(f"micro-F1 {scores['micro_f1']:.3f}   macro-F1 {scores['macro_f1']:.3f}")
     bad = result.bad_files
     if not bad.empty:
-        from winnow.scan import companion_kinds, is_companion
+        from winnow.scan import companion_kinds, companions
 
-        companion = [is_companion(p, s) for p, s in zip(bad["path"], bad["status"], strict=True)]
-        others, bad = bad[companion], bad[[not c for c in companion]]
+        companion = companions(bad)
+        others, bad = bad[companion], bad[~companion]
         if not bad.empty:  # damaged images first: an image folder's companions are counted
             out.print(f"\n[yellow]{len(bad)} files could not be read[/] (left out):")
             for row in bad.head(BAD_FILES_SHOWN).itertuples():

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 
 from winnow.io import atomic_output, atomic_write_bytes  # noqa: E402
 from winnow.report import CSS, _png, _thumb, bad_files_section  # noqa: E402
-from winnow.scan import is_companion  # noqa: E402
+from winnow.scan import companions  # noqa: E402
 
 GALLERY = 60
 PAIRS = 10
@@ -83,10 +83,10 @@ def _cards(evaluation) -> str:
         ("items scored", str(s["items"])),
     ]
     bad = evaluation.bad_files
-    companions = sum(is_companion(p, st) for p, st in zip(bad["path"], bad["status"], strict=True))
-    cards.append(("files that can't be read", str(len(bad) - companions)))
-    if companions:
-        cards.append(("other files (not images)", str(companions)))
+    others = int(companions(bad).sum())
+    cards.append(("files that can't be read", str(len(bad) - others)))
+    if others:
+        cards.append(("other files (not images)", str(others)))
     leaks = int((evaluation.rows["duplicates_training"] & evaluation.rows["in_classes"]).sum())
     if evaluation.scores_without_leaks:
         w = evaluation.scores_without_leaks

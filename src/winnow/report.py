@@ -16,7 +16,7 @@ from PIL import Image
 from winnow.audit import audit_time
 from winnow.cache import PixelCache
 from winnow.io import atomic_write_bytes
-from winnow.scan import companion_kinds, is_companion
+from winnow.scan import companion_kinds, companions
 
 MAX_GROUPS = 40
 MAX_MEMBERS = 8
@@ -196,9 +196,7 @@ def bad_files_section(frame: pd.DataFrame) -> str:
     bad = frame[frame["status"] != "ok"]
     if bad.empty:
         return "<p class=muted>Every file decoded.</p>"
-    companion = np.array(
-        [is_companion(p, s) for p, s in zip(bad["path"], bad["status"], strict=True)], bool
-    )
+    companion = companions(bad)
     unusable, others = bad[~companion], bad[companion]
     rows = "".join(
         f"<tr><td>{html.escape(p)}</td><td>{s}</td><td>{html.escape(str(e))}</td></tr>"

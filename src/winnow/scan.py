@@ -118,6 +118,13 @@ def is_companion(path: str, status: str) -> bool:
     return status == NOT_IMAGE and Path(path).suffix.lower() not in IMAGE_SUFFIXES
 
 
+def companions(rows: Any) -> np.ndarray:
+    """`is_companion` for each row of a frame with `path` and `status` columns."""
+    return np.array(
+        [is_companion(p, s) for p, s in zip(rows["path"], rows["status"], strict=True)], bool
+    )
+
+
 def companion_kinds(paths: Iterable[str]) -> Counter:
     """Companion files by extension, commonest first."""
     return Counter(Path(path).suffix.lower() or "(no extension)" for path in paths)
