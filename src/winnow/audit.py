@@ -334,13 +334,18 @@ def _run_checks(
     return outcomes, tables, columns
 
 
+def kept_checks(summary: dict[str, Any]) -> list[str]:
+    """The checks an audit kept from an earlier one instead of running them."""
+    return [name for name, info in summary["checks"].items() if info.get("from_earlier_audit")]
+
+
 def audit_time(summary: dict[str, Any]) -> str:
     """How long the audit took, as the report's header and the CLI say it: this audit's own
     wall time and, when it kept checks from an earlier audit, which ones it ran and the time
     of the audit as a whole (the kept checks' recorded times added), so "0.1 s" after
     `--checks odd_size` does not read as the cost of finding the duplicates."""
     checks = summary["checks"]
-    kept = [name for name, info in checks.items() if info.get("from_earlier_audit")]
+    kept = kept_checks(summary)
     if not kept:
         return f"{summary['seconds']} s"
     ran = [name for name in checks if name not in kept]

@@ -171,7 +171,7 @@ def audit(
 
 
 def _print_audit_summary(summary: dict) -> None:
-    from winnow.audit import audit_time
+    from winnow.audit import audit_time, kept_checks
 
     table = Table(show_edge=False)
     for column in ("check", "status", "rows flagged", "seconds"):
@@ -183,7 +183,7 @@ def _print_audit_summary(summary: dict) -> None:
             status, seconds = "[cyan]kept[/]", "earlier"
         table.add_row(name, status, str(info["issues"]), seconds)
     out.print(table)
-    kept = [name for name, info in summary["checks"].items() if info.get("from_earlier_audit")]
+    kept = kept_checks(summary)
     if kept:
         out.print(
             f"kept from the earlier audit (they read nothing that changed): {', '.join(kept)}",
@@ -608,7 +608,7 @@ def _print_evaluation(result, paths: dict) -> None:
     out.print(f"micro-F1 {scores['micro_f1']:.3f}   macro-F1 {scores['macro_f1']:.3f}")
     bad = result.bad_files
     if not bad.empty:
-        from winnow.scan import companion_kinds, companions
+        from winnow.scan import companion_kinds, companions, kinds_text
 
         companion = companions(bad)
         others, bad = bad[companion], bad[~companion]
@@ -617,7 +617,7 @@ def _print_evaluation(result, paths: dict) -> None:
             for row in bad.head(BAD_FILES_SHOWN).itertuples():
                 out.print(f"  {row.status:<10} {row.path} — {row.error}", highlight=False)
         if not others.empty:
-            kinds = ", ".join(f"{k} {n}" for k, n in companion_kinds(others["path"]).most_common())
+            kinds = kinds_text(companion_kinds(others["path"]))
             out.print(
                 f"{len(others)} other files are not images ({kinds}); left out.",
                 highlight=False,

@@ -409,16 +409,8 @@ def _verdict(result: Comparison) -> str:
         )
     if result.audit.startswith("no near-duplicate audit"):
         return "every pixel test passes; run 'winnow audit' for the search and the series rule."
-    searched = next(s for s in result.steps if s.name == "candidate search").passed
-    if searched:
-        return (
-            "every stage re-run here passes, yet the audit did not report the pair: the series "
-            "rule dropped it (a long series of look-alikes in which it does not stand out by "
-            "series_margin)."
-        )
-    return (
-        "every pixel test passes, yet the audit did not report the pair: it was either not a "
-        "candidate (see --search) or dropped by the series rule."
+    return _left_out(
+        result, "report", "a long series of look-alikes in which it does not stand out"
     )
 
 
@@ -430,14 +422,23 @@ def _leak_verdict(result: Comparison) -> str:
             "every pixel test passes; run 'winnow audit RUN --against TEST' for the search "
             "and the series rule."
         )
+    return _left_out(
+        result,
+        "list",
+        "the test picture matches a series of training look-alikes and does not stand out",
+    )
+
+
+def _left_out(result: Comparison, verb: str, series: str) -> str:
+    """Every test re-run here passes but the audit did not `verb` the pair: the series rule
+    (`series` says what it saw) when the search was re-run and found the pair, else either."""
     searched = next(s for s in result.steps if s.name == "candidate search").passed
     if searched:
         return (
-            "every stage re-run here passes, yet the audit did not list the pair: the series "
-            "rule dropped it (the test picture matches a series of training look-alikes and "
-            "does not stand out by series_margin)."
+            f"every stage re-run here passes, yet the audit did not {verb} the pair: the series "
+            f"rule dropped it ({series} by series_margin)."
         )
     return (
-        "every pixel test passes, yet the audit did not list the pair: it was either not a "
+        f"every pixel test passes, yet the audit did not {verb} the pair: it was either not a "
         "candidate (see --search) or dropped by the series rule."
     )

@@ -92,11 +92,12 @@ def decode_file(path: str, config: ScanConfig) -> Decoded:
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
-        signature = _known_signature(path)
+        head = _head(path)  # read once: what its first bytes announce, or look like
+        signature = _known_signature(head)
         if signature:
             message = f"starts like a {signature} file but its header can't be read"
             return Decoded("corrupt", message)
-        return Decoded("not_image", _not_an_image(path))
+        return Decoded("not_image", _not_an_image(head))
     except PermissionError:
         return Decoded("unreadable", "permission denied")
     except FileNotFoundError:
@@ -161,28 +162,27 @@ _SIGNATURES = {
 }
 
 
-def _known_signature(path: str) -> str | None:
-    """The image format a file's first bytes announce, if any (RIFF/WEBP checked apart)."""
+def _head(path: str, size: int = 2048) -> bytes:
+    """A file's first bytes (none when it can't be read)."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(16)
+            return handle.read(size)
     except OSError:
-        return None
+        return b""
+
+
+def _known_signature(head: bytes) -> str | None:
+    """The image format a file's first bytes announce, if any (RIFF/WEBP checked apart)."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
     return next((name for magic, name in _SIGNATURES.items() if head.startswith(magic)), None)
 
 
-def _not_an_image(path: str) -> str:
+def _not_an_image(head: bytes) -> str:
     """Why a file is not an image, in words a user can act on: what its first bytes look
     like (an SVG drawing to render, an HTML page a crawler saved instead of the picture,
     plain text) or that its content is no image format at all."""
     reason = "content is not a recognised image format"
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(2048)
-    except OSError:
-        return reason
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if b"<svg" in text:
         return f"{reason}: an SVG (vector) drawing; render it to PNG to use it (rsvg-convert)"

@@ -175,13 +175,12 @@ def _texture(
         np.abs(luminance[:, 1:-1, 2:] - luminance[:, 1:-1, :-2]),
         np.abs(luminance[:, 2:, 1:-1] - luminance[:, :-2, 1:-1]),
     )
-    rows = _median3(luminance[:, :, :-2], luminance[:, :, 1:-1], luminance[:, :, 2:])
-    median = _median3(rows[:, :-2], rows[:, 1:-1], rows[:, 2:])
-    residual = np.abs(centre - median)
-    out = {
-        "texture": _share((laplacian >= 3) & (gradient <= 24), inner),
-        "noise_residual": _share((residual >= 2) & (residual <= 8), inner),
-    }
+    out = {"texture": _share((laplacian >= 3) & (gradient <= 24), inner)}
+    if "noise_residual" in names:  # not at the detail scale (`SCALES`): skip its median
+        rows = _median3(luminance[:, :, :-2], luminance[:, :, 1:-1], luminance[:, :, 2:])
+        median = _median3(rows[:, :-2], rows[:, 1:-1], rows[:, 2:])
+        residual = np.abs(centre - median)
+        out["noise_residual"] = _share((residual >= 2) & (residual <= 8), inner)
     if "incoherence" in names:
         out["incoherence"] = _incoherence(pixels, foreground)
     return out

@@ -16,7 +16,7 @@ from PIL import Image
 from winnow.audit import audit_time
 from winnow.cache import PixelCache
 from winnow.io import atomic_write_bytes
-from winnow.scan import companion_kinds, companions
+from winnow.scan import companion_kinds, companions, kinds_text
 
 MAX_GROUPS = 40
 MAX_MEMBERS = 8
@@ -213,7 +213,7 @@ def bad_files_section(frame: pd.DataFrame) -> str:
         else "<p class=muted>Every image decoded.</p>"
     )
     if len(others):
-        kinds = ", ".join(f"{k} {n}" for k, n in companion_kinds(others["path"]).most_common())
+        kinds = kinds_text(companion_kinds(others["path"]))
         table += (
             f"<p class=muted>{len(others)} other files are not images and not named like "
             f"images ({html.escape(kinds)}): rows with status not_image in the manifest.</p>"
@@ -418,7 +418,8 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
 
     # the unflagged images nearest the other style, so a miss (or a folder that mixes both
     # styles in similar shares, where no minority stands out) can be seen, not only inferred
-    direction = 1.0 if numbers["out_of_domain_style"] == "photo" else -1.0
+    other = numbers["out_of_domain_style"]
+    direction = 1.0 if other == "photo" else -1.0
     nearest = likeness[kept].mul(direction).sort_values(ascending=False).head(12)
     near_strip = (
         "<div class=strip>"
@@ -430,7 +431,6 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         if len(nearest)
         else "<p class=muted>None.</p>"
     )
-    other = numbers["out_of_domain_style"]
     nothing_flagged = (
         f"<p class=muted>Nothing was flagged. If these look like {other}s too, the folder may "
         f"hold both styles in similar shares: the check looks for a minority of the other "

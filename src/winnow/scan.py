@@ -105,9 +105,7 @@ class ScanSummary:
             f"{len(self.unusable())} can't be used"
         )
         if others:
-            kinds = ", ".join(f"{ext} {n}" for ext, n in others.most_common(4))
-            more = ", …" if len(others) > 4 else ""
-            line += f", {sum(others.values())} other files ({kinds}{more})"
+            line += f", {sum(others.values())} other files ({kinds_text(others, top=4)})"
         return line
 
 
@@ -119,15 +117,23 @@ def is_companion(path: str, status: str) -> bool:
 
 
 def companions(rows: Any) -> np.ndarray:
-    """`is_companion` for each row of a frame with `path` and `status` columns."""
-    return np.array(
-        [is_companion(p, s) for p, s in zip(rows["path"], rows["status"], strict=True)], bool
-    )
+    """`is_companion` for each row of a frame with `path` and `status` columns (only the
+    not_image rows' names are looked at, so a manifest of a million images costs little)."""
+    mask = rows["status"].to_numpy() == NOT_IMAGE
+    paths = rows["path"].to_numpy()[mask]
+    mask[mask] = [Path(path).suffix.lower() not in IMAGE_SUFFIXES for path in paths]
+    return mask
 
 
 def companion_kinds(paths: Iterable[str]) -> Counter:
     """Companion files by extension, commonest first."""
     return Counter(Path(path).suffix.lower() or "(no extension)" for path in paths)
+
+
+def kinds_text(kinds: Counter, top: int | None = None) -> str:
+    """`companion_kinds` as text, commonest first: ".ogg 7858, .txt 952, …"."""
+    shown = ", ".join(f"{ext} {n}" for ext, n in kinds.most_common(top))
+    return shown + (", …" if top is not None and len(kinds) > top else "")
 
 
 def scan(
