@@ -252,8 +252,9 @@ def ablation(run: Path, truth_file: Path) -> dict:
     z = robust_z(features)
     # as the check decides: copies share their style when the run was audited
     shipped = verdict(features, groups=rows.get("duplicate_group"))
+    median, first = photo_likeness(z), shipped.first
     combined, decision = shipped.likeness, shipped.decision
-    top = int(decision.flagged.sum())
+    top = int(first.flagged.sum())
     table = []
     for column in FEATURES:
         flags = tail_mixture(z[column].to_numpy()).flagged
@@ -264,13 +265,24 @@ def ablation(run: Path, truth_file: Path) -> dict:
         table.append(_row(f"family: {family}", truth, score, flags, jpeg, top))
     flags = tail_mixture(learned).flagged
     table.append(_row("learned: denoiser noise", truth, learned, flags, jpeg, top))
-    table.append(_row("combined: tail mixture", truth, combined, decision.flagged, jpeg, top))
+    table.append(_row("combined: median, tail mixture", truth, median, first.flagged, jpeg, top))
+    table.append(
+        _row("combined: + discriminant step", truth, combined, decision.flagged, jpeg, top)
+    )
     if "duplicate_group" in rows:
         table.append(_row("shipped (copies share style)", truth, combined, shipped.flagged, jpeg))
     all_features = features.assign(learned_noise=learned)
-    with_learned = photo_likeness(robust_z(all_features))
-    flags = tail_mixture(with_learned).flagged
-    table.append(_row("combined + learned: tail mixture", truth, with_learned, flags, jpeg, top))
+    with_learned = verdict(all_features)
+    table.append(
+        _row(
+            "combined + learned",
+            truth,
+            with_learned.likeness,
+            with_learned.decision.flagged,
+            jpeg,
+            top,
+        )
+    )
     for name, flags in (
         ("combined: isolation forest", isolation_forest(z.to_numpy())),
         ("combined: K-means split", kmeans_split(z.to_numpy())),
@@ -325,7 +337,7 @@ def report(result: dict) -> str:
             f"{_pair(row.get('recall_jpeg_photos'), row.get('recall_png_photos')):>25s}"
         )
     lines.append(
-        "precision, top N: of the N highest scores, N = the flags of 'combined: tail mixture' "
+        "precision, top N: of the N highest scores, N = the flags of 'combined: median' "
         "(each score judged at the same count; recall there = precision × N / photographs)"
     )
     lines.append("supervised ceiling (labels used; 5-fold gradient boosting on the same evidence):")

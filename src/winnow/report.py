@@ -341,6 +341,12 @@ def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
     )
 
 
+def _evidence_tag(evidence: object) -> str:
+    """The evidence family of a flagged image; an unflagged one (a borderline image under the
+    threshold) has none (NaN, which is truthy, so `or` would print "nan")."""
+    return str(evidence) if isinstance(evidence, str) and evidence else "near threshold"
+
+
 def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs) -> str:
     numbers = summary["checks"].get("out_of_domain")
     if "photo_likeness" not in frame or numbers is None or numbers.get("status") != "ok":
@@ -387,9 +393,16 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         if numbers.get("learned_representation")
         else "colour and texture"
     )
-    ax.set_xlabel(f"photo-likeness (median robust z of {families} statistics)")
+    how = (
+        f"a discriminant on the {families} statistics, robust z"
+        if numbers.get("discriminant_step")
+        else f"median robust z of {families} statistics"
+    )
+    ax.set_xlabel(f"photo-likeness ({how})")
     ax.set_ylabel("images")
-    ax.legend(fontsize=8)
+    # away from the flagged tail: photographs on the right, drawings on the left
+    photo_tail = numbers.get("out_of_domain_style") == "photo"
+    ax.legend(fontsize=8, loc="upper left" if photo_tail else "upper right")
     chart = _png(fig)
     plt.close(fig)
     prob = 1.0 - scored["out_of_domain_score"].astype(float)
@@ -398,7 +411,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         if rows.empty:
             return "<p class=muted>None.</p>"
         figures = "".join(
-            thumbs.figure(r.path, f"p={p:.2f} · {r.out_of_domain_evidence or 'near threshold'}")
+            thumbs.figure(r.path, f"p={p:.2f} · {_evidence_tag(r.out_of_domain_evidence)}")
             for r, p in zip(rows.itertuples(), prob[rows.index], strict=True)
         )
         return f"<div class=strip>{figures}</div>"
@@ -468,8 +481,16 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             else ""
         )
         + ". Each image is tagged with the evidence in which it is most unusual for this "
-        "dataset (highest percentile).</p>"
-        f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
+        "dataset (highest percentile). "
+        + (
+            f"The score is a linear discriminant learned from the {numbers['first_pass_flagged']} "
+            "images that the median of the statistics' robust z-scores flagged: it weighs the "
+            "statistics that set those apart in this dataset, and discounts the ones that only "
+            "vary with them.</p>"
+            if numbers.get("discriminant_step")
+            else "The score is the median of the statistics' robust z-scores.</p>"
+        )
+        + f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
         f"<h3>Most out-of-domain</h3>{strip(sure)}<h3>Borderline</h3>{strip(border)}"
         f"<h3>Most {html.escape(other)}-like, not flagged</h3>{nothing_flagged}{near_strip}"
         + (

@@ -3,8 +3,11 @@
 Unsupervised, from pixels only (never the file format, name or metadata): hand-crafted
 colour and texture statistics (`winnow.photo_features`) and, with `out_of_domain_learned`,
 the noise level a denoiser trained on the dataset itself finds (`winnow.denoiser`),
-combined and thresholded by `winnow.domain`. Extra columns:
-    photo_likeness            median robust z of the photo statistics (larger = more photographic)
+combined and thresholded by `winnow.domain` (a median, its threshold, then one linear
+discriminant step learned from what the median flagged). Extra columns:
+    photo_likeness            the combined score (larger = more photographic), robust z units:
+                              the median robust z of the photo statistics, or the discriminant
+                              learned from that median's flags when there were enough
     out_of_domain_evidence    the feature family that pointed out of domain most (colour,
                               texture, learned)
     out_of_domain_borderline  flagged, but with a probability below `out_of_domain_sure`
@@ -105,7 +108,12 @@ def run(context: AuditContext) -> CheckResult:
     summary = {
         "dominant_style": style,
         "out_of_domain_style": "photo" if style == "drawing" else "drawing",
-        "method": "tail_mixture",
+        "method": (
+            "median, discriminant, tail mixture" if result.refined else "median, tail mixture"
+        ),
+        # the discriminant step learns from the first pass's flags (winnow.domain.verdict)
+        "discriminant_step": result.refined,
+        "first_pass_flagged": int(result.first.flagged.sum()),
         "learned_representation": "denoiser" if settings.out_of_domain_learned else None,
         "mixture_components": decision.components,
         "flagged": int(flagged.sum()),
