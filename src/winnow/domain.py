@@ -1,6 +1,6 @@
 """Unsupervised photo-vs-drawing decision: a combined score, the dominant style, a threshold.
 
-1. `photo_likeness`: each feature of `photo_like_features` is turned into a robust z-score
+1. `median_likeness`: each feature of `photo_like_features` is turned into a robust z-score
    against the dataset itself (median, IQR) and the median over features is taken, so one
    misleading statistic cannot decide alone. Larger = more photographic than this dataset's
    typical image.
@@ -76,7 +76,7 @@ def robust_z(features: pd.DataFrame) -> pd.DataFrame:
     return (features - median) / spread
 
 
-def photo_likeness(z: pd.DataFrame) -> np.ndarray:
+def median_likeness(z: pd.DataFrame) -> np.ndarray:
     """Median over features of their robust z-scores (`robust_z`)."""
     return np.median(z.to_numpy(), axis=1)
 
@@ -191,7 +191,7 @@ class Verdict:
     direction: float  # +1 when photographs are out of domain, -1 when drawings are
     decision: Decision  # `tail_mixture` of direction × likeness: each item on its own pixels
     probability: np.ndarray  # P(out of domain), shared by copies (`shared_by_copies`)
-    first: Decision  # the first pass: `tail_mixture` of the median (`photo_likeness`)
+    first: Decision  # the first pass: `tail_mixture` of the median (`median_likeness`)
     refined: bool  # the discriminant step ran (`MIN_SEEDS` or more first-pass flags)
 
     @property
@@ -217,7 +217,7 @@ def verdict(
     if style == "auto":
         style = dominant_style(features)
     z = robust_z(features)
-    likeness = photo_likeness(z)
+    likeness = median_likeness(z)
     direction = 1.0 if style == "drawing" else -1.0
     first = decision = tail_mixture(direction * likeness)
     seeds = int(first.flagged.sum())
