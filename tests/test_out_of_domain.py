@@ -186,6 +186,9 @@ def test_the_discriminant_step_weighs_the_statistics_that_separate() -> None:
     first, final = result.first.flagged, result.decision.flagged
     assert final[2000:].sum() >= 76 > first[2000:].sum()
     assert final[:2000].sum() <= 5 < first[:2000].sum()
+    # it weighs the statistics that see the photographs, not the blind ones
+    informative, blind = result.weights.iloc[:8], result.weights.iloc[8:]
+    assert informative.min() > blind.abs().max()
     # the combined score is reported in robust z units, oriented photo-up
     assert np.median(result.likeness) == pytest.approx(0, abs=1e-9)
     assert result.likeness[2000:].mean() > 3
@@ -264,3 +267,15 @@ def test_a_borderline_image_under_the_threshold_is_tagged_near_threshold_not_nan
     assert _evidence_tag("colour") == "colour"
     for missing in (np.nan, None, ""):
         assert _evidence_tag(missing) == "near threshold"
+
+
+def test_the_report_names_the_discriminants_largest_weights_each_way() -> None:
+    from winnow.report import _weights_text
+
+    weights = {"palette_spread_native": 2.19, "colour_entropy_native": -1.35, "texture_half": 0.4}
+    text = _weights_text(weights, "photo", shown=1)
+    assert text == (
+        "Weighed most towards photos: palette_spread_native (+2.2). "
+        "Weighed most against: colour_entropy_native (-1.4)."
+    )
+    assert _weights_text({}, "photo") == ""

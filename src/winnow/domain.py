@@ -18,11 +18,11 @@
 4. `discriminant`: one refinement step. The median weighs every statistic alike; the
    items step 3 flagged (at least `MIN_SEEDS`, at most half) and the rest are treated as two
    Gaussian classes with a shared covariance (Fisher's linear discriminant) on the
-   statistics' Gaussianised ranks, and steps 3's threshold is found again on that
+   statistics' Gaussianised ranks, and step 3's threshold is found again on that
    direction. The direction weighs what separates *this* dataset's tail from its bulk and
-   subtracts what merely moves with it: on the project benchmark a JPEG drawing's ringing
-   raises the native-scale noise and colour-entropy statistics without touching palette
-   spread, and the discriminant gives those statistics negative weights. One step only:
+   subtracts what merely moves with it: on the project benchmark palette spread gets the
+   largest positive weights, and the native-scale noise residual and the colour entropies
+   (statistics that JPEG ringing on drawings raises) negative ones. One step only:
    repeating it drifts (each round learns the previous round's mistakes).
 
 `verdict` runs them on one dataset: what the check does and the benchmark measures.
@@ -168,10 +168,10 @@ def gaussianised(values: np.ndarray) -> np.ndarray:
     return norm.ppf((rankdata(values, axis=0) - 0.5) / len(values))
 
 
-def discriminant(z: pd.DataFrame, seeds: np.ndarray) -> np.ndarray:
+def discriminant(z: pd.DataFrame, seeds: np.ndarray) -> tuple[np.ndarray, pd.Series]:
     """Fisher's linear discriminant between `seeds` (flagged by the first pass) and the
-    other items, on the Gaussianised statistics; the score in robust z units (median 0,
-    1.4826 × MAD = 1), larger = more like the seeds."""
+    other items, on the Gaussianised statistics: the score in robust z units (median 0,
+    1.4826 × MAD = 1), larger = more like the seeds, and each statistic's weight."""
     values = gaussianised(z.to_numpy())
     seeds = np.asarray(seeds, dtype=bool)
     inside, outside = values[~seeds], values[seeds]
@@ -180,7 +180,8 @@ def discriminant(z: pd.DataFrame, seeds: np.ndarray) -> np.ndarray:
     weights = np.linalg.solve(pooled, outside.mean(axis=0) - inside.mean(axis=0))
     score = values @ weights
     centre = np.median(score)
-    return (score - centre) / (1.4826 * float(np.median(np.abs(score - centre))) or 1.0)
+    score = (score - centre) / (1.4826 * float(np.median(np.abs(score - centre))) or 1.0)
+    return score, pd.Series(weights, index=z.columns)
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,12 @@ class Verdict:
     decision: Decision  # `tail_mixture` of direction × likeness: each item on its own pixels
     probability: np.ndarray  # P(out of domain), shared by copies (`shared_by_copies`)
     first: Decision  # the first pass: `tail_mixture` of the median (`median_likeness`)
-    refined: bool  # the discriminant step ran (`MIN_SEEDS` or more first-pass flags)
+    weights: pd.Series | None  # the discriminant's weight per statistic (None: it did not run)
+
+    @property
+    def refined(self) -> bool:
+        """The discriminant step ran (`MIN_SEEDS` or more first-pass flags, at most half)."""
+        return self.weights is not None
 
     @property
     def flagged(self) -> np.ndarray:
@@ -220,16 +226,15 @@ def verdict(
     likeness = median_likeness(z)
     direction = 1.0 if style == "drawing" else -1.0
     first = decision = tail_mixture(direction * likeness)
-    seeds = int(first.flagged.sum())
-    refined = MIN_SEEDS <= seeds <= len(z) // 2
-    if refined:
-        oriented = discriminant(z, first.flagged)
+    weights = None
+    if MIN_SEEDS <= int(first.flagged.sum()) <= len(z) // 2:
+        oriented, weights = discriminant(z, first.flagged)
         likeness = direction * oriented
         decision = tail_mixture(oriented)
     probability = decision.probability
     if groups is not None:
         probability = shared_by_copies(probability, groups)
-    return Verdict(style, z, likeness, direction, decision, probability, first, refined)
+    return Verdict(style, z, likeness, direction, decision, probability, first, weights)
 
 
 def shared_by_copies(probability: np.ndarray, groups: pd.Series) -> np.ndarray:

@@ -341,6 +341,18 @@ def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
     )
 
 
+def _weights_text(weights: dict[str, float], other: str, shown: int = 3) -> str:
+    """The discriminant's largest weights towards and away from the other style, in words."""
+    toward = [f"{n} ({w:+.1f})" for n, w in weights.items() if w > 0][:shown]
+    against = [f"{n} ({w:+.1f})" for n, w in weights.items() if w < 0][:shown]
+    parts = []
+    if toward:
+        parts.append(f"Weighed most towards {other}s: {', '.join(toward)}.")
+    if against:
+        parts.append(f"Weighed most against: {', '.join(against)}.")
+    return " ".join(parts)
+
+
 def _evidence_tag(evidence: object) -> str:
     """The evidence family of a flagged image; an unflagged one (a borderline image under the
     threshold) has none (NaN, which is truthy, so `or` would print "nan")."""
@@ -486,7 +498,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             f"The score is a linear discriminant learned from the {numbers['first_pass_flagged']} "
             "images that the median of the statistics' robust z-scores flagged: it weighs the "
             "statistics that set those apart in this dataset, and discounts the ones that only "
-            "vary with them.</p>"
+            f"vary with them. {_weights_text(numbers.get('discriminant_weights') or {}, other)}</p>"
             if numbers.get("discriminant_step")
             else "The score is the median of the statistics' robust z-scores.</p>"
         )

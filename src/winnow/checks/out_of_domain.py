@@ -114,6 +114,15 @@ def run(context: AuditContext) -> CheckResult:
         # the discriminant step learns from the first pass's flags (winnow.domain.verdict)
         "discriminant_step": result.refined,
         "first_pass_flagged": int(result.first.flagged.sum()),
+        # what the discriminant weighs, towards the other style (largest magnitude first)
+        "discriminant_weights": (
+            {
+                name: round(float(weight), 3)
+                for name, weight in result.weights.sort_values(key=abs, ascending=False).items()
+            }
+            if result.weights is not None
+            else None
+        ),
         "learned_representation": "denoiser" if settings.out_of_domain_learned else None,
         "mixture_components": decision.components,
         "flagged": int(flagged.sum()),
