@@ -193,6 +193,7 @@ def minority_sweep(features: pd.DataFrame, truth: np.ndarray, seed: int = 0) -> 
                 "photo_share": round(float(truth[pick].mean()), 3),
                 "images": int(len(pick)),
                 "style": result.style,
+                "rule": result.decision.rule,
                 "flagged": int(flags.sum()),
                 # direction × likeness: larger = more like the other style, either way
                 "auroc": round(float(roc_auc_score(odd, result.direction * result.likeness)), 3),
@@ -300,7 +301,7 @@ def ablation(run: Path, truth_file: Path) -> dict:
         table.append(_row(f"family: {family}", truth, score, flags, jpeg, top))
     flags = tail_mixture(learned).flagged
     table.append(_row("learned: denoiser noise", truth, learned, flags, jpeg, top))
-    table.append(_row("combined: median, tail mixture", truth, median, first.flagged, jpeg, top))
+    table.append(_row("combined: median (first pass)", truth, median, first.flagged, jpeg, top))
     table.append(
         _row("combined: + discriminant step", truth, combined, decision.flagged, jpeg, top)
     )
@@ -418,7 +419,8 @@ def report(result: dict) -> str:
         for row in result["minority_sweep"]:
             lines.append(
                 f"  photographs {100 * row['photo_share']:5.1f} % of {row['images']:>5d}: style "
-                f"{row['style']:7s} flagged {row['flagged']:>4d}, AUROC {row['auroc']:.3f}, "
+                f"{row['style']:7s} ({row['rule']}) flagged {row['flagged']:>4d}, "
+                f"AUROC {row['auroc']:.3f}, "
                 f"precision {row['precision']:.3f}, recall {row['recall']:.3f}"
             )
     return "\n".join(lines)

@@ -16,9 +16,12 @@ from winnow.demo import DRAWERS, illustration, photo_like
 from winnow.domain import (
     MIN_SEEDS,
     REFERENCE_MEDIANS,
+    SEPARATED,
+    separation,
     shared_by_copies,
     strongest_evidence,
     tail_mixture,
+    threshold,
 )
 from winnow.domain import verdict as style_verdict
 from winnow.manifest import read_manifest
@@ -73,6 +76,16 @@ def test_photographs_among_drawings_are_found(tmp_path: Path) -> None:
     assert info["flagged_share"] == pytest.approx(len(flagged) / ok, abs=1e-4)
     # run alone (no near_duplicate in this audit): no duplicate groups to share a style
     assert not info["copies_share_style"] and info["cleared_as_copies"] == 0
+
+
+@pytest.mark.slow
+def test_a_large_minority_of_photographs_is_found_as_a_second_population(tmp_path: Path) -> None:
+    # 30 % moves the median and MAD the tail rule measures against: the score has two modes
+    frame, info, drawn, photographed = _audit(tmp_path, drawings=70, photos=30)
+    assert info["dominant_style"] == "drawing"
+    assert info["threshold_rule"] == "two populations"
+    flagged = _flagged(frame)
+    assert photographed <= flagged and not flagged & drawn
 
 
 @pytest.mark.slow
@@ -203,6 +216,21 @@ def test_too_few_first_pass_flags_teach_no_discriminant() -> None:
     assert set(np.flatnonzero(result.flagged)) == set(range(2000, 2000 + len(far)))
 
 
+def test_two_separated_populations_take_over_from_the_tail_rule_only_when_bimodal() -> None:
+    rng = np.random.default_rng(0)
+    large = np.concatenate([rng.normal(0, 1, 700), rng.normal(5, 1, 300)])
+    decision = threshold(large)
+    assert decision.rule == "two populations"
+    assert decision.flagged[700:].sum() >= 290 and decision.flagged[:700].sum() <= 10
+    assert decision.contamination == pytest.approx(decision.flagged.mean())
+    # a small far minority stays the tail rule's; a skewed or heavy-tailed bulk is one mode
+    small = np.concatenate([rng.normal(0, 1, 2000), rng.normal(6, 0.5, 60)])
+    assert threshold(small).rule == "tail mixture"
+    for one_mode in (rng.gamma(2, 1, 3000), rng.lognormal(0, 0.6, 3000), rng.standard_t(3, 3000)):
+        assert separation(one_mode)[0] < SEPARATED
+        assert threshold(one_mode).rule == "tail mixture"
+
+
 def test_the_style_decides_which_tail_is_out_of_domain() -> None:
     """A drawing set's odd items are its photographic tail, a photo set's its drawn tail: the
     same features give opposite flags when the style is given, and `auto` reads the style
@@ -276,6 +304,7 @@ def test_the_report_names_the_discriminants_largest_weights_each_way() -> None:
     text = _weights_text(weights, "photo", shown=1)
     assert text == (
         "Weighed most towards photos: palette_spread_native (+2.2). "
-        "Weighed most against: colour_entropy_native (-1.4)."
+        "Weighed most against: colour_entropy_native (-1.4). "
+        "(A weight is what a statistic adds given the others.)"
     )
     assert _weights_text({}, "photo") == ""

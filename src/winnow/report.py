@@ -350,6 +350,8 @@ def _weights_text(weights: dict[str, float], other: str, shown: int = 3) -> str:
         parts.append(f"Weighed most towards {other}s: {', '.join(toward)}.")
     if against:
         parts.append(f"Weighed most against: {', '.join(against)}.")
+    if parts:
+        parts.append("(A weight is what a statistic adds given the others.)")
     return " ".join(parts)
 
 
@@ -501,6 +503,15 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             f"vary with them. {_weights_text(numbers.get('discriminant_weights') or {}, other)}</p>"
             if numbers.get("discriminant_step")
             else "The score is the median of the statistics' robust z-scores.</p>"
+        )
+        + (
+            f"<p>The scores form two well-separated populations (Ashman's D "
+            f"{numbers.get('separation') or 0:.1f}), and the smaller one, on the {other} side, "
+            "is flagged: a large minority of the other style, which the usual rule (a small "
+            "population far out in the tail) would miss because it moves the dataset's median "
+            "and spread.</p>"
+            if numbers.get("threshold_rule") == "two populations"
+            else ""
         )
         + f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
         f"<h3>Most out-of-domain</h3>{strip(sure)}<h3>Borderline</h3>{strip(border)}"

@@ -108,9 +108,12 @@ def run(context: AuditContext) -> CheckResult:
     summary = {
         "dominant_style": style,
         "out_of_domain_style": "photo" if style == "drawing" else "drawing",
-        "method": (
-            "median, discriminant, tail mixture" if result.refined else "median, tail mixture"
+        # the median, the discriminant step when it ran, and the rule that set the threshold
+        "method": ", ".join(
+            ["median", *(["discriminant"] if result.refined else []), decision.rule]
         ),
+        "threshold_rule": decision.rule,
+        "separation": None if decision.separation is None else round(decision.separation, 2),
         # the discriminant step learns from the first pass's flags (winnow.domain.verdict)
         "discriminant_step": result.refined,
         "first_pass_flagged": int(result.first.flagged.sum()),
