@@ -231,6 +231,21 @@ def test_two_separated_populations_take_over_from_the_tail_rule_only_when_bimoda
         assert threshold(one_mode).rule == "tail mixture"
 
 
+def test_a_declared_style_lets_the_larger_population_be_the_one_flagged() -> None:
+    rng = np.random.default_rng(0)
+    majority_out = np.concatenate([rng.normal(0, 1, 400), rng.normal(5, 1, 600)])
+    assert threshold(majority_out).rule == "tail mixture"  # no minority: not two populations
+    decision = threshold(majority_out, largest=0.9)
+    assert decision.rule == "two populations"
+    assert decision.flagged[400:].mean() > 0.97 and decision.flagged[:400].mean() < 0.03
+    # through the verdict: a user who declares "drawing" gets the 60 % photographs flagged
+    drawings = rng.normal(0, 1, (400, len(FEATURES)))
+    photos = rng.normal(0, 1, (600, len(FEATURES))) + 3
+    features = pd.DataFrame(np.vstack([drawings, photos]), columns=list(FEATURES))
+    flagged = style_verdict(features, "drawing").flagged
+    assert flagged[400:].mean() > 0.97 and flagged[:400].mean() < 0.03
+
+
 def test_the_style_decides_which_tail_is_out_of_domain() -> None:
     """A drawing set's odd items are its photographic tail, a photo set's its drawn tail: the
     same features give opposite flags when the style is given, and `auto` reads the style

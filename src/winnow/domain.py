@@ -184,7 +184,10 @@ def separation(oriented: np.ndarray, seed: int = 0) -> tuple[float, float, np.nd
     return distance, float(model.weights_[outer]), posterior
 
 
-def threshold(oriented: np.ndarray, seed: int = 0) -> Decision:
+DECLARED_SHARE = 0.9  # the largest "other" population when the user declared the style
+
+
+def threshold(oriented: np.ndarray, seed: int = 0, largest: float = 0.5) -> Decision:
     """The automatic threshold on a combined score (larger = more out of domain).
 
     `tail_mixture` looks for a small population far out in the tail, measured against the
@@ -192,12 +195,14 @@ def threshold(oriented: np.ndarray, seed: int = 0) -> Decision:
     that median and widens that MAD until it no longer stands out, and nothing would be
     flagged; but then the score has two modes. So when a two-component mixture on the whole
     score has well-separated components (Ashman's D at least `SEPARATED`) and the outer one
-    is a minority (a weight between `MIN_MINORITY` and one half), its posterior decides
-    instead. On the project benchmark the drawings alone score D 2.2, the photographs alone
+    is a minority (a weight between `MIN_MINORITY` and `largest`: one half, or
+    `DECLARED_SHARE` when the user declared the dataset's style, so that in a folder of
+    both styles in near-equal shares either side can be the one flagged), its posterior
+    decides instead. On the project benchmark the drawings alone score D 2.2, the photographs alone
     1.7, the benchmark itself (3.5 % photographs) 1.7; drawings with 30-80 % photographs
     3.2-4.1."""
     distance, weight, posterior = separation(oriented, seed)
-    if distance >= SEPARATED and MIN_MINORITY <= weight <= 0.5:
+    if distance >= SEPARATED and MIN_MINORITY <= weight <= largest:
         flagged = posterior >= 0.5
         cut = float(np.asarray(oriented)[flagged].min()) if flagged.any() else float("inf")
         share = float(flagged.mean())
@@ -270,17 +275,19 @@ def verdict(
     median score and its threshold (the first pass), the discriminant's score and threshold
     when the first pass flagged enough to learn from, and, given the items' duplicate groups
     (aligned with `features`), the style their copies share."""
+    # a declared style says which side to keep even when it is not the larger one
+    largest = 0.5 if style == "auto" else DECLARED_SHARE
     if style == "auto":
         style = dominant_style(features)
     z = robust_z(features)
     likeness = median_likeness(z)
     direction = 1.0 if style == "drawing" else -1.0
-    first = decision = threshold(direction * likeness)
+    first = decision = threshold(direction * likeness, largest=largest)
     weights = None
-    if MIN_SEEDS <= int(first.flagged.sum()) <= len(z) // 2:
+    if MIN_SEEDS <= int(first.flagged.sum()) <= len(z) * largest:
         oriented, weights = discriminant(z, first.flagged)
         likeness = direction * oriented
-        decision = threshold(oriented)
+        decision = threshold(oriented, largest=largest)
     probability = decision.probability
     if groups is not None:
         probability = shared_by_copies(probability, groups)

@@ -506,10 +506,12 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         )
         + (
             f"<p>The scores form two well-separated populations (Ashman's D "
-            f"{numbers.get('separation') or 0:.1f}), and the smaller one, on the {other} side, "
-            "is flagged: a large minority of the other style, which the usual rule (a small "
+            f"{numbers.get('separation') or 0:.1f}), and the one on the {other} side is "
+            "flagged: a large share of the other style, which the usual rule (a small "
             "population far out in the tail) would miss because it moves the dataset's median "
-            "and spread.</p>"
+            f"and spread. To keep the {html.escape(other)}s and flag the "
+            f"{html.escape(numbers['dominant_style'])}s instead, declare "
+            f"<code>dominant_style: {html.escape(other)}</code> in the audit config.</p>"
             if numbers.get("threshold_rule") == "two populations"
             else ""
         )
