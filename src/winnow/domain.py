@@ -198,9 +198,9 @@ def threshold(oriented: np.ndarray, seed: int = 0, largest: float = 0.5) -> Deci
     is a minority (a weight between `MIN_MINORITY` and `largest`: one half, or
     `DECLARED_SHARE` when the user declared the dataset's style, so that in a folder of
     both styles in near-equal shares either side can be the one flagged), its posterior
-    decides instead. On the project benchmark the drawings alone score D 2.2, the photographs alone
-    1.7, the benchmark itself (3.5 % photographs) 1.7; drawings with 30-80 % photographs
-    3.2-4.1."""
+    decides instead. On the project benchmark the drawings alone score D 2.2, the
+    photographs alone 1.7, the benchmark itself (3.5 % photographs) 1.7, drawings with
+    30–80 % photographs 3.2–4.1."""
     distance, weight, posterior = separation(oriented, seed)
     if distance >= SEPARATED and MIN_MINORITY <= weight <= largest:
         flagged = posterior >= 0.5
