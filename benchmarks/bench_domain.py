@@ -132,6 +132,16 @@ def what_clean_does(shipped: Verdict, truth: np.ndarray) -> dict:
     }
 
 
+def _other_style_scores(odd: np.ndarray, score: np.ndarray, flags: np.ndarray) -> dict:
+    """AUROC of `score` (larger = more like the other style) and precision / recall of
+    `flags` for the items of the other style (`odd`)."""
+    return {
+        "auroc": round(float(roc_auc_score(odd, score)), 3),
+        "precision": round(float(precision_score(odd, flags, zero_division=0)), 3),
+        "recall": round(float(recall_score(odd, flags)), 3),
+    }
+
+
 DRAWING_SHARES = (0.03, 0.10, 0.20)
 DRAWS = 3
 
@@ -160,13 +170,8 @@ def both_ways(features: pd.DataFrame, truth: np.ndarray) -> list[dict]:
             flags = result.decision.flagged
             row.setdefault("styles", []).append(result.style)
             row.setdefault("flagged", []).append(int(flags.sum()))
-            row.setdefault("auroc", []).append(
-                round(float(roc_auc_score(odd, -result.likeness)), 3)
-            )
-            row.setdefault("precision", []).append(
-                round(float(precision_score(odd, flags, zero_division=0)), 3)
-            )
-            row.setdefault("recall", []).append(round(float(recall_score(odd, flags)), 3))
+            for key, value in _other_style_scores(odd, -result.likeness, flags).items():
+                row.setdefault(key, []).append(value)
         rows.append(row)
     return rows
 
@@ -196,9 +201,7 @@ def minority_sweep(features: pd.DataFrame, truth: np.ndarray, seed: int = 0) -> 
                 "rule": result.decision.rule,
                 "flagged": int(flags.sum()),
                 # direction × likeness: larger = more like the other style, either way
-                "auroc": round(float(roc_auc_score(odd, result.direction * result.likeness)), 3),
-                "precision": round(float(precision_score(odd, flags, zero_division=0)), 3),
-                "recall": round(float(recall_score(odd, flags)), 3),
+                **_other_style_scores(odd, result.direction * result.likeness, flags),
             }
         )
     return rows

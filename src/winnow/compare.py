@@ -395,38 +395,49 @@ def _leak_record(run_dir: Path, test_path: str, train_path: str) -> str:
     return "not reported; the test picture is not in leaks.csv"
 
 
+# what the verdict says when every stage passes, by how the audit's record begins
+_PAIR_RECORDS = (
+    ("same duplicate group", "near copies: every stage passes, and the audit grouped them."),
+    (
+        "verified pair",
+        "near copies by every stage, and the audit verified the pair; each picture is "
+        "grouped with a keeper it matches better.",
+    ),
+    (
+        "no near-duplicate audit",
+        "every pixel test passes; run 'winnow audit' for the search and the series rule.",
+    ),
+)
+_LEAK_RECORDS = (
+    (
+        "reported as a leak",
+        "a leak: every stage passes, and the audit listed the pair in leaks.csv.",
+    ),
+    (
+        "no leak audit",
+        "every pixel test passes; run 'winnow audit RUN --against TEST' for the search "
+        "and the series rule.",
+    ),
+)
+
+
 def _verdict(result: Comparison) -> str:
     if result.failed:
         return "not near copies by the settings: fails " + ", ".join(result.failed) + "."
     if result.leak:
-        return _leak_verdict(result)
-    if result.audit.startswith("same duplicate group"):
-        return "near copies: every stage passes, and the audit grouped them."
-    if result.audit.startswith("verified pair"):
-        return (
-            "near copies by every stage, and the audit verified the pair; each picture is "
-            "grouped with a keeper it matches better."
+        return _from_record(result, _LEAK_RECORDS) or _left_out(
+            result,
+            "list",
+            "the test picture matches a series of training look-alikes and does not stand out",
         )
-    if result.audit.startswith("no near-duplicate audit"):
-        return "every pixel test passes; run 'winnow audit' for the search and the series rule."
-    return _left_out(
+    return _from_record(result, _PAIR_RECORDS) or _left_out(
         result, "report", "a long series of look-alikes in which it does not stand out"
     )
 
 
-def _leak_verdict(result: Comparison) -> str:
-    if result.audit.startswith("reported as a leak"):
-        return "a leak: every stage passes, and the audit listed the pair in leaks.csv."
-    if result.audit.startswith("no leak audit"):
-        return (
-            "every pixel test passes; run 'winnow audit RUN --against TEST' for the search "
-            "and the series rule."
-        )
-    return _left_out(
-        result,
-        "list",
-        "the test picture matches a series of training look-alikes and does not stand out",
-    )
+def _from_record(result: Comparison, records: tuple[tuple[str, str], ...]) -> str | None:
+    """The verdict for the audit's record (`result.audit`) by how it begins, if listed."""
+    return next((text for start, text in records if result.audit.startswith(start)), None)
 
 
 def _left_out(result: Comparison, verb: str, series: str) -> str:

@@ -245,14 +245,15 @@ class Verdict:
     z: pd.DataFrame  # `robust_z` of the features
     likeness: np.ndarray  # the combined score (larger = more photographic), robust z units
     direction: float  # +1 when photographs are out of domain, -1 when drawings are
-    decision: Decision  # `tail_mixture` of direction × likeness: each item on its own pixels
+    decision: Decision  # `threshold` of direction × likeness: each item on its own pixels
     probability: np.ndarray  # P(out of domain), shared by copies (`shared_by_copies`)
-    first: Decision  # the first pass: `tail_mixture` of the median (`median_likeness`)
+    first: Decision  # the first pass: `threshold` of the median (`median_likeness`)
     weights: pd.Series | None  # the discriminant's weight per statistic (None: it did not run)
 
     @property
     def refined(self) -> bool:
-        """The discriminant step ran (`MIN_SEEDS` or more first-pass flags, at most half)."""
+        """The discriminant step ran (`MIN_SEEDS` or more first-pass flags, and at most half
+        of the items, or `DECLARED_SHARE` of them when the style was declared)."""
         return self.weights is not None
 
     @property

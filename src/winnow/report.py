@@ -373,6 +373,8 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
+    other = numbers["out_of_domain_style"]
+    direction = 1.0 if other == "photo" else -1.0  # photographs score high, drawings low
     scored = frame[frame["photo_likeness"].notna()]
     flagged = scored["is_out_of_domain_issue"].astype(bool)
     likeness = scored["photo_likeness"].astype(float)
@@ -415,8 +417,7 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
     ax.set_xlabel(f"photo-likeness ({how})")
     ax.set_ylabel("images")
     # away from the flagged tail: photographs on the right, drawings on the left
-    photo_tail = numbers.get("out_of_domain_style") == "photo"
-    ax.legend(fontsize=8, loc="upper left" if photo_tail else "upper right")
+    ax.legend(fontsize=8, loc="upper left" if direction > 0 else "upper right")
     chart = _png(fig)
     plt.close(fig)
     prob = 1.0 - scored["out_of_domain_score"].astype(float)
@@ -445,8 +446,6 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
 
     # the unflagged images nearest the other style, so a miss (or a folder that mixes both
     # styles in similar shares, where no minority stands out) can be seen, not only inferred
-    other = numbers["out_of_domain_style"]
-    direction = 1.0 if other == "photo" else -1.0
     nearest = likeness[kept].mul(direction).sort_values(ascending=False).head(12)
     near_strip = (
         "<div class=strip>"
