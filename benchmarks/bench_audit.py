@@ -11,8 +11,11 @@ Ground truth (benchmarks/build_dataset.py → truth.json):
   (the planted test copy is paired with its own source) and per test item (the planted
   test copy is reported as leaked, whichever training picture it is paired with: what
   decides which test files to drop).
+Each recall is also given for copies of the spirograph stars (openclipart's long series of
+look-alikes) and of every other source apart (`recall_by_source`).
 Precision: 50 reported pairs the ground truth does not know are drawn at random and saved
-as a contact sheet (`unknown_pairs.png`) to be judged by eye.
+as a contact sheet (`unknown_pairs.png`) to be judged by eye; `bench_precision_cost.py`
+reads every one of them with its judgement (`judged_pairs.csv`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from bench_results import save_result
+from bench_series_bound import SERIES
 from winnow.audit import run_audit
 from winnow.cache import PixelCache
 from winnow.checks.near_duplicate import representatives
@@ -53,17 +57,37 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
         and pd.notna(frame.at[_strip(a), "exact_duplicate_group"])
         for a, b in truth["renamed_copies"]
     )
-    strict = lenient = 0
-    for copy, source, *_ in truth["near_pairs"]:
-        a, b = _strip(copy), _strip(source)
-        group_a, group_b = frame.at[a, "duplicate_group"], frame.at[b, "duplicate_group"]
-        strict += bool(pd.notna(group_a) and pd.notna(group_b) and group_a == group_b)
-        lenient += tuple(sorted((rep_of[a], rep_of[b]))) in reported or rep_of[a] == rep_of[b]
+
+    def same_group(copy: str, source: str) -> bool:
+        group_a, group_b = frame.at[copy, "duplicate_group"], frame.at[source, "duplicate_group"]
+        return bool(pd.notna(group_a) and pd.notna(group_b) and group_a == group_b)
+
+    def pair_reported(copy: str, source: str) -> bool:
+        pair = tuple(sorted((rep_of[copy], rep_of[source])))
+        return pair in reported or rep_of[copy] == rep_of[source]
+
+    near = [(_strip(c), _strip(s)) for c, s, *_ in truth["near_pairs"]]
+    strict = sum(same_group(c, s) for c, s in near)
+    lenient = sum(pair_reported(c, s) for c, s in near)
     leaks = pd.read_csv(run / "audit" / "leaks.csv")
     found_leaks = set(zip(leaks.test_path, leaks.train_path, strict=True))
-    leak_hits = sum((_strip(t), _strip(s)) in found_leaks for t, s, *_ in truth["leaks"])
     leaked_tests = set(leaks.test_path)
-    leak_items = sum(_strip(t) in leaked_tests for t, *_ in truth["leaks"])
+    planted_leaks = [(_strip(t), _strip(s)) for t, s, *_ in truth["leaks"]]
+    leak_hits = sum(pair in found_leaks for pair in planted_leaks)
+    leak_items = sum(t in leaked_tests for t, _ in planted_leaks)
+    # the same recalls for copies of the spirograph stars and for all other copies apart
+    by_series = {}
+    for part, inside in (("spirograph_stars", True), ("all_other_sources", False)):
+        pick_near = [p for p in near if (SERIES in p[1]) == inside]
+        pick_leaks = [p for p in planted_leaks if (SERIES in p[1]) == inside]
+        by_series[part] = {
+            "near_pairs": len(pick_near),
+            "near_pair_recall_reported": _share(pair_reported, pick_near),
+            "near_pair_recall_same_group": _share(same_group, pick_near),
+            "leaks": len(pick_leaks),
+            "leak_recall": _share(lambda t, s: (t, s) in found_leaks, pick_leaks),
+            "leak_recall_test_items": _share(lambda t, s: t in leaked_tests, pick_leaks),
+        }
 
     known = {
         tuple(sorted((rep_of[_strip(a)], rep_of[_strip(b)]))) for a, b, *_ in truth["near_pairs"]
@@ -79,11 +103,17 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
         "near_pair_recall_reported": round(lenient / n_near, 3),
         "leak_recall": round(leak_hits / n_leak, 3),
         "leak_recall_test_items": round(leak_items / n_leak, 3),
+        "recall_by_source": by_series,
         "reported_pairs": len(reported),
         "reported_pairs_unknown_to_truth": len(unknown),
         "duplicate_groups": summary["checks"]["near_duplicate"]["groups"],
         "precision_sheet": str(sheet),
     }
+
+
+def _share(hit, pairs: list[tuple[str, str]]) -> float:
+    """The share of (copy, source) pairs for which hit(copy, source) holds."""
+    return round(sum(hit(*pair) for pair in pairs) / max(len(pairs), 1), 3)
 
 
 def _representatives(frame: pd.DataFrame) -> dict[str, str]:
