@@ -5,10 +5,11 @@ pixel test of verification, this counts the planted copies that pass every test 
 would fail if that test's limit were moved just far enough to reject the pair; the pair's
 *cost* is the least of those counts, with the test that gives it. A false pair of cost 0
 could go for free; one of cost 40 only by losing 40 planted copies (12 % of them) — by
-moving one limit; rules that combine tests are not explored here.
+moving one limit. Then every limit moved at once, and a rule that combines every similarity
+value, learned (logistic regression, cross-validated) from the pairs judged by eye.
 
 Reads the latest audit of the benchmark run (run `bench_audit.py` or `make bench` first);
-about a minute on 2 cores. Not part of `make bench`. Writes precision_cost.csv, one line per
+about 10 s on 2 cores. Not part of `make bench`. Writes precision_cost.csv, one line per
 pair, cheapest first.
 
 Usage: python benchmarks/bench_precision_cost.py [--root .bench]
@@ -22,6 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from bench_audit import _representatives, _strip
 from bench_results import save_result
@@ -36,7 +41,7 @@ from winnow.duplicates import (
     verification_tests,
 )
 from winnow.manifest import longer_sides, read_manifest
-from winnow.similarity import pair_similarity, verification_view
+from winnow.similarity import PairSimilarity, pair_similarity, verification_view
 
 COST_BUCKETS = (0, 2, 5, 10, 20)
 # every unknown pair of the session-19 audit judged by eye: same (the same picture),
@@ -44,21 +49,59 @@ COST_BUCKETS = (0, 2, 5, 10, 20)
 JUDGED = Path(__file__).parent / "judged_pairs.csv"
 
 
-def test_values(
+def similarities(
     items: Items, pairs: np.ndarray, settings: NearDuplicateSettings
-) -> dict[str, Test]:
-    """Every verification test on (first, second) row pairs, as `verify_pairs` runs them
-    (the full-side changed area included, here for every pair, not only those that pass)."""
+) -> tuple[PairSimilarity, PairSimilarity]:
+    """(row, row) pairs compared as `verify_pairs` compares them: at the verification side
+    and, here for every pair (not only those that pass), at the cache's full side."""
     views = [np.stack([verification_view(r) for r in items.regions(pairs[:, k])]) for k in (0, 1)]
     frame = items.frame
     resolution = np.minimum(
         longer_sides(frame.iloc[pairs[:, 0]]), longer_sides(frame.iloc[pairs[:, 1]])
     )
-    tests = verification_tests(pair_similarity(*views, resolution=resolution), settings)
-    tests["max_changed_area_full"] = full_side_test(
-        full_side(*views, settings.batch_pairs // 4), settings
-    )
+    alike = pair_similarity(*views, resolution=resolution)
+    return alike, full_side(*views, settings.batch_pairs // 4)
+
+
+def test_values(
+    alike: PairSimilarity, sharp: PairSimilarity, settings: NearDuplicateSettings
+) -> dict[str, Test]:
+    """Every verification test, the full-side changed area included."""
+    tests = verification_tests(alike, settings)
+    tests["max_changed_area_full"] = full_side_test(sharp, settings)
     return tests
+
+
+def combined_rule(planted: np.ndarray, same: np.ndarray, different: np.ndarray) -> list[dict]:
+    """A logistic regression on every similarity value at both sides (and their logs),
+    cross-validated (5 folds): how many pairs judged different it rejects when it may
+    lose 1, 2 or 5 % of the pairs it must keep (planted copies that pass every test, and
+    pairs judged the same picture)."""
+    keep = np.vstack([planted, same])
+    features = np.vstack([keep, different])
+    features = np.c_[features, np.log1p(100 * np.abs(features))]
+    wanted = np.r_[np.ones(len(keep)), np.zeros(len(different))]
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000)
+    )
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    score = cross_val_predict(model, features, wanted, cv=folds, method="predict_proba")[:, 1]
+    rows = []
+    for share in (0.01, 0.02, 0.05):
+        edge = np.quantile(score[wanted == 1], share)
+        rows.append(
+            {
+                "may_lose": share,
+                "different_rejected": int((score[wanted == 0] < edge).sum()),
+                "different": len(different),
+                "planted_lost": int((score[: len(planted)] < edge).sum()),
+            }
+        )
+    return rows
+
+
+def _features(alike: PairSimilarity, sharp: PairSimilarity) -> np.ndarray:
+    return np.stack(list(alike) + list(sharp), axis=1).astype(np.float64)
 
 
 def lost_to_reject(planted: Test, value: float) -> int:
@@ -123,10 +166,12 @@ def precision_cost(root: Path) -> tuple[dict, pd.DataFrame]:
     unknown = sorted(reported - known)
     planted = np.array([(row[_strip(c)], row[_strip(s)]) for c, s, *_ in truth["near_pairs"]])
 
-    planted_tests = test_values(items, planted, settings)
+    planted_alike = similarities(items, planted, settings)
+    planted_tests = test_values(*planted_alike, settings)
     passing = np.logical_and.reduce([t.passed() for t in planted_tests.values()])
     kept = {name: Test(t.values[passing], t.limit, t.at_least) for name, t in planted_tests.items()}
-    unknown_tests = test_values(items, np.array([(row[a], row[b]) for a, b in unknown]), settings)
+    unknown_alike = similarities(items, np.array([(row[a], row[b]) for a, b in unknown]), settings)
+    unknown_tests = test_values(*unknown_alike, settings)
 
     lines = []
     for j, (a, b) in enumerate(unknown):
@@ -149,12 +194,19 @@ def precision_cost(root: Path) -> tuple[dict, pd.DataFrame]:
     judged = pd.read_csv(JUDGED).set_index(["path_a", "path_b"])["verdict"]
     table["verdict"] = [judged.get((a, b), "unjudged") for a, b in unknown]
     frontier = [_tightened(kept, unknown_tests, table, k) for k in COST_BUCKETS]
+    values = _features(*unknown_alike)
+    combined = combined_rule(
+        _features(*planted_alike)[passing],
+        values[(table["verdict"] == "same").to_numpy()],
+        values[(table["verdict"] == "different").to_numpy()],
+    )
     table = table.sort_values(["cost", "path_a"], kind="stable")
     result = {
         "verdicts": table["verdict"].value_counts().to_dict(),
         "precision_same": _precision(table["verdict"], ("same",)),
         "precision_same_or_lookalike": _precision(table["verdict"], ("same", "lookalike")),
         "tightened": frontier,
+        "combined_rule": combined,
         "unknown_pairs": len(unknown),
         "planted_pairs_passing_every_test": int(passing.sum()),
         "pairs_rejectable_at_cost": {
