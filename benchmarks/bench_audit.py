@@ -58,6 +58,32 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
         for a, b in truth["renamed_copies"]
     )
 
+    found = planted_recalls(run, frame, reported, rep_of, truth)
+
+    known = {
+        tuple(sorted((rep_of[_strip(a)], rep_of[_strip(b)]))) for a, b, *_ in truth["near_pairs"]
+    }
+    unknown = sorted(reported - known)
+    sheet = _contact_sheet(unknown, frame, PixelCache(run), results / "unknown_pairs.png")
+    return {
+        "audit_seconds": round(seconds, 1),
+        "check_seconds": {k: v["seconds"] for k, v in summary["checks"].items()},
+        "exact_recall": round(exact_found / len(truth["renamed_copies"]), 3),
+        **found["all"],
+        "recall_by_source": {k: v for k, v in found.items() if k != "all"},
+        "reported_pairs": len(reported),
+        "reported_pairs_unknown_to_truth": len(unknown),
+        "duplicate_groups": summary["checks"]["near_duplicate"]["groups"],
+        "precision_sheet": str(sheet),
+    }
+
+
+def planted_recalls(
+    run: Path, frame: pd.DataFrame, reported: set, rep_of: dict[str, str], truth: dict
+) -> dict[str, dict]:
+    """Near-pair and leak recalls of the planted copies, for all of them and apart for
+    copies of the spirograph stars and of every other source; `frame` indexed by path."""
+
     def same_group(copy: str, source: str) -> bool:
         group_a, group_b = frame.at[copy, "duplicate_group"], frame.at[source, "duplicate_group"]
         return bool(pd.notna(group_a) and pd.notna(group_b) and group_a == group_b)
@@ -66,49 +92,27 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
         pair = tuple(sorted((rep_of[copy], rep_of[source])))
         return pair in reported or rep_of[copy] == rep_of[source]
 
-    near = [(_strip(c), _strip(s)) for c, s, *_ in truth["near_pairs"]]
-    strict = sum(same_group(c, s) for c, s in near)
-    lenient = sum(pair_reported(c, s) for c, s in near)
     leaks = pd.read_csv(run / "audit" / "leaks.csv")
     found_leaks = set(zip(leaks.test_path, leaks.train_path, strict=True))
     leaked_tests = set(leaks.test_path)
+    near = [(_strip(c), _strip(s)) for c, s, *_ in truth["near_pairs"]]
     planted_leaks = [(_strip(t), _strip(s)) for t, s, *_ in truth["leaks"]]
-    leak_hits = sum(pair in found_leaks for pair in planted_leaks)
-    leak_items = sum(t in leaked_tests for t, _ in planted_leaks)
-    # the same recalls for copies of the spirograph stars and for all other copies apart
-    by_series = {}
-    for part, inside in (("spirograph_stars", True), ("all_other_sources", False)):
-        pick_near = [p for p in near if (SERIES in p[1]) == inside]
-        pick_leaks = [p for p in planted_leaks if (SERIES in p[1]) == inside]
-        by_series[part] = {
+    parts = {"all": lambda source: True}
+    parts["spirograph_stars"] = lambda source: SERIES in source
+    parts["all_other_sources"] = lambda source: SERIES not in source
+    recalls = {}
+    for part, member in parts.items():
+        pick_near = [p for p in near if member(p[1])]
+        pick_leaks = [p for p in planted_leaks if member(p[1])]
+        recalls[part] = {
             "near_pairs": len(pick_near),
-            "near_pair_recall_reported": _share(pair_reported, pick_near),
             "near_pair_recall_same_group": _share(same_group, pick_near),
+            "near_pair_recall_reported": _share(pair_reported, pick_near),
             "leaks": len(pick_leaks),
             "leak_recall": _share(lambda t, s: (t, s) in found_leaks, pick_leaks),
             "leak_recall_test_items": _share(lambda t, s: t in leaked_tests, pick_leaks),
         }
-
-    known = {
-        tuple(sorted((rep_of[_strip(a)], rep_of[_strip(b)]))) for a, b, *_ in truth["near_pairs"]
-    }
-    unknown = sorted(reported - known)
-    sheet = _contact_sheet(unknown, frame, PixelCache(run), results / "unknown_pairs.png")
-    n_near, n_leak = len(truth["near_pairs"]), len(truth["leaks"])
-    return {
-        "audit_seconds": round(seconds, 1),
-        "check_seconds": {k: v["seconds"] for k, v in summary["checks"].items()},
-        "exact_recall": round(exact_found / len(truth["renamed_copies"]), 3),
-        "near_pair_recall_same_group": round(strict / n_near, 3),
-        "near_pair_recall_reported": round(lenient / n_near, 3),
-        "leak_recall": round(leak_hits / n_leak, 3),
-        "leak_recall_test_items": round(leak_items / n_leak, 3),
-        "recall_by_source": by_series,
-        "reported_pairs": len(reported),
-        "reported_pairs_unknown_to_truth": len(unknown),
-        "duplicate_groups": summary["checks"]["near_duplicate"]["groups"],
-        "precision_sheet": str(sheet),
-    }
+    return recalls
 
 
 def _share(hit, pairs: list[tuple[str, str]]) -> float:
