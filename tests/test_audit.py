@@ -578,3 +578,38 @@ def test_compare_explains_what_it_cannot_compare(audited) -> None:
         compare_pair(run, "house/house_0_copy.png", "house/house_2.png")
     with pytest.raises(CompareError, match="the same file"):
         compare_pair(run, "house/house_1.png", "house_1.png")
+
+
+class _NamedThumbs:
+    """Stands in for the report's thumbnails: a figure that only names its path."""
+
+    def figure(self, path: str, caption: str = "", keep: bool = False) -> str:
+        return f"<figure title='{path}'></figure>"
+
+
+def test_report_leak_table_has_one_row_per_test_item_and_counts_what_it_leaves_out(
+    monkeypatch,
+) -> None:
+    from winnow import report
+
+    monkeypatch.setattr(report, "MAX_LEAK_ITEMS", 2)
+    monkeypatch.setattr(report, "MAX_LEAK_COPIES", 3)
+    rows = [("a/blank.png", f"train/blank_{i}.png", "near", 1.0 - i / 100) for i in range(6)]
+    rows += [
+        ("b/cat.jpg", "train/cat.png", "exact", 1.0),
+        ("c/dog.jpg", "train/dog.png", "near", 0.97),
+    ]
+    leaks = pd.DataFrame(rows, columns=["test_path", "train_path", "kind", "similarity"])
+    page = report._leaks({"leaks": leaks}, _NamedThumbs(), _NamedThumbs())
+    assert "3 test items have a copy in the training data (8 pairs" in page
+    assert page.count("<tr><td>") == 2  # a and b; c is left out and counted
+    assert "… and 1 more test item (see leaks.csv)" in page and "c/dog.jpg" not in page
+    # the blank test item: its three most alike copies, then how many more
+    blank_row = page.split("<tr><td>")[1]
+    shown = [f"train/blank_{i}.png" for i in range(3)]
+    assert all(f"title='{p}'" in blank_row for p in shown)
+    assert "train/blank_3.png" not in blank_row and "+3 more" in blank_row
+    assert "<td>exact</td>" in page.split("<tr><td>")[2]
+    single = report._leaks({"leaks": leaks.iloc[6:7]}, _NamedThumbs(), None)
+    assert "1 test item has a copy in the training data (1 pair," in single
+    assert "more test items" not in single

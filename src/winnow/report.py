@@ -21,6 +21,8 @@ from winnow.scan import companion_kinds, companions, kinds_text
 MAX_GROUPS = 40
 MAX_MEMBERS = 8
 MAX_ROWS = 200
+MAX_LEAK_ITEMS = 100  # leaked test items shown in the report, each with its copies
+MAX_LEAK_COPIES = 4  # training copies shown per leaked test item
 THUMB = 96
 
 CSS = """
@@ -278,22 +280,43 @@ def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
 
 
 def _leaks(tables: dict[str, pd.DataFrame], thumbs: _Thumbs, test_thumbs: _Thumbs | None) -> str:
+    """One row per leaked test item with its training copies (most alike first), up to
+    MAX_LEAK_ITEMS items and MAX_LEAK_COPIES copies each; what is left out is counted, and
+    every pair is in leaks.csv."""
     leaks = tables.get("leaks")
     if leaks is None:
         return "<p class=muted>Not checked: run <code>winnow audit RUN --against TEST</code>.</p>"
     if leaks.empty:
         return "<p class=muted>No test item has a copy in the training data.</p>"
+    items = leaks.sort_values(["test_path", "similarity"], ascending=[True, False], kind="stable")
+    items = items.groupby("test_path", sort=False)
     rows = []
-    for r in leaks.head(MAX_ROWS).itertuples():
-        test = test_thumbs.figure(r.test_path) if test_thumbs else html.escape(r.test_path)
+    for test_path, copies in list(items)[:MAX_LEAK_ITEMS]:
+        test = test_thumbs.figure(test_path) if test_thumbs else html.escape(test_path)
+        figures = "".join(thumbs.figure(p) for p in copies["train_path"].head(MAX_LEAK_COPIES))
+        if len(copies) > MAX_LEAK_COPIES:
+            figures += f"<figure>+{len(copies) - MAX_LEAK_COPIES} more</figure>"
+        kind = "exact" if (copies["kind"] == "exact").any() else "near"
         rows.append(
-            f"<tr><td>{test}</td><td>{thumbs.figure(r.train_path)}</td>"
-            f"<td>{r.kind}</td><td>{r.similarity:.3f}</td></tr>"
+            f"<tr><td>{test}</td><td><div class=strip>{figures}</div></td>"
+            f"<td>{kind}</td><td>{copies['similarity'].max():.3f}</td></tr>"
         )
+    count, pairs = items.ngroups, len(leaks)
+    more = count - MAX_LEAK_ITEMS
     return (
-        "<table><tr><th>test item</th><th>training copy</th><th>kind</th><th>similarity</th></tr>"
+        f"<p class=muted>{count} test item{'s' if count != 1 else ''} "
+        f"{'have' if count != 1 else 'has'} a copy in the training data ({pairs:,} "
+        f"pair{'s' if pairs != 1 else ''}, all in <code>audit/leaks.csv</code>).</p>"
+        "<table><tr><th>test item</th><th>training copies</th><th>kind</th>"
+        "<th>similarity</th></tr>"
         + "".join(rows)
         + "</table>"
+        + (
+            f"<p class=muted>… and {more} more test item{'s' if more != 1 else ''} "
+            "(see leaks.csv).</p>"
+            if more > 0
+            else ""
+        )
     )
 
 
