@@ -106,6 +106,24 @@ def test_evaluate_command_prints_the_classification_report(
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
+def test_evaluate_command_counts_the_bad_files_it_does_not_list(
+    trained: Path, messy_test: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import winnow.cli
+
+    monkeypatch.setattr(winnow.cli, "BAD_FILES_SHOWN", 1)
+    out = tmp_path / "e"
+    result = runner.invoke(
+        app, ["evaluate", "--data", str(messy_test), "--weights", str(trained), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 files could not be read" in result.output
+    assert "circle/cut.png" in result.output and "star/readme.jpg" not in result.output
+    assert "… and 1 more in" in result.output and "metrics.json" in result.output
+    listed = json.loads((out / "metrics.json").read_text())["bad_files"]
+    assert {"circle/cut.png", "star/readme.jpg"} <= {f["path"] for f in listed}
+
+
 def test_predict_writes_top_k_and_marks_uncertain(trained: Path, demo_run, tmp_path: Path) -> None:
     data, _ = demo_run
     files = sorted((data / "test" / "star").glob("*.png"))[:3]

@@ -616,6 +616,9 @@ def _print_evaluation(result, paths: dict) -> None:
             out.print(f"\n[yellow]{len(bad)} files could not be read[/] (left out):")
             for row in bad.head(BAD_FILES_SHOWN).itertuples():
                 out.print(f"  {row.status:<10} {row.path} — {row.error}", highlight=False)
+            if len(bad) > BAD_FILES_SHOWN:
+                more = len(bad) - BAD_FILES_SHOWN
+                out.print(f"  … and {more} more in {paths['metrics'].resolve()}", soft_wrap=True)
         if not others.empty:
             kinds = kinds_text(companion_kinds(others["path"]))
             out.print(
