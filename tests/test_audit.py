@@ -613,3 +613,21 @@ def test_report_leak_table_has_one_row_per_test_item_and_counts_what_it_leaves_o
     single = report._leaks({"leaks": leaks.iloc[6:7]}, _NamedThumbs(), None)
     assert "1 test item has a copy in the training data (1 pair," in single
     assert "more test items" not in single
+
+
+def test_report_strips_count_the_pictures_they_do_not_show() -> None:
+    from winnow import report
+
+    odd = pd.DataFrame(
+        {
+            "path": [f"a/{i}.png" for i in range(30)],
+            "width": 4,
+            "height": 400,
+            "odd_size_score": np.linspace(0, 0.5, 30),
+            "is_odd_size_issue": True,
+        }
+    )
+    page = report._odd(odd, _NamedThumbs())
+    assert page.count("<figure") == 24 and "a/0.png" in page and "a/29.png" not in page
+    assert "… and 6 more (every one has <code>is_odd_size_issue</code> set" in page
+    assert "more" not in report._odd(odd.head(24), _NamedThumbs())

@@ -329,7 +329,19 @@ def _odd(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
     figures = "".join(
         thumbs.figure(r.path, f"{r.width}×{r.height}") for r in odd.head(24).itertuples()
     )
-    return f"<div class=strip>{figures}</div>"
+    return f"<div class=strip>{figures}</div>" + _more(len(odd) - 24, _marked("is_odd_size_issue"))
+
+
+def _marked(column: str) -> str:
+    return f"every one has <code>{column}</code> set in the manifest"
+
+
+_RANKED_BY_SCORE = "the manifest's <code>out_of_domain_score</code> ranks them all"
+
+
+def _more(left_out: int, where: str) -> str:
+    """A strip's note of the pictures it does not show, and where to find them all."""
+    return f"<p class=muted>… and {left_out} more ({where}).</p>" if left_out > 0 else ""
 
 
 def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
@@ -350,7 +362,7 @@ def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
         )
         for r, clear in zip(shown.itertuples(), transparent[shown.index], strict=True)
     )
-    more = f"<p class=muted>… and {len(blank) - len(shown)} more.</p>" if len(blank) > 24 else ""
+    more = _more(len(blank) - len(shown), _marked("is_blank_issue"))
     return (
         f"<p>{len(blank)} {'image is' if len(blank) == 1 else 'images are'} one colour edge to "
         f"edge as the scan sees them (per class: "
@@ -488,10 +500,10 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
         if not flagged.any()
         else ""
     )
-    sure = scored[flagged & ~scored["out_of_domain_borderline"].astype(bool)]
-    sure = sure.loc[prob[sure.index].sort_values(ascending=False).index].head(48)
-    border = scored[(prob >= 0.3) & (prob < numbers["sure"])]
-    border = border.loc[prob[border.index].sort_values(ascending=False).index].head(24)
+    sure_all = scored[flagged & ~scored["out_of_domain_borderline"].astype(bool)]
+    sure = sure_all.loc[prob[sure_all.index].sort_values(ascending=False).index].head(48)
+    border_all = scored[(prob >= 0.3) & (prob < numbers["sure"])]
+    border = border_all.loc[prob[border_all.index].sort_values(ascending=False).index].head(24)
     return (
         f"<p>The dataset's dominant style is <b>{numbers['dominant_style']}</b>; images that look like "
         f"a <b>{numbers['out_of_domain_style']}</b> are flagged. The score mixture estimates "
@@ -538,8 +550,11 @@ def _out_of_domain(frame: pd.DataFrame, summary: dict[str, Any], thumbs: _Thumbs
             else ""
         )
         + f"<div class=plots><img src='data:image/png;base64,{chart}'></div>"
-        f"<h3>Most out-of-domain</h3>{strip(sure)}<h3>Borderline</h3>{strip(border)}"
-        f"<h3>Most {html.escape(other)}-like, not flagged</h3>{nothing_flagged}{near_strip}"
+        f"<h3>Most out-of-domain</h3>{strip(sure)}"
+        + _more(len(sure_all) - len(sure), _marked("is_out_of_domain_issue"))
+        + f"<h3>Borderline</h3>{strip(border)}"
+        + _more(len(border_all) - len(border), _RANKED_BY_SCORE)
+        + f"<h3>Most {html.escape(other)}-like, not flagged</h3>{nothing_flagged}{near_strip}"
         + (
             "<h3>Cleared: copies of in-domain pictures</h3><p class=muted>Past the threshold on "
             "their own pixels, but each is a near or exact copy (its duplicate group) of a "
