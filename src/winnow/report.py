@@ -21,6 +21,7 @@ from winnow.scan import companion_kinds, companions, kinds_text
 MAX_GROUPS = 40
 MAX_MEMBERS = 8
 MAX_ROWS = 200
+MAX_STRIP = 24  # pictures in a strip of odd sizes or blank images
 MAX_LEAK_ITEMS = 100  # leaked test items shown in the report, each with its copies
 MAX_LEAK_COPIES = 4  # training copies shown per leaked test item
 THUMB = 96
@@ -327,9 +328,10 @@ def _odd(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
     if odd.empty:
         return "<p class=muted>None.</p>"
     figures = "".join(
-        thumbs.figure(r.path, f"{r.width}×{r.height}") for r in odd.head(24).itertuples()
+        thumbs.figure(r.path, f"{r.width}×{r.height}") for r in odd.head(MAX_STRIP).itertuples()
     )
-    return f"<div class=strip>{figures}</div>" + _more(len(odd) - 24, _marked("is_odd_size_issue"))
+    more = _more(len(odd) - MAX_STRIP, _marked("is_odd_size_issue"))
+    return f"<div class=strip>{figures}</div>{more}"
 
 
 def _marked(column: str) -> str:
@@ -352,7 +354,7 @@ def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
         return "<p class=muted>None.</p>"
     per_class = blank["label"].astype(str).value_counts()
     counts = ", ".join(f"{html.escape(k)} {v}" for k, v in per_class.items())
-    shown = blank.sort_values(["blank_ink", "path"]).head(24)
+    shown = blank.sort_values(["blank_ink", "path"]).head(MAX_STRIP)
     transparent = blank.get("has_alpha", pd.Series(False, index=blank.index))
     transparent = transparent.fillna(False).astype(bool)
     figures = "".join(
