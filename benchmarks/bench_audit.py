@@ -48,9 +48,8 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
     summary = run_audit(run, AuditConfig(), against=test_data)
     seconds = time.perf_counter() - started
     frame = read_manifest(run).set_index("path")
-    pairs = pd.read_parquet(run / "audit" / "near_duplicate_pairs.parquet")
-    reported = {tuple(sorted(p)) for p in zip(pairs.path_a, pairs.path_b, strict=True)}
     rep_of = _representatives(frame)
+    reported, unknown = reported_pairs(run, rep_of, truth)
 
     exact_found = sum(
         frame.at[_strip(a), "exact_duplicate_group"] == frame.at[_strip(b), "exact_duplicate_group"]
@@ -60,10 +59,6 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
 
     found = planted_recalls(run, frame, reported, rep_of, truth)
 
-    known = {
-        tuple(sorted((rep_of[_strip(a)], rep_of[_strip(b)]))) for a, b, *_ in truth["near_pairs"]
-    }
-    unknown = sorted(reported - known)
     sheet = _contact_sheet(unknown, frame, PixelCache(run), results / "unknown_pairs.png")
     return {
         "audit_seconds": round(seconds, 1),
@@ -76,6 +71,20 @@ def audit_recall(run: Path, test_data: Path, truth: dict, results: Path) -> dict
         "duplicate_groups": summary["checks"]["near_duplicate"]["groups"],
         "precision_sheet": str(sheet),
     }
+
+
+def reported_pairs(
+    run: Path, rep_of: dict[str, str], truth: dict
+) -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
+    """The latest audit's near-duplicate pairs (sorted path tuples), and those of them the
+    ground truth does not know (its planted pairs, each end by its exact group's
+    representative), in order."""
+    pairs = pd.read_parquet(run / "audit" / "near_duplicate_pairs.parquet")
+    reported = {tuple(sorted(p)) for p in zip(pairs.path_a, pairs.path_b, strict=True)}
+    known = {
+        tuple(sorted((rep_of[_strip(a)], rep_of[_strip(b)]))) for a, b, *_ in truth["near_pairs"]
+    }
+    return reported, sorted(reported - known)
 
 
 def planted_recalls(
@@ -97,9 +106,11 @@ def planted_recalls(
     leaked_tests = set(leaks.test_path)
     near = [(_strip(c), _strip(s)) for c, s, *_ in truth["near_pairs"]]
     planted_leaks = [(_strip(t), _strip(s)) for t, s, *_ in truth["leaks"]]
-    parts = {"all": lambda source: True}
-    parts["spirograph_stars"] = lambda source: SERIES in source
-    parts["all_other_sources"] = lambda source: SERIES not in source
+    parts = {
+        "all": lambda source: True,
+        "spirograph_stars": lambda source: SERIES in source,
+        "all_other_sources": lambda source: SERIES not in source,
+    }
     recalls = {}
     for part, member in parts.items():
         pick_near = [p for p in near if member(p[1])]

@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bench_audit import _representatives, _strip
+from bench_audit import _representatives, _strip, reported_pairs
 from bench_results import save_result
 from bench_series_bound import SERIES
 from winnow.cache import PixelCache
@@ -158,12 +158,7 @@ def precision_cost(root: Path) -> tuple[dict, pd.DataFrame]:
     row = {p: i for i, p in enumerate(frame["path"].astype(str))}
     rep_of = _representatives(frame.set_index("path"))
 
-    table = pd.read_parquet(run / "audit" / "near_duplicate_pairs.parquet")
-    reported = {tuple(sorted(p)) for p in zip(table.path_a, table.path_b, strict=True)}
-    known = {
-        tuple(sorted((rep_of[_strip(c)], rep_of[_strip(s)]))) for c, s, *_ in truth["near_pairs"]
-    }
-    unknown = sorted(reported - known)
+    _, unknown = reported_pairs(run, rep_of, truth)
     planted = np.array([(row[_strip(c)], row[_strip(s)]) for c, s, *_ in truth["near_pairs"]])
 
     planted_alike = similarities(items, planted, settings)
