@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -273,11 +274,7 @@ def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:
             f"labels: {html.escape(', '.join(labels))}</div>{figures}{extra}</div>"
         )
     more = len(order) - MAX_GROUPS
-    return (
-        note
-        + "".join(parts)
-        + (f"<p class=muted>… and {more} more groups (see the manifest).</p>" if more > 0 else "")
-    )
+    return note + "".join(parts) + _more(more, "see the manifest", "groups")
 
 
 def _leaks(tables: dict[str, pd.DataFrame], thumbs: _Thumbs, test_thumbs: _Thumbs | None) -> str:
@@ -292,7 +289,7 @@ def _leaks(tables: dict[str, pd.DataFrame], thumbs: _Thumbs, test_thumbs: _Thumb
     items = leaks.sort_values(["test_path", "similarity"], ascending=[True, False], kind="stable")
     items = items.groupby("test_path", sort=False)
     rows = []
-    for test_path, copies in list(items)[:MAX_LEAK_ITEMS]:
+    for test_path, copies in itertools.islice(items, MAX_LEAK_ITEMS):
         test = test_thumbs.figure(test_path) if test_thumbs else html.escape(test_path)
         figures = "".join(thumbs.figure(p) for p in copies["train_path"].head(MAX_LEAK_COPIES))
         if len(copies) > MAX_LEAK_COPIES:
@@ -312,12 +309,7 @@ def _leaks(tables: dict[str, pd.DataFrame], thumbs: _Thumbs, test_thumbs: _Thumb
         "<th>similarity</th></tr>"
         + "".join(rows)
         + "</table>"
-        + (
-            f"<p class=muted>… and {more} more test item{'s' if more != 1 else ''} "
-            "(see leaks.csv).</p>"
-            if more > 0
-            else ""
-        )
+        + _more(more, "see leaks.csv", "test item" + ("s" if more != 1 else ""))
     )
 
 
@@ -341,9 +333,12 @@ def _marked(column: str) -> str:
 _RANKED_BY_SCORE = "the manifest's <code>out_of_domain_score</code> ranks them all"
 
 
-def _more(left_out: int, where: str) -> str:
-    """A strip's note of the pictures it does not show, and where to find them all."""
-    return f"<p class=muted>… and {left_out} more ({where}).</p>" if left_out > 0 else ""
+def _more(left_out: int, where: str, what: str = "") -> str:
+    """A section's note of the `what` (pictures, groups, items) it does not show, and where
+    to find them all."""
+    if left_out <= 0:
+        return ""
+    return f"<p class=muted>… and {left_out} more{' ' + what if what else ''} ({where}).</p>"
 
 
 def _blank(frame: pd.DataFrame, thumbs: _Thumbs) -> str:
