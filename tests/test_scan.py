@@ -15,6 +15,7 @@ from factory import gradient
 from winnow.cache import PixelCache, existing_shards
 from winnow.config import ScanConfig
 from winnow.manifest import SCAN_SCHEMA, STATUSES, read_manifest, read_table
+from winnow.runlock import RunBusyError
 from winnow.scan import ScanError, scan
 
 FAST = ScanConfig(image_size=32, workers=1)
@@ -146,7 +147,7 @@ def test_a_second_scan_of_the_same_run_is_refused(messy, tmp_path: Path) -> None
     run.mkdir()
     with open(run / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        with pytest.raises(ScanError, match="Another winnow process"):
+        with pytest.raises(RunBusyError, match="Another winnow process"):
             scan(data, run, FAST)
 
 

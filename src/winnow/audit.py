@@ -32,8 +32,17 @@ from winnow.cache import PixelCache
 from winnow.checks import available_checks, get_checks
 from winnow.checks.base import AuditContext, Check, CheckResult, ReferenceSet
 from winnow.config import AuditConfig, ScanConfig, dump_config
+from winnow.errors import WinnowError
 from winnow.io import atomic_write_bytes
-from winnow.manifest import SCAN_SCHEMA, atomic_write_table, manifest_path, read_manifest
+from winnow.manifest import (
+    SCAN_SCHEMA,
+    atomic_write_table,
+    manifest_path,
+    missing_manifest,
+    read_manifest,
+    write_manifest,
+)
+from winnow.runlock import ManifestGuard, run_lock
 from winnow.scan import companions, scan
 
 log = logging.getLogger(__name__)
@@ -41,7 +50,7 @@ AUDIT_DIR = "audit"
 CONFIG_FILE = "config.yaml"  # the settings of the latest audit
 
 
-class AuditError(RuntimeError):
+class AuditError(WinnowError, RuntimeError):
     """The audit can't start; the message says why and what to do."""
 
 
@@ -146,12 +155,20 @@ def run_audit(
     against: Path | None = None,
     on_progress: Callable | None = None,
 ) -> dict[str, Any]:
-    config = config or AuditConfig()
+    """Run the checks `config` asks for over RUN's manifest (see the module docstring);
+    RUN's write lock is held from the first read to the last write."""
     run_dir = Path(run_dir)
-    try:
-        frame = read_manifest(run_dir)
-    except FileNotFoundError as exc:
-        raise AuditError(str(exc)) from None
+    if not manifest_path(run_dir).exists():
+        raise AuditError(missing_manifest(run_dir))
+    with run_lock(run_dir, "audit"):
+        return _run_audit(run_dir, config or AuditConfig(), against, on_progress)
+
+
+def _run_audit(
+    run_dir: Path, config: AuditConfig, against: Path | None, on_progress: Callable | None
+) -> dict[str, Any]:
+    guard = ManifestGuard.of(manifest_path(run_dir))
+    frame = read_manifest(run_dir)
     started = time.perf_counter()
     out = run_dir / AUDIT_DIR
     registry = available_checks()
@@ -204,7 +221,7 @@ def run_audit(
     outcomes.sort(key=lambda o: order.index(o.name) if o.name in order else len(order))
 
     audited = pd.concat([frame, *columns.values()], axis=1)
-    atomic_write_table(pa.Table.from_pandas(audited, preserve_index=False), manifest_path(run_dir))
+    write_manifest(run_dir, audited, guard)
     out.mkdir(exist_ok=True)
     for name in earlier.get("checks", {}):  # tables of re-run checks are replaced, not left
         if name not in kept:

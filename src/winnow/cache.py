@@ -1,7 +1,8 @@
 """The pixel cache: every readable image decoded once, resized, stored as uint8 shards.
 
 Layout in RUN/cache/:
-    meta.json                 image size, background, channel order
+    meta.json                 image size, background, channel order (the manifest records
+                              the same settings with its rows; it is read first)
     pixels-000000.npy ...     (n, size, size, 3) uint8 arrays, memory-mappable
     detail-000000.npy ...     (n, detail_size, detail_size, 3) uint8: the same rows' detail
                               crops (the image at its own resolution, see `winnow.decode`)
@@ -23,9 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from winnow.config import ScanConfig
+from winnow.errors import WinnowError
 from winnow.io import atomic_output, atomic_write_bytes
+from winnow.manifest import manifest_path, pixel_settings_of
 
 CACHE_DIR = "cache"
+
+
+class CacheError(WinnowError):
+    """The pixel cache does not match its run's settings; scanning again mends it."""
+
+
 _SHARD_RE = {kind: re.compile(rf"^{kind}-(\d{{6}})\.npy$") for kind in ("pixels", "detail")}
 
 
@@ -81,7 +90,11 @@ class PixelCache:
 
     def __init__(self, run_dir: Path, max_open: int = 64) -> None:
         self.cache_dir = Path(run_dir) / CACHE_DIR
-        meta = read_meta(self.cache_dir)
+        manifest = manifest_path(run_dir)
+        # the manifest's own record of its settings comes first: it is written with the rows
+        meta = (pixel_settings_of(manifest) if manifest.exists() else None) or read_meta(
+            self.cache_dir
+        )
         if meta is None:
             raise FileNotFoundError(
                 f"No pixel cache in {self.cache_dir}. Run 'winnow scan DATA --out {run_dir}'."
@@ -97,6 +110,12 @@ class PixelCache:
             self._open.move_to_end(name)
             return self._open[name]
         array = np.load(self.cache_dir / name, mmap_mode="r")
+        side = self.detail_size if name.startswith("detail") else self.image_size
+        if array.shape[1:3] != (side, side):
+            raise CacheError(
+                f"{self.cache_dir / name} holds {array.shape[1]} px images where the run's "
+                f"settings say {side} px (a scan was interrupted); run 'winnow scan' again."
+            )
         self._open[name] = array
         if len(self._open) > self._max_open:
             self._open.popitem(last=False)

@@ -5,11 +5,12 @@ Stage modules are imported inside each command so `winnow --help` stays fast.
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,8 +32,26 @@ BAD_FILES_SHOWN = 15
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=False, highlight=False)
     return typer.Exit(code=2)
+
+
+def command(*args: Any, **kwargs: Any) -> Callable:
+    """`app.command`, with every `WinnowError` turned into its message and exit status 2."""
+
+    def register(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def guarded(*a: Any, **k: Any) -> Any:
+            from winnow.errors import WinnowError
+
+            try:
+                return function(*a, **k)
+            except WinnowError as exc:
+                raise _fail(str(exc)) from None
+
+        return app.command(*args, **kwargs)(guarded)
+
+    return register
 
 
 @app.callback()
@@ -47,7 +66,7 @@ def _root(
     )
 
 
-@app.command(epilog="Example: winnow scan data/training --out runs/exp1")
+@command(epilog="Example: winnow scan data/training --out runs/exp1")
 def scan(
     data: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (RUN).")],
@@ -142,7 +161,7 @@ def _print_scan_summary(summary) -> None:
     out.print(f"manifest: [bold]{summary.manifest}[/]", soft_wrap=True)
 
 
-@app.command(epilog="Example: winnow audit runs/exp1 --against data/test")
+@command(epilog="Example: winnow audit runs/exp1 --against data/test")
 def audit(
     run: Annotated[Path, typer.Argument(help="Run folder made by 'winnow scan'.")],
     against: Annotated[
@@ -168,6 +187,14 @@ def audit(
     except (ConfigError, AuditError) as exc:
         raise _fail(str(exc)) from None
     _print_audit_summary(summary)
+    failed = [name for name, info in summary["checks"].items() if info["status"] == "failed"]
+    if failed:
+        console.print(
+            f"[bold red]error:[/] {len(failed)} check(s) failed ({', '.join(failed)}); the "
+            "rest of the audit was written, and 'winnow clean' says what is not applied.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1)
 
 
 def _print_audit_summary(summary: dict) -> None:
@@ -196,7 +223,7 @@ def _print_audit_summary(summary: dict) -> None:
     out.print(f"report: [bold]{Path(summary['report']).resolve()}[/]", soft_wrap=True)
 
 
-@app.command(epilog="Example: winnow compare runs/exp1 cats/a.png 'dogs/b copy.jpg' --search")
+@command(epilog="Example: winnow compare runs/exp1 cats/a.png 'dogs/b copy.jpg' --search")
 def compare(
     run: Annotated[Path, typer.Argument(help="Run folder made by 'winnow scan'.")],
     first: Annotated[str, typer.Argument(help="A picture: its manifest path or its file.")],
@@ -243,7 +270,7 @@ def compare(
     out.print(f"[bold]verdict:[/] {result.verdict}", soft_wrap=True)
 
 
-@app.command(name="checks", epilog="Example: winnow checks")
+@command(name="checks", epilog="Example: winnow checks")
 def list_checks() -> None:
     """List the audit checks (built-in and installed plug-ins)."""
     from winnow.checks import available_checks
@@ -256,7 +283,7 @@ def list_checks() -> None:
     out.print(table)
 
 
-@app.command(epilog="Example: winnow clean runs/exp1 --policy policy.yaml --decisions review.csv")
+@command(epilog="Example: winnow clean runs/exp1 --policy policy.yaml --decisions review.csv")
 def clean(
     run: Annotated[Path, typer.Argument(help="An audited run folder.")],
     policy: Annotated[Path | None, typer.Option(help="YAML cleaning policy.")] = None,
@@ -284,7 +311,7 @@ def clean(
         )
 
 
-@app.command(
+@command(
     epilog="Example: winnow export runs/exp1 cleaned/ · "
     "winnow export --weights runs/exp1/train/resnet18 --onnx model.onnx"
 )
@@ -297,6 +324,15 @@ def export(
         Path | None, typer.Option(help="A checkpoint (or training folder) to export.")
     ] = None,
     onnx: Annotated[Path | None, typer.Option(help="Write the model as ONNX here.")] = None,
+    copy: Annotated[
+        bool,
+        typer.Option(
+            "--copy",
+            help="Copy the files instead of hard-linking them. A hard link shares its bytes "
+            "with the file in the data folder: a tool that edits an exported file in place "
+            "edits the original too.",
+        ),
+    ] = False,
 ) -> None:
     """Export the cleaned dataset as DEST/<label>/<file>, or a model as ONNX (--weights --onnx)."""
     if weights is not None or onnx is not None:
@@ -319,15 +355,18 @@ def export(
     from winnow.clean import CleanError, export_clean
 
     try:
-        result = export_clean(run, destination)
+        result = export_clean(run, destination, copy=copy)
     except CleanError as exc:
         raise _fail(str(exc)) from None
     out.print(
-        f"{result['files']} files in {result['destination']} ({result['hard_links']} hard links)"
+        f"{result['files']} files in {result['destination']} ({result['hard_links']} hard "
+        f"links, {result['copies']} copies); {result['renamed']} renamed to stay unique; "
+        f"where each file went: {result['index']}",
+        soft_wrap=True,
     )
 
 
-@app.command(epilog="Example: winnow split runs/exp1 --val 0.1 --test 0.1 --seed 0")
+@command(epilog="Example: winnow split runs/exp1 --val 0.1 --test 0.1 --seed 0")
 def split(
     run: Annotated[Path, typer.Argument(help="A cleaned run folder.")],
     val: Annotated[float, typer.Option(help="Validation fraction.")] = 0.1,
@@ -343,9 +382,16 @@ def split(
     except (SplitError, CleanError) as exc:
         raise _fail(str(exc)) from None
     out.print("split: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items())))
+    if summary["grouped_by"] != "duplicate_group":
+        console.print(
+            "[yellow]note:[/] the last audit did not group near duplicates, so only exact "
+            f"copies are kept in one split (by {summary['grouped_by']}); run 'winnow audit "
+            f"{run}' and 'winnow clean {run}' to keep near copies together too.",
+            soft_wrap=True,
+        )
 
 
-@app.command(epilog="Example: winnow experiment grid.yaml")
+@command(epilog="Example: winnow experiment grid.yaml")
 def experiment(
     grid: Annotated[Path, typer.Argument(help="YAML: run, budget_minutes, base, grid.")],
 ) -> None:
@@ -371,7 +417,7 @@ DEMO_TRAIN = {
 }
 
 
-@app.command(epilog="Example: winnow run data/training --test data/test --out runs/exp1")
+@command(epilog="Example: winnow run data/training --test data/test --out runs/exp1")
 def run(
     data: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (RUN).")],
@@ -431,7 +477,7 @@ def _run_pipeline(
     return summary
 
 
-@app.command(epilog="Example: winnow demo --out demo")
+@command(epilog="Example: winnow demo --out demo")
 def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", "-o", help="Where to write data and runs.")
@@ -472,7 +518,7 @@ def _parse_params(items: list[str] | None) -> dict:
     return params
 
 
-@app.command(epilog="Example: winnow train runs/exp1 --model resnet18 --max-minutes 10")
+@command(epilog="Example: winnow train runs/exp1 --model resnet18 --max-minutes 10")
 def train(
     run: Annotated[
         Path | None, typer.Argument(help="A split run folder (not needed with --resume).")
@@ -550,7 +596,7 @@ def _print_train_summary(result) -> None:
     out.print(f"curves:  {(result.out_dir / 'curves.png').resolve()}", soft_wrap=True)
 
 
-@app.command(name="models", epilog="Example: winnow models")
+@command(name="models", epilog="Example: winnow models")
 def list_models() -> None:
     """List the registered models, their parameters, and the imbalance strategies."""
     from winnow.models import available_models, describe
@@ -570,7 +616,7 @@ def list_models() -> None:
     out.print(strategies)
 
 
-@app.command(epilog="Example: winnow evaluate --data data/test --weights runs/exp1/train/resnet18")
+@command(epilog="Example: winnow evaluate --data data/test --weights runs/exp1/train/resnet18")
 def evaluate(
     data: Annotated[Path, typer.Option(help="Folder with one sub-folder per class.")],
     weights: Annotated[Path, typer.Option(help="best.ckpt, a training folder, or an .onnx file.")],
@@ -649,7 +695,7 @@ def _print_evaluation(result, paths: dict) -> None:
     out.print(f"metrics: {paths['metrics'].resolve()}", soft_wrap=True)
 
 
-@app.command(epilog="Example: winnow predict photos/ --weights model.onnx --threshold 0.7")
+@command(epilog="Example: winnow predict photos/ --weights model.onnx --threshold 0.7")
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
     weights: Annotated[Path, typer.Option(help="best.ckpt, a training folder, or .onnx.")],
@@ -690,7 +736,7 @@ def predict(
         )
 
 
-@app.command(epilog="Example: winnow explain img1.png img2.png --weights best.ckpt --out cams/")
+@command(epilog="Example: winnow explain img1.png img2.png --weights best.ckpt --out cams/")
 def explain(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
     weights: Annotated[Path, typer.Option(help="best.ckpt or a training folder.")],

@@ -43,6 +43,7 @@ from winnow.duplicates import (
     series_score,
     verification_tests,
 )
+from winnow.errors import WinnowError
 from winnow.manifest import longer_sides, read_manifest
 from winnow.scan import scanned_folder
 from winnow.similarity import (
@@ -54,7 +55,7 @@ from winnow.similarity import (
 )
 
 
-class CompareError(ValueError):
+class CompareError(WinnowError, ValueError):
     """A pair that cannot be compared (unknown path, unreadable file, no scan)."""
 
 

@@ -13,10 +13,12 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from winnow.errors import WinnowError
+
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(WinnowError, ValueError):
     """A configuration value or key a user gave is not valid; the message says the fix."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from winnow.errors import WinnowError
 from winnow.inference import LoadedModel, load_model
 from winnow.io import atomic_write_bytes
 from winnow.scan import decode_files
@@ -31,7 +32,7 @@ NEAR_DHASH_BITS = 6
 KEEP_PIXELS_FOR = 400  # misclassified thumbnails kept for the report (most confident first)
 
 
-class EvaluateError(RuntimeError):
+class EvaluateError(WinnowError, RuntimeError):
     """Evaluation can't run; the message says why."""
 
 

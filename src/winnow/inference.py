@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from winnow.config import ScanConfig
+from winnow.errors import WinnowError
 from winnow.preprocess import Preprocessing, resize_square, to_input
 
 
@@ -29,7 +30,7 @@ def let_idle_threads_sleep() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-class WeightsError(ValueError):
+class WeightsError(WinnowError, ValueError):
     """The weights file can't be used; the message says why."""
 
 

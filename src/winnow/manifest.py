@@ -6,6 +6,7 @@ own columns (audit checks, `keep`/`reason`, `split`). All writes are atomic.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from winnow.io import atomic_output
+from winnow.runlock import ManifestGuard
 
 MANIFEST_NAME = "manifest.parquet"
+# the pixel-cache settings the rows' `cache_shard`/`cache_index` were made with, stored in
+# the parquet schema's metadata of the manifest and of every scan part, so rows and the
+# settings that explain them are committed in one atomic write
+PIXEL_SETTINGS_KEY = b"winnow.pixel_settings"
 
 SCAN_SCHEMA = pa.schema(
     [
@@ -65,17 +71,61 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
+def pixel_settings_of(path: Path) -> dict[str, Any] | None:
+    """The pixel settings recorded in a manifest or part file's metadata, or None."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    raw = metadata.get(PIXEL_SETTINGS_KEY)
+    if raw is None:
+        return None
+    settings = json.loads(raw)
+    if "background" in settings:
+        settings["background"] = tuple(settings["background"])
+    return settings
+
+
+def with_pixel_settings(table: pa.Table, settings: dict[str, Any] | None) -> pa.Table:
+    """`table` with `settings` recorded in its schema metadata (unchanged when None)."""
+    if settings is None:
+        return table
+    metadata = dict(table.schema.metadata or {})
+    metadata[PIXEL_SETTINGS_KEY] = json.dumps(settings).encode()
+    return table.replace_schema_metadata(metadata)
+
+
+def write_manifest(run_dir: Path, frame: Any, guard: ManifestGuard | None = None) -> None:
+    """Replace RUN's manifest with `frame` (pandas or Arrow), atomically.
+
+    The pixel settings of the manifest being replaced are carried over, and with a `guard`
+    nothing is written when the manifest on disk is no longer the one the stage read.
+    """
+    path = manifest_path(run_dir)
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    if PIXEL_SETTINGS_KEY not in (table.schema.metadata or {}):
+        table = with_pixel_settings(table, pixel_settings_of(path) if path.exists() else None)
+    if guard is not None:
+        guard.check()
+    atomic_write_table(table, path)
+
+
 def manifest_path(run_dir: Path) -> Path:
     return Path(run_dir) / MANIFEST_NAME
+
+
+def missing_manifest(run_dir: Path) -> str:
+    """What to tell a user whose RUN has no manifest yet."""
+    return f"No manifest at {manifest_path(run_dir)}. Run 'winnow scan DATA --out {run_dir}' first."
 
 
 def read_table(run_dir: Path) -> pa.Table:
     """The manifest as an Arrow table (exact types; hashes stay int64 even with nulls)."""
     path = manifest_path(run_dir)
     if not path.exists():
-        raise FileNotFoundError(
-            f"No manifest at {path}. Run 'winnow scan DATA --out {run_dir}' first."
-        )
+        raise FileNotFoundError(missing_manifest(run_dir))
     return pq.read_table(path)
 
 

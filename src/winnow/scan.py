@@ -11,7 +11,6 @@ The data folder is only ever read.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -38,13 +37,17 @@ from winnow.cache import (
 )
 from winnow.config import ScanConfig, dump_config
 from winnow.decode import IMAGE_SUFFIXES, decode_file, prepare_worker
+from winnow.errors import WinnowError
 from winnow.io import atomic_write_bytes, remove_temporaries
 from winnow.manifest import (
     SCAN_SCHEMA,
     atomic_write_table,
     manifest_path,
+    pixel_settings_of,
     rows_to_table,
+    with_pixel_settings,
 )
+from winnow.runlock import run_lock
 from winnow.walk import FoundFile, WalkStats, iter_files
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,7 @@ NOT_IMAGE = "not_image"  # the status of a file whose content is no image format
 _ROWS_PER_PART_LIMIT = 8192
 
 
-class ScanError(RuntimeError):
+class ScanError(WinnowError, RuntimeError):
     """The scan can't start (bad folders, another scan running); the message says why."""
 
 
@@ -147,7 +150,7 @@ def scan(
     data_dir, run_dir = _check_folders(Path(data_dir), Path(run_dir))
     started = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(run_dir):
+    with run_lock(run_dir, "scan"):
         cache_dir = run_dir / CACHE_DIR
         parts_dir = run_dir / PARTS_DIR
         cache_dir.mkdir(exist_ok=True)
@@ -155,7 +158,6 @@ def scan(
         for folder in (run_dir, cache_dir, parts_dir):
             remove_temporaries(folder)
         previous = _previous_rows(run_dir, cache_dir, parts_dir, config)
-        write_meta(cache_dir, config)
 
         stats = WalkStats()
         found = list(iter_files(data_dir, stats))
@@ -176,7 +178,13 @@ def scan(
         writer.flush()
 
         table = _merge(previous, reused_idx, walk_rows, writer.parts)
-        atomic_write_table(table, manifest_path(run_dir))
+        # the rows and the settings they were cached with are committed in one write; the
+        # cache's meta.json follows (a scan killed in between leaves a manifest that says
+        # its own settings, which `PixelCache` and the next scan read first)
+        atomic_write_table(
+            with_pixel_settings(table, config.pixel_settings()), manifest_path(run_dir)
+        )
+        write_meta(cache_dir, config)
         _drop_parts_and_orphans(table, cache_dir, parts_dir)
         atomic_write_bytes(run_dir / "scan_config.yaml", dump_config(config).encode())
 
@@ -212,25 +220,6 @@ def _check_folders(data_dir: Path, run_dir: Path) -> tuple[Path, Path]:
     return data_real, run_dir
 
 
-class _exclusive:
-    """An advisory lock so two scans can't write the same RUN at once."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / ".lock"
-
-    def __enter__(self) -> None:
-        self.handle = open(self.path, "w")  # noqa: SIM115 - held for the whole scan
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            raise ScanError(f"Another winnow process is writing {self.path.parent}.") from None
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
-
-
 # ---------------------------------------------------------------- previous work
 
 
@@ -243,20 +232,26 @@ class _Previous:
 def _previous_rows(
     run_dir: Path, cache_dir: Path, parts_dir: Path, config: ScanConfig
 ) -> _Previous:
+    """Rows of the last manifest and of parts a killed scan left, where they were cached
+    with the settings asked for now. Each source is judged by the settings it records
+    itself; a manifest without them (written before they were recorded) by meta.json."""
     tables = []
-    meta = read_meta(cache_dir)
     settings = config.pixel_settings()
-    compatible = meta is not None and {key: meta.get(key) for key in settings} == settings
-    if meta is not None and not compatible:
-        log.info("cache settings changed (%s); every image is decoded again", meta)
-    if compatible:
-        sources = [manifest_path(run_dir)] + sorted(parts_dir.glob("part-*.parquet"))
-        for source in sources:
-            if source.exists():
-                try:
-                    tables.append(pq.read_table(source).select(SCAN_SCHEMA.names).cast(SCAN_SCHEMA))
-                except (pa.ArrowException, OSError, KeyError) as exc:
-                    log.warning("ignoring unreadable previous rows in %s: %s", source, exc)
+    meta = read_meta(cache_dir)
+    meta_settings = {key: meta.get(key) for key in settings} if meta is not None else None
+    sources = [manifest_path(run_dir)] + sorted(parts_dir.glob("part-*.parquet"))
+    for source in sources:
+        if not source.exists():
+            continue
+        recorded = pixel_settings_of(source)
+        recorded = meta_settings if recorded is None else recorded
+        if recorded != settings:
+            log.info("%s was cached with other settings (%s); not reused", source, recorded)
+            continue
+        try:
+            tables.append(pq.read_table(source).select(SCAN_SCHEMA.names).cast(SCAN_SCHEMA))
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            log.warning("ignoring unreadable previous rows in %s: %s", source, exc)
     table = pa.concat_tables(tables) if tables else SCAN_SCHEMA.empty_table()
     by_path = {path: i for i, path in enumerate(table.column("path").to_pylist())}
     return _Previous(table, by_path)
@@ -392,6 +387,7 @@ class _PartWriter:
         per_image = (config.image_size**2 + config.detail_size**2) * 3
         self.capacity = max(1, config.shard_mb * 2**20 // per_image)
         self.shard_id = first_id
+        self.settings = config.pixel_settings()
         self.rows: list[dict[str, Any]] = []
         self.pixels: list[np.ndarray] = []
         self.details: list[np.ndarray] = []
@@ -415,7 +411,8 @@ class _PartWriter:
         if self.pixels:
             save_shard(self.cache_dir, self.shard_id, np.stack(self.pixels), np.stack(self.details))
         part = self.parts_dir / f"part-{self.shard_id:06d}.parquet"
-        atomic_write_table(rows_to_table(self.rows), part)
+        table = with_pixel_settings(rows_to_table(self.rows), self.settings)
+        atomic_write_table(table, part)
         self.parts.append(part)
         self.shard_id += 1
         self.rows, self.pixels, self.details = [], [], []

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
+from winnow.errors import WinnowError
 from winnow.io import atomic_write_bytes
-from winnow.manifest import atomic_write_table, manifest_path, read_manifest
+from winnow.manifest import manifest_path, read_manifest, write_manifest
+from winnow.runlock import ManifestGuard, run_lock
 
 
-class SplitError(RuntimeError):
+class SplitError(WinnowError, RuntimeError):
     """Split can't proceed; the message says why."""
 
 
@@ -52,23 +53,52 @@ def assign_splits(
     return frame["group"].map(assignment).to_numpy(dtype=object)
 
 
+def _group_keys(frame: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """A key per row that duplicates share, and which column gave it.
+
+    The audit's `duplicate_group` (exact and near copies) when the near-duplicate check
+    ran; otherwise the exact-copy groups, or the scan's file digest, so byte copies at
+    least never straddle splits. The split summary says which was used.
+    """
+    for column in ("duplicate_group", "exact_duplicate_group"):
+        if column in frame:
+            group = frame[column].astype("Int64")
+            keys = np.where(group.notna(), "g" + group.astype(str), "r" + frame.index.astype(str))
+            return keys, column
+    digest = frame["sha256"].astype(object)
+    keys = np.where(digest.notna(), "s" + digest.astype(str), "r" + frame.index.astype(str))
+    return keys, "sha256"
+
+
 def run_split(run_dir: Path, val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict:
+    """Add the `split` column to RUN's cleaned manifest; RUN's write lock is held."""
     run_dir = Path(run_dir)
+    if not manifest_path(run_dir).exists():
+        raise SplitError(
+            f"No manifest at {manifest_path(run_dir)}. Run 'winnow scan DATA --out {run_dir}', "
+            f"'winnow audit {run_dir}' and 'winnow clean {run_dir}' first."
+        )
+    with run_lock(run_dir, "split"):
+        return _run_split(run_dir, val, test, seed)
+
+
+def _run_split(run_dir: Path, val: float, test: float, seed: int) -> dict:
+    guard = ManifestGuard.of(manifest_path(run_dir))
     frame = read_manifest(run_dir)
     if "keep" not in frame:
         raise SplitError(f"{run_dir} has not been cleaned. Run 'winnow clean {run_dir}' first.")
     frame = frame.drop(columns=[c for c in ("split",) if c in frame])
     # every member of a duplicate group shares a split, dropped copies included
     usable = frame["status"] == "ok"
-    group = frame["duplicate_group"].astype("Int64")
-    group_key = np.where(group.notna(), "g" + group.astype(str), "r" + frame.index.astype(str))
+    group_key, grouped_by = _group_keys(frame)
     labels = frame["final_label"].astype(str).to_numpy()
     split = pd.Series(pd.NA, index=frame.index, dtype=object)
     split[usable] = assign_splits(labels[usable], group_key[usable], val, test, seed)
     frame["split"] = split.where(frame["keep"].fillna(False), None)
-    atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), manifest_path(run_dir))
+    write_manifest(run_dir, frame, guard)
     kept = frame[frame["split"].notna()]
     summary = {
+        "grouped_by": grouped_by,
         "seed": seed,
         "val": val,
         "test": test,

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from winnow.config import unknown_name
+from winnow.errors import WinnowError
 from winnow.models import mobilenet, resnet, simple_cnn
 from winnow.models.base import Classifier, ModelSpec
 
@@ -23,7 +24,7 @@ ENTRY_POINT_GROUP = "winnow.models"
 __all__ = ["Classifier", "ModelSpec", "available_models", "create_model", "get_spec"]
 
 
-class ModelError(ValueError):
+class ModelError(WinnowError, ValueError):
     """An unknown model name or parameter; the message lists the valid ones."""
 
 

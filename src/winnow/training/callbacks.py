@@ -12,11 +12,33 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from winnow.errors import WinnowError
 from winnow.io import atomic_write_bytes
 
 
+class ResumeError(WinnowError):
+    """`last.ckpt` cannot be loaded safely (damaged, or not a winnow training state)."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write checkpoints to a temporary file and rename: a kill -9 never leaves half a file."""
+    """Write checkpoints to a temporary file and rename: a kill -9 never leaves half a file.
+    Read them with `weights_only=True` whatever torch's default or environment says, so a
+    crafted file given to `--resume` cannot run code."""
+
+    def load_checkpoint(
+        self, path: str | Path, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        try:
+            checkpoint = torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+            raise ResumeError(
+                f"{path} cannot be resumed from: {_first_line(exc)}. It is damaged or was not "
+                "written by 'winnow train' (a training state holds tensors and plain values "
+                "only). Delete it to restart this run from the beginning, or start a new run."
+            ) from None
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise ResumeError(f"{path} is not a training state written by 'winnow train'.")
+        return checkpoint
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
@@ -25,6 +47,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         torch.save(checkpoint, buffer)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error, without torch's advice to load unsafely."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if "weights_only" in first:
+        return "it holds objects other than tensors and plain values"
+    return first[:200]
 
 
 class PeriodicCheckpoint(L.Callback):

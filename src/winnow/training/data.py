@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from winnow.cache import PixelCache
+from winnow.errors import WinnowError
 from winnow.manifest import cache_positions
 from winnow.preprocess import resize_square
 from winnow.training.imbalance import STRATEGIES
@@ -25,7 +26,7 @@ from winnow.training.imbalance import STRATEGIES
 LOAD_CHUNK = 2048
 
 
-class TrainingDataError(RuntimeError):
+class TrainingDataError(WinnowError, RuntimeError):
     """The run can't be trained on; the message says which stage to run."""
 
 

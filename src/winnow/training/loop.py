@@ -28,6 +28,7 @@ import yaml
 
 from winnow.cache import PixelCache
 from winnow.config import ConfigError, TrainConfig, build_config, dump_config
+from winnow.errors import WinnowError
 from winnow.io import atomic_write_bytes
 from winnow.manifest import read_manifest
 from winnow.models import ModelError, get_spec
@@ -49,7 +50,7 @@ EPOCH_OVERHEAD_SECONDS = 0.05  # Lightning's own bookkeeping per epoch
 BUDGET_OVERRUN = 1.1  # Lightning's Timer stops a run that overshoots its plan by 10 %
 
 
-class TrainError(RuntimeError):
+class TrainError(WinnowError, RuntimeError):
     """Training can't start or resume; the message says why and what to do."""
 
 
