@@ -30,13 +30,13 @@ from PIL import Image, ImageDraw
 
 from bench_results import save_result
 from bench_series_bound import SERIES
-from winnow.audit import run_audit
-from winnow.cache import PixelCache
-from winnow.checks.near_duplicate import representatives
-from winnow.config import AuditConfig
-from winnow.duplicates import NearDuplicateSettings, candidate_pairs
-from winnow.manifest import read_manifest
-from winnow.similarity import DETAIL_COMPONENTS
+from winnow.audit.checks.near_duplicate import representatives
+from winnow.audit.config import AuditConfig
+from winnow.audit.neardup.search import NearDuplicateSettings, candidate_pairs
+from winnow.audit.neardup.similarity import DETAIL_COMPONENTS
+from winnow.audit.runner import run_audit
+from winnow.data.cache import PixelCache
+from winnow.data.manifest import read_manifest
 
 
 def _strip(path: str) -> str:
@@ -172,7 +172,7 @@ def _planted_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 def candidate_growth(sizes: tuple[int, ...] = (10_000, 100_000)) -> dict:
     """Time the candidate search on synthetic descriptors (with planted near copies)."""
-    from winnow.duplicates import Items
+    from winnow.audit.neardup.search import Items
 
     rng = np.random.default_rng(0)
     timings = {}

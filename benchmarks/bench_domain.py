@@ -1,7 +1,8 @@
 """Ablation of the out_of_domain check on the benchmark: which evidence finds the photographs.
 
-For each feature, each feature family, the learned representation (`winnow.denoiser`: the
-noise a denoiser trained on the benchmark's own detail crops finds) and the combinations:
+For each feature, each feature family, the learned representation
+(`winnow.audit.style.denoiser`: the noise a denoiser trained on the benchmark's own detail
+crops finds) and the combinations:
 AUROC of the score, and precision / recall at the automatic threshold (`tail_mixture`). For
 the combination, the decision rules are compared too (tail mixture, isolation forest,
 K-means split). A supervised model trained on the labels, on the same evidence, gives the
@@ -9,12 +10,12 @@ ceiling any unsupervised decision could reach. Drawings saved as JPEG are counte
 the share of them each score flags (ringing must not read as photographic noise). Ground
 truth is truth.json's `photos` (drawings judged by eye were excluded when it was built).
 
-The shipped decision lets copies share their style (`winnow.domain.shared_by_copies`,
+The shipped decision lets copies share their style (`winnow.audit.style.domain.shared_by_copies`,
 with the duplicate groups of the run's last audit): on this benchmark every drawing saved as
 JPEG is a planted copy of a PNG drawing, so that row's JPEG column measures the rule, not
 how the statistics read JPEG; the row above it (features alone) does.
 
-Both ways (`both_ways`): the shipped decision (`winnow.domain.verdict`, dominant style
+Both ways (`both_ways`): the shipped decision (`winnow.audit.style.domain.verdict`, dominant style
 detected) on subsets of the same images — the drawings alone and the photographs alone
 (a clean dataset: what it flags is lost for nothing), and the photographs with 3, 10 and
 20 % drawings mixed in (3 random draws each), where the drawings are out of domain.
@@ -41,10 +42,9 @@ import pandas as pd
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from bench_results import save_result
-from winnow.cache import PixelCache
-from winnow.config import AuditConfig
-from winnow.denoiser import fit_denoiser, noise_level, training_sample
-from winnow.domain import (
+from winnow.audit.config import AuditConfig
+from winnow.audit.style.denoiser import fit_denoiser, noise_level, training_sample
+from winnow.audit.style.domain import (
     Verdict,
     isolation_forest,
     kmeans_split,
@@ -53,8 +53,9 @@ from winnow.domain import (
     tail_mixture,
     verdict,
 )
-from winnow.manifest import cache_positions, longer_sides, read_manifest
-from winnow.photo_features import FAMILY_FEATURES, FEATURES, photo_like_features
+from winnow.audit.style.features import FAMILY_FEATURES, FEATURES, photo_like_features
+from winnow.data.cache import PixelCache
+from winnow.data.manifest import cache_positions, longer_sides, read_manifest
 
 
 def _row(
@@ -225,8 +226,8 @@ def jpeg_without_twins(
 
     from PIL import Image
 
-    from winnow.config import ScanConfig
-    from winnow.scan import scan
+    from winnow.data.config import ScanConfig
+    from winnow.data.scan import scan
 
     data_dir = Path(json.loads((run / "scan_summary.json").read_text())["data_dir"])
     alone = rows["duplicate_group"].isna() if "duplicate_group" in rows else True

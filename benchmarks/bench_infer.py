@@ -8,7 +8,7 @@ leakage check, model, scores) over the floor's.
 
 Both are timed 3 times, alternately, and the medians compared. Run it in a fresh process,
 as `make bench` does: like `winnow evaluate`, it lets torch's idle threads sleep (see
-winnow.inference.let_idle_threads_sleep), which only works before torch is imported.
+winnow.inference.load.let_idle_threads_sleep), which only works before torch is imported.
 
 Usage: python benchmarks/bench_infer.py WEIGHTS [--files 1000]
 """
@@ -28,10 +28,10 @@ from pathlib import Path
 from PIL import Image
 
 from bench_results import save_result
-from winnow.evaluate import evaluate
-from winnow.inference import let_idle_threads_sleep, load_model
-from winnow.onnx_export import export_onnx
-from winnow.predict import predict
+from winnow.evaluate.runner import evaluate
+from winnow.inference.load import let_idle_threads_sleep, load_model
+from winnow.inference.onnx import export_onnx
+from winnow.inference.predict import predict
 
 ROOT = Path(".bench")
 

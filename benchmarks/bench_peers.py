@@ -52,7 +52,7 @@ def peers_python() -> Path:
 
 
 def run_winnow(data: Path, tmp: Path) -> dict:
-    from winnow.manifest import read_manifest
+    from winnow.data.manifest import read_manifest
 
     run = tmp / "winnow-run"
     exe = winnow_exe()

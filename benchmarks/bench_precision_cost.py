@@ -31,8 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from bench_audit import _representatives, _strip, reported_pairs
 from bench_results import save_result
 from bench_series_bound import SERIES
-from winnow.cache import PixelCache
-from winnow.duplicates import (
+from winnow.audit.neardup.search import (
     Items,
     NearDuplicateSettings,
     Test,
@@ -40,8 +39,9 @@ from winnow.duplicates import (
     full_side_test,
     verification_tests,
 )
-from winnow.manifest import longer_sides, read_manifest
-from winnow.similarity import PairSimilarity, pair_similarity, verification_view
+from winnow.audit.neardup.similarity import PairSimilarity, pair_similarity, verification_view
+from winnow.data.cache import PixelCache
+from winnow.data.manifest import longer_sides, read_manifest
 
 COST_BUCKETS = (0, 2, 5, 10, 20)
 # every unknown pair of the session-19 audit judged by eye: same (the same picture),

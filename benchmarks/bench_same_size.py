@@ -25,10 +25,10 @@ import pandas as pd
 from PIL import Image, ImageEnhance
 
 from bench_results import save_result
-from winnow.audit import run_audit
-from winnow.config import AuditConfig
-from winnow.manifest import read_manifest
-from winnow.scan import scan
+from winnow.audit.config import AuditConfig
+from winnow.audit.runner import run_audit
+from winnow.data.manifest import read_manifest
+from winnow.data.scan import scan
 
 ROOT = Path(".bench")
 KINDS = {  # name: (file suffix, how the copy is made from the flattened original)

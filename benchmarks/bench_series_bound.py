@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from winnow.cache import PixelCache
-from winnow.checks.near_duplicate import representatives
-from winnow.duplicates import Items, full_side, series_score
-from winnow.manifest import read_manifest
-from winnow.similarity import verification_view
+from winnow.audit.checks.near_duplicate import representatives
+from winnow.audit.neardup.search import Items, full_side, series_score
+from winnow.audit.neardup.similarity import verification_view
+from winnow.data.cache import PixelCache
+from winnow.data.manifest import read_manifest
 
 SERIES = "stars__star_"  # openclipart's spirograph stars: 1,250 look-alikes
 

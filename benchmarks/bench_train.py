@@ -35,11 +35,12 @@ from PIL import Image
 
 from bench_results import save_result
 from venvs import venv_python
-from winnow.clean import export_clean, run_clean
-from winnow.config import TrainConfig
-from winnow.evaluate import evaluate
+from winnow.curate.clean import run_clean
+from winnow.curate.export import export_clean
+from winnow.curate.split import run_split
+from winnow.evaluate.runner import evaluate
 from winnow.models import create_model
-from winnow.split import run_split
+from winnow.training.config import TrainConfig
 from winnow.training.loop import train
 
 ROOT = Path(".bench")

@@ -22,7 +22,7 @@ import bench_train  # noqa: E402
 from bench_results import RESULTS, save_result  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
 from build_dataset import DATASET_VERSION, build  # noqa: E402
-from winnow.scan import scan  # noqa: E402
+from winnow.data.scan import scan  # noqa: E402
 
 ROOT = Path(".bench")
 

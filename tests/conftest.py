@@ -32,11 +32,11 @@ TINY_TRAIN = {
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> tuple[Path, Path]:
     """The demo dataset scanned, audited, cleaned and split: (data folder, run folder)."""
-    from winnow.audit import run_audit
-    from winnow.clean import run_clean
-    from winnow.demo import make_demo_dataset
-    from winnow.scan import scan
-    from winnow.split import run_split
+    from winnow.audit.runner import run_audit
+    from winnow.curate.clean import run_clean
+    from winnow.curate.split import run_split
+    from winnow.data.scan import scan
+    from winnow.workflows.demo import make_demo_dataset
 
     root = tmp_path_factory.mktemp("demo")
     make_demo_dataset(root / "data")
@@ -51,7 +51,7 @@ def demo_run(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def trained(demo_run) -> Path:
     """A tiny model trained for two epochs on the demo run: its training folder."""
-    from winnow.config import TrainConfig
+    from winnow.training.config import TrainConfig
     from winnow.training.loop import train
 
     _, run = demo_run

@@ -13,14 +13,11 @@ import pytest
 from PIL import Image
 
 from factory import brightened, card, spirograph
-from winnow.audit import order_checks, plan_checks, run_audit, validate_result
-from winnow.cache import PixelCache
-from winnow.checks import available_checks, get_checks
-from winnow.checks.base import AuditContext, Check, CheckResult
-from winnow.compare import CompareError, compare_pair
-from winnow.config import AuditConfig, ScanConfig
-from winnow.demo import illustration
-from winnow.duplicates import (
+from winnow.audit.checks import available_checks, get_checks
+from winnow.audit.checks.base import AuditContext, Check, CheckResult
+from winnow.audit.config import AuditConfig
+from winnow.audit.neardup.explain import CompareError, compare_pair
+from winnow.audit.neardup.search import (
     Items,
     NearDuplicateSettings,
     aspect_compatible,
@@ -29,8 +26,12 @@ from winnow.duplicates import (
     standing_out,
     verify_pairs,
 )
-from winnow.manifest import SCAN_SCHEMA, read_manifest
-from winnow.scan import scan
+from winnow.audit.runner import order_checks, plan_checks, run_audit, validate_result
+from winnow.data.cache import PixelCache
+from winnow.data.config import ScanConfig
+from winnow.data.manifest import SCAN_SCHEMA, read_manifest
+from winnow.data.scan import scan
+from winnow.workflows.demo import illustration
 
 FAST = ScanConfig(image_size=64, workers=1)
 
@@ -236,7 +237,7 @@ def test_a_failing_check_is_recorded_and_the_others_still_run(audited, monkeypat
     broken = Check("odd_size", "broken on purpose", ("status",), explode)
     real = get_checks()
     monkeypatch.setattr(
-        "winnow.audit.get_checks",
+        "winnow.audit.runner.get_checks",
         lambda names: [broken if c.name == "odd_size" else c for c in real],
     )
     # against the same test set, so the module's audited run keeps its leak table
@@ -268,8 +269,8 @@ def test_descriptors_are_in_row_order_whether_or_not_a_row_was_in_the_sample(
 ) -> None:
     """describe() keeps the projection sample's descriptors instead of computing them twice:
     every row must still get its own, in order, as if each were described on its own."""
-    import winnow.duplicates as duplicates
-    from winnow.similarity import descriptors
+    import winnow.audit.neardup.search as duplicates
+    from winnow.audit.neardup.similarity import descriptors
 
     _, run, _ = audited
     frame = read_manifest(run)
@@ -590,7 +591,7 @@ class _NamedThumbs:
 def test_report_leak_table_has_one_row_per_test_item_and_counts_what_it_leaves_out(
     monkeypatch,
 ) -> None:
-    from winnow import report
+    from winnow.audit import report
 
     monkeypatch.setattr(report, "MAX_LEAK_ITEMS", 2)
     monkeypatch.setattr(report, "MAX_LEAK_COPIES", 3)
@@ -616,7 +617,7 @@ def test_report_leak_table_has_one_row_per_test_item_and_counts_what_it_leaves_o
 
 
 def test_report_strips_count_the_pictures_they_do_not_show() -> None:
-    from winnow import report
+    from winnow.audit import report
 
     odd = pd.DataFrame(
         {

@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from winnow.audit import run_audit
-from winnow.checks.blank import ink
-from winnow.clean import CleanPolicy, decide
-from winnow.config import AuditConfig, ScanConfig
-from winnow.decode import detail_region
-from winnow.demo import illustration
-from winnow.manifest import read_manifest
-from winnow.scan import scan
+from winnow.audit.checks.blank import ink
+from winnow.audit.config import AuditConfig
+from winnow.audit.runner import run_audit
+from winnow.curate.clean import CleanPolicy, decide
+from winnow.data.config import ScanConfig
+from winnow.data.decode import detail_region
+from winnow.data.manifest import read_manifest
+from winnow.data.scan import scan
+from winnow.workflows.demo import illustration
 
 BLANK = {
     "a/empty.png",  # a transparent PNG with nothing on it

@@ -10,12 +10,14 @@ import pandas as pd
 import pytest
 
 from test_audit import write_dataset
-from winnow.audit import run_audit
-from winnow.clean import CleanError, CleanPolicy, decide, export_clean, run_clean
-from winnow.config import AuditConfig, ScanConfig
-from winnow.manifest import read_manifest
-from winnow.scan import scan
-from winnow.split import SplitError, assign_splits, run_split
+from winnow.audit.config import AuditConfig
+from winnow.audit.runner import run_audit
+from winnow.curate.clean import CleanError, CleanPolicy, decide, run_clean
+from winnow.curate.export import export_clean
+from winnow.curate.split import SplitError, assign_splits, run_split
+from winnow.data.config import ScanConfig
+from winnow.data.manifest import read_manifest
+from winnow.data.scan import scan
 
 
 @pytest.fixture(scope="module")

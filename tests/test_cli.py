@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from winnow.cli import BAD_FILES_SHOWN, app
-from winnow.demo import check_against_truth, describe_check
-from winnow.manifest import read_manifest
+from winnow.cli import app
+from winnow.cli.base import BAD_FILES_SHOWN
+from winnow.data.manifest import read_manifest
+from winnow.workflows.demo import check_against_truth, describe_check
 
 runner = CliRunner()
 
@@ -75,7 +76,7 @@ def test_an_image_folders_companion_files_do_not_hide_its_broken_images(tmp_path
     count the companions by extension; a file named like an image whose content is none
     (an HTML error page saved as .png) is a broken image, not a companion."""
     from factory import WRITERS, gradient, write_kind
-    from winnow.audit import run_audit
+    from winnow.audit.runner import run_audit
 
     data = tmp_path / "data"
     for i in range(3):

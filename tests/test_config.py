@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from winnow.config import AuditConfig, ConfigError, ScanConfig, build_config, load_config
+from winnow.audit.config import AuditConfig
+from winnow.config import ConfigError, build_config, load_config
+from winnow.data.config import ScanConfig
 
 
 def test_defaults_are_documented_values() -> None:

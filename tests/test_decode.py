@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from factory import KINDS, gradient, write_kind
-from winnow.config import ScanConfig
-from winnow.decode import decode_file, prepare_worker
-from winnow.scan import inspect_file
-from winnow.walk import FoundFile
+from winnow.data.config import ScanConfig
+from winnow.data.decode import decode_file, prepare_worker
+from winnow.data.scan import inspect_file
+from winnow.data.walk import FoundFile
 
 prepare_worker()
 

@@ -1,4 +1,5 @@
-"""winnow.denoiser: the representation the out_of_domain check learns on the dataset itself."""
+"""winnow.audit.style.denoiser: the representation the out_of_domain check learns on the
+dataset itself."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-import winnow.checks.out_of_domain as out_of_domain
-from winnow.audit import run_audit
-from winnow.config import AuditConfig, ScanConfig
-from winnow.demo import DRAWERS, illustration, photo_like
-from winnow.denoiser import fit_denoiser, noise_level, training_sample
-from winnow.manifest import read_manifest
-from winnow.scan import scan
+import winnow.audit.checks.out_of_domain as out_of_domain
+from winnow.audit.config import AuditConfig
+from winnow.audit.runner import run_audit
+from winnow.audit.style.denoiser import fit_denoiser, noise_level, training_sample
+from winnow.data.config import ScanConfig
+from winnow.data.manifest import read_manifest
+from winnow.data.scan import scan
+from winnow.workflows.demo import DRAWERS, illustration, photo_like
 
 WHITE = (255, 255, 255)
 STEPS = 1200  # enough for the tiny generated sets below (at 300 it has not learned yet)

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from factory import gradient
 from winnow.cli import app
-from winnow.evaluate import evaluate, write_outputs
-from winnow.inference import WeightsError, load_model
-from winnow.predict import predict
+from winnow.evaluate.runner import evaluate, write_outputs
+from winnow.inference.load import WeightsError, load_model
+from winnow.inference.predict import predict
 
 runner = CliRunner()
 
@@ -109,9 +109,9 @@ def test_evaluate_command_prints_the_classification_report(
 def test_evaluate_command_counts_the_bad_files_it_does_not_list(
     trained: Path, messy_test: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    import winnow.cli
+    import winnow.cli.evaluate
 
-    monkeypatch.setattr(winnow.cli, "BAD_FILES_SHOWN", 1)
+    monkeypatch.setattr(winnow.cli.evaluate, "BAD_FILES_SHOWN", 1)
     out = tmp_path / "e"
     result = runner.invoke(
         app, ["evaluate", "--data", str(messy_test), "--weights", str(trained), "--out", str(out)]
@@ -182,7 +182,7 @@ def test_onnx_export_matches_torch_and_predicts_without_torch(
     files = sorted((data / "test" / "house").glob("*.png"))
     code = (
         "import sys, json; sys.modules['torch'] = None; "
-        "from pathlib import Path; from winnow.predict import predict; "
+        "from pathlib import Path; from winnow.inference.predict import predict; "
         f"preds = predict([Path(p) for p in {list(map(str, files))!r}], Path({str(onnx_file)!r}));"
         "print(json.dumps([[p.labels, p.probabilities] for p in preds]))"
     )

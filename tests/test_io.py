@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from winnow.io import TEMP_SUFFIX, atomic_output, atomic_write_bytes, remove_temporaries
+from winnow.data.io import TEMP_SUFFIX, atomic_output, atomic_write_bytes, remove_temporaries
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

@@ -69,7 +69,7 @@ def test_models_command_lists_models_and_strategies() -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_inference_copy_folds_batch_norm_and_gives_the_same_outputs(name: str) -> None:
-    from winnow.inference import _fold_batch_norm
+    from winnow.inference.load import _fold_batch_norm
 
     torch.manual_seed(0)
     model = create_model(name, num_classes=5).train()
@@ -89,7 +89,7 @@ def test_inference_copy_folds_batch_norm_and_gives_the_same_outputs(name: str) -
 
 
 def test_a_model_that_cannot_be_traced_is_used_as_it_is() -> None:
-    from winnow.inference import _fold_batch_norm
+    from winnow.inference.load import _fold_batch_norm
 
     class Branchy(torch.nn.Module):  # data-dependent control flow defeats torch.fx
         def __init__(self) -> None:

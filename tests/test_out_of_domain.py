@@ -9,11 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from winnow.audit import run_audit
-from winnow.clean import CleanPolicy, decide
-from winnow.config import AuditConfig, ConfigError, ScanConfig, build_config
-from winnow.demo import DRAWERS, illustration, photo_like
-from winnow.domain import (
+from winnow.audit.config import AuditConfig
+from winnow.audit.runner import run_audit
+from winnow.audit.style.domain import (
     MIN_SEEDS,
     REFERENCE_MEDIANS,
     SEPARATED,
@@ -23,10 +21,14 @@ from winnow.domain import (
     tail_mixture,
     threshold,
 )
-from winnow.domain import verdict as style_verdict
-from winnow.manifest import read_manifest
-from winnow.photo_features import FEATURES, native_scale, photo_like_features
-from winnow.scan import scan
+from winnow.audit.style.domain import verdict as style_verdict
+from winnow.audit.style.features import FEATURES, native_scale, photo_like_features
+from winnow.config import ConfigError, build_config
+from winnow.curate.clean import CleanPolicy, decide
+from winnow.data.config import ScanConfig
+from winnow.data.manifest import read_manifest
+from winnow.data.scan import scan
+from winnow.workflows.demo import DRAWERS, illustration, photo_like
 
 SCAN = ScanConfig(image_size=64, workers=1)
 ONLY = AuditConfig(checks=["out_of_domain"])
@@ -147,7 +149,7 @@ def test_palette_spread_reads_flat_fills_and_survives_jpeg() -> None:
 def test_incoherence_reads_isotropic_detail_high_and_oriented_detail_low() -> None:
     """Weak-gradient incoherence: iid noise and photo-like texture are isotropic, hatching
     and a flat drawing's anti-aliased outlines are oriented."""
-    from winnow.photo_features import _statistics
+    from winnow.audit.style.features import _statistics
 
     rng = np.random.default_rng(0)
 
@@ -305,7 +307,7 @@ def test_dominant_style_setting_is_validated() -> None:
 
 
 def test_a_borderline_image_under_the_threshold_is_tagged_near_threshold_not_nan() -> None:
-    from winnow.report import _evidence_tag
+    from winnow.audit.report import _evidence_tag
 
     assert _evidence_tag("colour") == "colour"
     for missing in (np.nan, None, ""):
@@ -313,7 +315,7 @@ def test_a_borderline_image_under_the_threshold_is_tagged_near_threshold_not_nan
 
 
 def test_the_report_names_the_discriminants_largest_weights_each_way() -> None:
-    from winnow.report import _weights_text
+    from winnow.audit.report import _weights_text
 
     weights = {"palette_spread_native": 2.19, "colour_entropy_native": -1.35, "texture_half": 0.4}
     text = _weights_text(weights, "photo", shown=1)

@@ -20,16 +20,18 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from winnow.audit import run_audit
-from winnow.cache import PixelCache
-from winnow.clean import CleanError, _place, export_clean, export_plan, run_clean
+from winnow.audit.config import AuditConfig
+from winnow.audit.runner import run_audit
 from winnow.cli import app
-from winnow.config import AuditConfig, ScanConfig
-from winnow.labels import LabelError, check_label, label_problem
-from winnow.manifest import manifest_path, read_manifest, write_manifest
-from winnow.runlock import ManifestChangedError, RunBusyError, run_lock
-from winnow.scan import scan
-from winnow.split import run_split
+from winnow.curate.clean import CleanError, run_clean
+from winnow.curate.export import _place, export_clean, export_plan
+from winnow.curate.split import run_split
+from winnow.data.cache import PixelCache
+from winnow.data.config import ScanConfig
+from winnow.data.labels import LabelError, check_label, label_problem
+from winnow.data.lock import ManifestChangedError, RunBusyError, run_lock
+from winnow.data.manifest import manifest_path, read_manifest, write_manifest
+from winnow.data.scan import scan
 
 runner = CliRunner()
 FAST = ScanConfig(image_size=32, workers=1)
@@ -277,7 +279,7 @@ def _failing(check, action):
 def test_an_audit_does_not_write_over_a_manifest_replaced_under_it(
     small_run: Path, monkeypatch
 ) -> None:
-    import winnow.checks as checks
+    import winnow.audit.checks as checks
 
     replacement = read_manifest(small_run).iloc[:2]
 
@@ -294,7 +296,7 @@ def test_an_audit_does_not_write_over_a_manifest_replaced_under_it(
 
 
 def test_audit_exits_non_zero_when_a_check_failed(small_run: Path, monkeypatch) -> None:
-    import winnow.checks as checks
+    import winnow.audit.checks as checks
 
     patched = tuple(
         _failing(c, lambda context: None) if c.name == "odd_size" else c

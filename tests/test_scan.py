@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from factory import gradient
-from winnow.cache import PixelCache, existing_shards
-from winnow.config import ScanConfig
-from winnow.manifest import SCAN_SCHEMA, STATUSES, read_manifest, read_table
-from winnow.runlock import RunBusyError
-from winnow.scan import ScanError, scan
+from winnow.data.cache import PixelCache, existing_shards
+from winnow.data.config import ScanConfig
+from winnow.data.lock import RunBusyError
+from winnow.data.manifest import SCAN_SCHEMA, STATUSES, read_manifest, read_table
+from winnow.data.scan import ScanError, scan
 
 FAST = ScanConfig(image_size=32, workers=1)
 
@@ -204,11 +204,13 @@ def test_a_scan_killed_half_way_ends_correct_when_rerun(tmp_path: Path) -> None:
 
 
 def test_a_newer_decoder_decodes_everything_again(messy, tmp_path: Path, monkeypatch) -> None:
-    import winnow.decode
+    import winnow.data.config
 
     data, _ = messy
     run = tmp_path / "run"
     scan(data, run, FAST)
-    monkeypatch.setattr(winnow.decode, "DECODER_VERSION", winnow.decode.DECODER_VERSION + 1)
+    monkeypatch.setattr(
+        winnow.data.config, "DECODER_VERSION", winnow.data.config.DECODER_VERSION + 1
+    )
     assert scan(data, run, FAST).reused == 0
     assert scan(data, run, FAST).decoded == 0

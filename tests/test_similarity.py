@@ -1,4 +1,5 @@
-"""Pixel verification of near-duplicate pairs (winnow.similarity) on generated pictures.
+"""Pixel verification of near-duplicate pairs (winnow.audit.neardup.similarity) on generated
+pictures.
 
 Each case is a copy a crawl really produces, or a look-alike that is a different picture,
 checked against the thresholds the audit uses by default.
@@ -12,11 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
-import winnow.similarity as matrices
+import winnow.audit.neardup.similarity as matrices
 from factory import brightened, card, spirograph
-from winnow.config import AuditConfig, ScanConfig
-from winnow.decode import DRAFT_SIDE, decode_file, draft_reduces
-from winnow.similarity import (
+from winnow.audit.config import AuditConfig
+from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
     Projection,
@@ -29,6 +29,8 @@ from winnow.similarity import (
     same_size_change,
     verification_view,
 )
+from winnow.data.config import ScanConfig
+from winnow.data.decode import DRAFT_SIDE, decode_file, draft_reduces
 
 DEFAULTS = AuditConfig()
 

@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 
 from conftest import TINY_TRAIN
 from winnow.cli import app
-from winnow.config import ConfigError, TrainConfig, build_config
-from winnow.inference import load_model
-from winnow.manifest import read_manifest
+from winnow.config import ConfigError, build_config
+from winnow.data.manifest import read_manifest
+from winnow.inference.load import load_model
 from winnow.training.augment import BatchAugment
+from winnow.training.config import TrainConfig
 from winnow.training.data import select_rows
 from winnow.training.imbalance import STRATEGIES, SoftCrossEntropy
 from winnow.training.loop import TrainError, train
@@ -74,7 +75,7 @@ KILLER = textwrap.dedent(
     import lightning as L
     sys.path.insert(0, {tests!r})
     from conftest import TINY_TRAIN
-    from winnow.config import TrainConfig
+    from winnow.training.config import TrainConfig
     from winnow.training.loop import train
 
     class KillAt(L.Callback):  # a real SIGKILL after the given optimizer step

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from winnow.walk import WalkStats, iter_files
+from winnow.data.walk import WalkStats, iter_files
 
 
 def _touch(path: Path, data: bytes = b"x") -> None:

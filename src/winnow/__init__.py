@@ -1,6 +1,6 @@
 """winnow: turn a messy folder of labeled images into a trustworthy image classifier.
 
-Library first: each stage is a function (`winnow.scan.scan`, ...); the `winnow` command is
+Library first: each stage is a function (`winnow.data.scan.scan`, ...); the `winnow` command is
 a thin layer over them. Heavy modules are imported by the stage that needs them.
 """
 

@@ -1,5 +1,17 @@
-"""Training from scratch: data from the pixel cache, Lightning for the loop, our models.
+"""Stage 4, `winnow train`: from scratch, on the pixel cache, with Lightning for the loop.
 
-`winnow.training.train` is the library entry point of `winnow train`; importing this
-package does not import Lightning (that happens when a run starts).
+Modules: config (TrainConfig), data (rows and batches from the cache), imbalance,
+augment, module (the LightningModule), loop (the budget planner and the run), callbacks,
+report. Importing this package does not import Lightning (a run does).
 """
+
+from winnow.lazy import lazy_exports
+
+EXPORTS = {
+    "TrainConfig": "config",
+    "TrainError": "loop",
+    "TrainResult": "loop",
+    "train": "loop",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -12,7 +12,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from winnow.config import TrainConfig
+from winnow.training.config import TrainConfig
 
 
 class BatchAugment(nn.Module):

@@ -12,8 +12,8 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from winnow.data.io import atomic_write_bytes
 from winnow.errors import WinnowError
-from winnow.io import atomic_write_bytes
 
 
 class ResumeError(WinnowError):

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from winnow.cache import PixelCache
+from winnow.data.cache import PixelCache
+from winnow.data.manifest import cache_positions
 from winnow.errors import WinnowError
-from winnow.manifest import cache_positions
-from winnow.preprocess import resize_square
+from winnow.inference.preprocess import resize_square
 from winnow.training.imbalance import STRATEGIES
 
 LOAD_CHUNK = 2048

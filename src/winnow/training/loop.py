@@ -26,13 +26,14 @@ import pandas as pd
 import torch
 import yaml
 
-from winnow.cache import PixelCache
-from winnow.config import ConfigError, TrainConfig, build_config, dump_config
+from winnow.config import ConfigError, build_config, dump_config
+from winnow.data.cache import PixelCache
+from winnow.data.io import atomic_write_bytes
+from winnow.data.manifest import read_manifest
 from winnow.errors import WinnowError
-from winnow.io import atomic_write_bytes
-from winnow.manifest import read_manifest
+from winnow.inference.preprocess import Preprocessing, channel_stats
 from winnow.models import ModelError, get_spec
-from winnow.preprocess import Preprocessing, channel_stats
+from winnow.training.config import TrainConfig
 from winnow.training.data import (
     BatchStream,
     EvalBatches,

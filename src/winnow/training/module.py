@@ -9,9 +9,9 @@ import lightning as L
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from winnow.config import TrainConfig
 from winnow.models import create_model
 from winnow.training.augment import BatchAugment
+from winnow.training.config import TrainConfig
 from winnow.training.imbalance import STRATEGIES
 
 STEP_SEED_STRIDE = 1_000_003  # distinct global seeds per (epoch, batch)

@@ -7,16 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from winnow.config import TrainConfig, dump_config  # noqa: E402
-from winnow.inference import load_model  # noqa: E402
-from winnow.io import atomic_output, atomic_write_bytes  # noqa: E402
-from winnow.scoring import score  # noqa: E402
-from winnow.training.data import SplitRows  # noqa: E402
+from winnow.config import dump_config
+from winnow.data.io import atomic_output, atomic_write_bytes
+from winnow.evaluate.scoring import score
+from winnow.inference.load import load_model
+from winnow.training.config import TrainConfig
+from winnow.training.data import SplitRows
 
 
 def write_outputs(
@@ -70,7 +68,8 @@ def write_outputs(
 
 def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") -> None:
     epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     for ax, metric, label in zip(
         axes, ("loss", "acc", "macro_f1"), ("loss", "accuracy", "macro-F1"), strict=True
     ):
@@ -91,7 +90,6 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") ->
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
 
 
 def model_card(config, rows, plan, scores, best_epoch, run_dir) -> str:

@@ -1,0 +1,91 @@
+"""blank: images with (nearly) nothing drawn on them — one colour edge to edge.
+
+Crawled clipart holds renders that failed (a gradient or a filter the converter did not
+support comes out as an empty white page), transparent PNGs with nothing on them and
+single-colour swatches. They carry no information about their class, and because they are
+all alike they form the largest duplicate group of a dataset and land in every class.
+
+An image's *ink* is the fraction of its pixels that differ from its dominant colour (the
+per-channel median) by more than `blank_tolerance` grey levels in some channel. It is
+measured on both views the pixel cache holds, without their letterbox bars: the whole
+image resized to the cache size, and the detail crop at the image's own resolution where
+it has the most foreground (so a small mark on a large page, which shrinks below one pixel
+in the first view, still counts). An image is blank when both views have at most
+`blank_max_ink` ink.
+
+Extra columns:
+    blank_ink     the larger ink fraction of the two views (0 = one colour)
+    blank_colour  the dominant colour as #rrggbb
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.neardup.similarity import distance_from_dominant, image_region
+from winnow.data.decode import detail_region
+from winnow.data.manifest import cache_positions
+
+_CHUNK = 1024
+SCORE_SPAN = 10  # the score reaches 1 at this many times blank_max_ink
+
+
+def ink(region: np.ndarray, tolerance: float) -> tuple[float, np.ndarray]:
+    """(ink fraction, dominant colour) of one (h, w, 3) uint8 picture."""
+    distance, dominant = distance_from_dominant(region)
+    return float((distance > tolerance).mean()), dominant.astype(np.int16)
+
+
+def run(context: AuditContext) -> CheckResult:
+    settings = context.settings
+    columns = empty_columns(CHECK, context.frame)
+    columns["blank_ink"] = np.nan
+    columns["blank_colour"] = pd.Series(None, index=columns.index, dtype=object)
+    rows = ok_rows(context.frame)
+    rows = rows[rows["cache_shard"].notna()]
+    tolerance = settings.blank_tolerance
+    amount = np.zeros(len(rows))
+    colour = np.zeros((len(rows), 3), np.int16)
+    sizes = rows[["width", "height"]].to_numpy(dtype=np.int64)
+    for start in range(0, len(rows), _CHUNK):
+        where = cache_positions(rows.iloc[start : start + _CHUNK])
+        views, details = context.cache.take(*where), context.cache.take_detail(*where)
+        for offset, (view, detail) in enumerate(zip(views, details, strict=True)):
+            width, height = sizes[start + offset]
+            # only the picture counts: the letterbox bars are background, not ink
+            whole, colour[start + offset] = ink(image_region(view, width, height), tolerance)
+            part, _ = ink(detail_region(detail, width, height), tolerance)
+            amount[start + offset] = max(whole, part)
+    blank = amount <= settings.blank_max_ink
+    span = SCORE_SPAN * max(settings.blank_max_ink, 1e-6)
+    columns.loc[rows.index, CHECK.score_column] = np.clip(amount / span, 0, 1)
+    columns.loc[rows.index, CHECK.issue_column] = blank
+    columns[CHECK.issue_column] = columns[CHECK.issue_column].astype(bool)
+    columns.loc[rows.index, "blank_ink"] = amount
+    columns.loc[rows.index, "blank_colour"] = [
+        "#{:02x}{:02x}{:02x}".format(*c) for c in colour.tolist()
+    ]
+    flagged = rows[blank]
+    return CheckResult(
+        columns=columns,
+        summary={
+            "blank": int(blank.sum()),
+            "classes_with_blank": flagged["label"].astype(str).value_counts().to_dict(),
+            "max_ink": settings.blank_max_ink,
+            "tolerance": settings.blank_tolerance,
+        },
+    )
+
+
+CHECK = Check(
+    name="blank",
+    description=(
+        "Images of one colour with nothing drawn (failed renders, empty transparent PNGs): "
+        "at most blank_max_ink of the pixels differ from the dominant colour."
+    ),
+    needs=("status", "width", "height", "cache_shard", "cache_index", "label"),
+    run=run,
+    extra_columns=("blank_ink", "blank_colour"),
+)

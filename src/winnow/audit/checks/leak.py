@@ -1,0 +1,86 @@
+"""leak: training items whose exact or near copy is in the test set (`--against TEST`).
+
+Flags the training rows involved and lists every (test, train) pair in leaks.csv, so the
+F1 measured on that test set can be reported with and without the leaked items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.checks.near_duplicate import representatives, settings_of, shared_items
+from winnow.audit.neardup.search import candidate_pairs, describe, exact_keys, verify_pairs
+
+COLUMNS = ["test_path", "train_path", "kind", "similarity"]
+
+
+def run(context: AuditContext) -> CheckResult:
+    frame = context.frame
+    columns = empty_columns(CHECK, frame)
+    if context.against is None:
+        return CheckResult(columns=columns, summary={"ran": False, "why": "no --against set"})
+    test = ok_rows(context.against.frame)
+    train = ok_rows(frame)
+    rows: list[tuple[str, str, str, float]] = []
+
+    train_keys = exact_keys(train)
+    by_key = pd.Series(train.index, index=train_keys.to_numpy())
+    for test_row, key in zip(test.index, exact_keys(test), strict=True):
+        if key in by_key.index:
+            for train_row in np.atleast_1d(by_key.loc[key]):
+                rows.append((test.at[test_row, "path"], frame.at[train_row, "path"], "exact", 1.0))
+
+    reps, rep_of = representatives(frame)
+    if not reps.empty and not test.empty:
+        settings = settings_of(context)
+        train_items = shared_items(context, reps)
+        # the test set is projected as the training set is, so their descriptors compare
+        test_items = describe(test, context.against.cache, train_items.projection)
+        candidates = candidate_pairs(train_items, test_items, settings)
+        pairs, similarity = verify_pairs(test_items, train_items, candidates, settings)
+        copies = pd.Series(rep_of.index, index=rep_of.to_numpy())
+        for (t, r), s in zip(pairs.tolist(), similarity.tolist(), strict=True):
+            for train_row in np.atleast_1d(copies.loc[reps.index[r]]):
+                rows.append((test.iloc[t]["path"], frame.at[train_row, "path"], "near", s))
+
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = table.sort_values("similarity", ascending=False).drop_duplicates(
+        ["test_path", "train_path"]
+    )
+    path_to_row = pd.Series(frame.index, index=frame["path"].to_numpy())
+    best = table.groupby("train_path")["similarity"].max()
+    involved = path_to_row.loc[best.index].to_numpy()
+    columns.loc[involved, CHECK.score_column] = np.clip(1 - best.to_numpy(), 0, 1)
+    columns.loc[involved, CHECK.issue_column] = True
+    return CheckResult(
+        columns=columns,
+        tables={"leaks": table.sort_values(["test_path", "train_path"]).reset_index(drop=True)},
+        summary={
+            "ran": True,
+            "against": context.against.name,
+            "test_items": int(len(test)),
+            "leaked_test_items": int(table["test_path"].nunique()),
+            "training_items_involved": int(len(involved)),
+            "exact_pairs": int((table["kind"] == "exact").sum()),
+            "near_pairs": int((table["kind"] == "near").sum()),
+        },
+    )
+
+
+CHECK = Check(
+    name="leak",
+    description="Training items with an exact or near copy in the --against (test) set.",
+    needs=(
+        "status",
+        "path",
+        "sha256",
+        "pixel_sha256",
+        "width",
+        "height",
+        "cache_shard",
+        "cache_index",
+    ),
+    run=run,
+)

@@ -1,0 +1,119 @@
+"""`winnow clean`, `winnow export`, `winnow split`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from winnow.cli.base import command, console, fail, out
+
+
+@command(epilog="Example: winnow clean runs/exp1 --policy policy.yaml --decisions review.csv")
+def clean(
+    run: Annotated[Path, typer.Argument(help="An audited run folder.")],
+    policy: Annotated[Path | None, typer.Option(help="YAML cleaning policy.")] = None,
+    decisions: Annotated[
+        Path | None, typer.Option(help="CSV/YAML of path,keep[,label] decisions (override rules).")
+    ] = None,
+) -> None:
+    """Decide keep/drop for every file, with a reason, from a policy and your decisions."""
+    from winnow.curate.clean import CleanError, run_clean
+
+    try:
+        summary = run_clean(run, policy, decisions)
+    except CleanError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"kept {summary['kept']} of {summary['rows']} files; dropped {summary['dropped']}:")
+    for reason, count in summary["reasons"].items():
+        if reason != "kept":
+            out.print(f"  {reason:<24} {count}", highlight=False)
+    if summary["checks_not_applied"]:
+        console.print(
+            "[yellow]not applied[/] (the last audit did not run them, or they failed): "
+            f"{', '.join(summary['checks_not_applied'])}. What they would find is kept; "
+            f"run 'winnow audit {run}' to apply every check.",
+            soft_wrap=True,
+        )
+
+
+@command(
+    epilog="Example: winnow export runs/exp1 cleaned/ · "
+    "winnow export --weights runs/exp1/train/resnet18 --onnx model.onnx"
+)
+def export(
+    run: Annotated[Path | None, typer.Argument(help="A cleaned run folder.")] = None,
+    destination: Annotated[
+        Path | None, typer.Argument(help="New folder for the cleaned dataset.")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="A checkpoint (or training folder) to export.")
+    ] = None,
+    onnx: Annotated[Path | None, typer.Option(help="Write the model as ONNX here.")] = None,
+    copy: Annotated[
+        bool,
+        typer.Option(
+            "--copy",
+            help="Copy the files instead of hard-linking them. A hard link shares its bytes "
+            "with the file in the data folder: a tool that edits an exported file in place "
+            "edits the original too.",
+        ),
+    ] = False,
+) -> None:
+    """Export the cleaned dataset as DEST/<label>/<file>, or a model as ONNX (--weights --onnx)."""
+    if weights is not None or onnx is not None:
+        if weights is None or onnx is None:
+            raise fail("ONNX export needs both --weights MODEL and --onnx OUT.onnx.")
+        from winnow.inference.load import WeightsError
+        from winnow.inference.onnx import export_onnx
+
+        try:
+            result = export_onnx(weights, onnx)
+        except WeightsError as exc:
+            raise fail(str(exc)) from None
+        out.print(f"wrote {result.path} (dynamic batch; checked with batches of 1 and 7)")
+        out.print(f"max abs diff: {result.max_abs_diff:.3g}")
+        if result.max_abs_diff > 1e-4:
+            raise fail("ONNX and PyTorch disagree by more than 1e-4; do not use this file.")
+        return
+    if run is None or destination is None:
+        raise fail("Dataset export needs RUN and DEST (or use --weights/--onnx for a model).")
+    from winnow.curate.clean import CleanError
+    from winnow.curate.export import export_clean
+
+    try:
+        result = export_clean(run, destination, copy=copy)
+    except CleanError as exc:
+        raise fail(str(exc)) from None
+    out.print(
+        f"{result['files']} files in {result['destination']} ({result['hard_links']} hard "
+        f"links, {result['copies']} copies); {result['renamed']} renamed to stay unique; "
+        f"where each file went: {result['index']}",
+        soft_wrap=True,
+    )
+
+
+@command(epilog="Example: winnow split runs/exp1 --val 0.1 --test 0.1 --seed 0")
+def split(
+    run: Annotated[Path, typer.Argument(help="A cleaned run folder.")],
+    val: Annotated[float, typer.Option(help="Validation fraction.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Test fraction.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same split.")] = 0,
+) -> None:
+    """Stratified, group-aware split: duplicates never straddle train/val/test."""
+    from winnow.curate.clean import CleanError
+    from winnow.curate.split import SplitError, run_split
+
+    try:
+        summary = run_split(run, val, test, seed)
+    except (SplitError, CleanError) as exc:
+        raise fail(str(exc)) from None
+    out.print("split: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items())))
+    if summary["grouped_by"] != "duplicate_group":
+        console.print(
+            "[yellow]note:[/] the last audit did not group near duplicates, so only exact "
+            f"copies are kept in one split (by {summary['grouped_by']}); run 'winnow audit "
+            f"{run}' and 'winnow clean {run}' to keep near copies together too.",
+            soft_wrap=True,
+        )

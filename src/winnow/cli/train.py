@@ -1,0 +1,140 @@
+"""`winnow train`, `winnow models`, `winnow experiment`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from winnow.cli.base import command, fail, out
+
+
+@command(epilog="Example: winnow experiment grid.yaml")
+def experiment(
+    grid: Annotated[Path, typer.Argument(help="YAML: run, budget_minutes, base, grid.")],
+) -> None:
+    """Train every combination of a grid under one budget; compare them in one table."""
+    from winnow.config import ConfigError
+    from winnow.training.loop import TrainError
+    from winnow.workflows.experiment import run_grid
+
+    try:
+        paths = run_grid(grid, say=lambda m: out.print(m, soft_wrap=True, highlight=False))
+    except (ConfigError, TrainError) as exc:
+        raise fail(str(exc)) from None
+    out.print(paths["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
+    out.print(f"table: [bold]{paths['html'].resolve()}[/]", soft_wrap=True)
+
+
+def _parse_params(items: list[str] | None) -> dict:
+    """`--param width=32 --param stem=cifar` → {"width": 32, "stem": "cifar"} (YAML scalars)."""
+    import yaml
+
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--param needs KEY=VALUE, got {item!r}")
+        params[key.strip()] = yaml.safe_load(value)
+    return params
+
+
+@command(epilog="Example: winnow train runs/exp1 --model resnet18 --max-minutes 10")
+def train(
+    run: Annotated[
+        Path | None, typer.Argument(help="A split run folder (not needed with --resume).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model [simple_cnn].")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with training settings.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name under RUN/train/ [model].")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Time budget; the schedule fits it [10].")
+    ] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Epochs instead of a budget.")] = None,
+    imbalance: Annotated[
+        str | None,
+        typer.Option(help="Strategy [weighted_sampler]; 'winnow models' lists them all."),
+    ] = None,
+    augment: Annotated[str | None, typer.Option(help="none|basic|mix [basic].")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Training side in pixels [64].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed [0].")] = None,
+    cleaning: Annotated[
+        bool | None,
+        typer.Option("--cleaning/--no-cleaning", help="Train on cleaned rows only [on]."),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue RUN/train/NAME from its last.ckpt.")
+    ] = None,
+) -> None:
+    """Train a model from scratch on the split run → RUN/train/NAME (checkpoints, curves, card)."""
+    from winnow.config import ConfigError, load_config
+    from winnow.training.config import TrainConfig
+    from winnow.training.loop import TrainError
+    from winnow.training.loop import train as run_train
+
+    if resume is None and run is None:
+        raise fail("Give a RUN folder, or --resume RUN/train/NAME.")
+    overrides = dict(
+        model=model,
+        max_minutes=max_minutes,
+        max_epochs=max_epochs,
+        imbalance=imbalance,
+        augment=augment,
+        image_size=image_size,
+        seed=seed,
+        cleaning=cleaning,
+    )
+    if param:
+        overrides["model_params"] = _parse_params(param)
+    try:
+        settings = load_config(TrainConfig, config, overrides)
+        run_dir = run if run is not None else Path(resume).parent.parent
+        result = run_train(run_dir, settings, name=name, resume=resume, progress=True)
+    except (ConfigError, TrainError) as exc:
+        raise fail(str(exc)) from None
+    if not result.summary:
+        return
+    _print_train_summary(result)
+
+
+def _print_train_summary(result) -> None:
+    summary = result.summary
+    plan = summary["plan"]
+    out.print(
+        f"trained {summary['model']} for {summary['epochs']} epochs "
+        f"({plan['images_per_second']} images/s); best epoch {summary['best_epoch']}",
+        soft_wrap=True,
+    )
+    for split, scores in summary["scores"].items():
+        out.print(
+            f"  {split:<5} macro-F1 {scores['macro_f1']:.3f}  micro-F1 {scores['micro_f1']:.3f}"
+            f"  ({int(scores['report']['macro avg']['support'])} items)"
+        )
+    out.print(f"weights: [bold]{result.best.resolve()}[/]", soft_wrap=True)
+    out.print(f"curves:  {(result.out_dir / 'curves.png').resolve()}", soft_wrap=True)
+
+
+@command(name="models", epilog="Example: winnow models")
+def list_models() -> None:
+    """List the registered models, their parameters, and the imbalance strategies."""
+    from winnow.models import available_models, describe
+    from winnow.training.imbalance import STRATEGIES
+
+    table = Table(show_edge=False, title="models (winnow train --model NAME --param KEY=VALUE)")
+    for column in ("model", "family", "parameters (defaults)", "what it is"):
+        table.add_column(column, overflow="fold")
+    for spec in available_models().values():
+        table.add_row(spec.name, spec.family, describe(spec), spec.description)
+    out.print(table)
+    strategies = Table(show_edge=False, title="imbalance strategies (--imbalance NAME)")
+    strategies.add_column("strategy")
+    strategies.add_column("what it does", overflow="fold")
+    for key, strategy in STRATEGIES.items():
+        strategies.add_row(key, strategy.description)
+    out.print(strategies)

@@ -1,0 +1,196 @@
+"""`winnow clean`: decide `keep` and `reason` for every row from a readable policy,
+with human decisions overriding rules. `winnow.curate.export` materialises the result.
+
+Reasons (the `reason` column) are rule names a person can read:
+    kept                    no rule removed it
+    bad_file:<status>       not decodable (empty, truncated, ...)
+    unlabeled               not in a class folder
+    duplicate               a copy of the group's kept member (`duplicate_of` says which)
+    label_conflict:review   same picture under several labels; dropped until reviewed
+    leak                    a copy of a test item (would inflate test scores)
+    odd_size                tiny or extreme aspect (only if the policy drops them)
+    blank                   one colour, nothing drawn (a failed render, an empty PNG)
+    out_of_domain[:review]  e.g. a photograph in an illustration set (when that check ran)
+    review                  a person's decision from the decisions file
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from winnow.config import ConfigError, load_config
+from winnow.data.io import atomic_write_bytes
+from winnow.data.labels import check_label
+from winnow.data.lock import ManifestGuard, run_lock
+from winnow.data.manifest import manifest_path, missing_manifest, read_manifest, write_manifest
+from winnow.errors import WinnowError
+
+Action = Literal["drop", "review", "keep"]
+CLEAN_COLUMNS = ("keep", "reason", "duplicate_of", "final_label")
+
+
+class CleanPolicy(BaseModel):
+    """What `clean` does with each finding. `review` drops an item until a person decides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bad_files: Literal["drop"] = "drop"
+    duplicates: Literal["keep_one", "keep_all"] = "keep_one"
+    label_conflicts: Action = "review"
+    leaks: Action = "drop"
+    odd_sizes: Action = "keep"
+    blank: Action = "drop"
+    out_of_domain: Action = "drop"
+    out_of_domain_borderline: Action = "review"
+
+
+class CleanError(WinnowError, RuntimeError):
+    """Clean can't proceed; the message says what to run first or what to fix."""
+
+
+def read_decisions(path: Path) -> pd.DataFrame:
+    """A CSV or YAML list of {path, keep, label?}: a person's decisions, by path."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+            decisions = pd.DataFrame(data)
+        else:
+            decisions = pd.read_csv(path, dtype={"path": str, "label": str})
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise CleanError(f"Cannot read decisions file {path}: {exc}") from None
+    if "path" not in decisions or "keep" not in decisions:
+        raise CleanError(
+            f"Decisions file {path} needs columns 'path' and 'keep' (and optionally 'label')."
+        )
+    truthy = {"true", "1", "yes", "keep", "y"}
+    decisions["keep"] = decisions["keep"].map(lambda v: str(v).strip().lower() in truthy)
+    if "label" not in decisions:
+        decisions["label"] = None
+    for item, label in zip(decisions["path"], decisions["label"], strict=True):
+        if pd.notna(label):
+            check_label(label, f"{path} (the row of {item})")
+    return decisions[["path", "keep", "label"]]
+
+
+def decide(
+    frame: pd.DataFrame, policy: CleanPolicy, decisions: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The clean columns for `frame` (pure: returns new columns, never edits `frame`)."""
+    keep = pd.Series(True, index=frame.index)
+    reason = pd.Series("kept", index=frame.index, dtype=object)
+
+    def apply(mask: pd.Series, action: str, name: str) -> None:
+        mask = mask.fillna(False).astype(bool) & keep
+        if action == "keep":
+            return
+        keep[mask] = False
+        reason[mask] = name if action == "drop" else f"{name}:review"
+
+    bad = frame["status"] != "ok"
+    keep[bad] = False
+    reason[bad] = "bad_file:" + frame.loc[bad, "status"].astype(str)
+    reason[frame["status"] == "unlabeled"] = "unlabeled"
+
+    if "is_label_conflict_issue" in frame:
+        apply(frame["is_label_conflict_issue"], policy.label_conflicts, "label_conflict")
+    if "is_leak_issue" in frame:
+        apply(frame["is_leak_issue"], policy.leaks, "leak")
+    if "is_blank_issue" in frame:
+        apply(frame["is_blank_issue"], policy.blank, "blank")
+    if "is_out_of_domain_issue" in frame:
+        borderline = frame.get("out_of_domain_borderline", pd.Series(False, index=frame.index))
+        apply(
+            frame["is_out_of_domain_issue"] & ~borderline.fillna(False).astype(bool),
+            policy.out_of_domain,
+            "out_of_domain",
+        )
+        apply(
+            frame["is_out_of_domain_issue"] & borderline.fillna(False).astype(bool),
+            policy.out_of_domain_borderline,
+            "out_of_domain",
+        )
+    if "is_odd_size_issue" in frame:
+        apply(frame["is_odd_size_issue"], policy.odd_sizes, "odd_size")
+
+    duplicate_of = pd.Series(None, index=frame.index, dtype=object)
+    if policy.duplicates == "keep_one" and "duplicate_group" in frame:
+        grouped = frame[frame["duplicate_group"].notna() & keep]
+        for _, members in grouped.groupby("duplicate_group"):
+            keeper = members.sort_values("duplicate_keep", ascending=False).index[0]
+            others = members.index.drop(keeper)
+            keep[others] = False
+            reason[others] = "duplicate"
+            duplicate_of[others] = frame.at[keeper, "path"]
+
+    final_label = frame["label"].astype(object).copy()
+    if decisions is not None and len(decisions):
+        index_of = pd.Series(frame.index, index=frame["path"].to_numpy())
+        unknown = sorted(set(decisions["path"]) - set(index_of.index))
+        if unknown:
+            raise CleanError(f"Decisions name paths not in the manifest: {unknown[:5]}")
+        rows = index_of.loc[decisions["path"].to_numpy()].to_numpy()
+        decided_keep = decisions["keep"].to_numpy(bool)
+        keep[rows] = decided_keep & (frame.loc[rows, "status"] == "ok").to_numpy()
+        reason[rows] = "review"
+        relabel = decisions["label"].notna().to_numpy()
+        final_label[rows[relabel]] = decisions["label"].to_numpy()[relabel]
+    return pd.DataFrame(
+        {"keep": keep, "reason": reason, "duplicate_of": duplicate_of, "final_label": final_label}
+    )
+
+
+def run_clean(
+    run_dir: Path, policy_path: Path | None = None, decisions_path: Path | None = None
+) -> dict:
+    """Set `keep`, `reason`, `duplicate_of` and `final_label` in RUN's manifest from the
+    policy and the decisions; RUN's write lock is held from the first read to the write."""
+    run_dir = Path(run_dir)
+    if not manifest_path(run_dir).exists():
+        raise CleanError(missing_manifest(run_dir))
+    with run_lock(run_dir, "clean"):
+        return _run_clean(run_dir, policy_path, decisions_path)
+
+
+def _run_clean(run_dir: Path, policy_path: Path | None, decisions_path: Path | None) -> dict:
+    guard = ManifestGuard.of(manifest_path(run_dir))
+    frame = read_manifest(run_dir)
+    if not (run_dir / "audit" / "summary.json").exists():
+        raise CleanError(f"{run_dir} has not been audited. Run 'winnow audit {run_dir}' first.")
+    from winnow.audit.checks import available_checks
+
+    audited = json.loads((run_dir / "audit" / "summary.json").read_text())["checks"]
+    failed = [name for name, info in audited.items() if info["status"] != "ok"]
+    # a check the last audit did not run (`--checks` chose others) has no columns, so what it
+    # would find is kept: said in the summary and by `winnow clean`, never silently
+    not_run = [name for name in available_checks() if name not in audited]
+    try:
+        policy = load_config(CleanPolicy, policy_path, {})
+    except ConfigError as exc:
+        raise CleanError(str(exc)) from None
+    decisions = read_decisions(decisions_path) if decisions_path else None
+    frame = frame.drop(columns=[c for c in (*CLEAN_COLUMNS, "split") if c in frame])
+    cleaned = pd.concat([frame, decide(frame, policy, decisions)], axis=1)
+    write_manifest(run_dir, cleaned, guard)
+    summary = {
+        "policy": policy.model_dump(),
+        "checks_not_applied": failed + not_run,
+        "checks_failed": failed,
+        "checks_not_run": not_run,
+        "decisions": str(decisions_path) if decisions_path else None,
+        "rows": int(len(cleaned)),
+        "kept": int(cleaned["keep"].sum()),
+        "dropped": int((~cleaned["keep"]).sum()),
+        "reasons": cleaned["reason"].value_counts().to_dict(),
+        "kept_per_class": cleaned[cleaned["keep"]]["final_label"].value_counts().to_dict(),
+    }
+    atomic_write_bytes(
+        run_dir / "clean_summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode()
+    )
+    return summary

@@ -1,0 +1,112 @@
+"""`winnow predict PATHS... --weights MODEL`: top-k labels per image, `uncertain` below a
+confidence threshold, as CSV. With an `.onnx` model torch is never imported."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from winnow.data.config import ScanConfig
+from winnow.data.decode import IMAGE_SUFFIXES, Decoded, decode_file, prepare_worker
+from winnow.data.io import atomic_write_bytes
+from winnow.inference.load import LoadedModel, load_model
+
+
+@dataclass
+class Prediction:
+    path: str
+    status: str  # ok, or why the file could not be read
+    labels: list[str]
+    probabilities: list[float]
+    uncertain: bool
+    error: str | None = None
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; folders are walked for image files (sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def decode_path(path: Path, config: ScanConfig) -> Decoded:
+    """One file → pixels, or a status and a reason (a missing file is `missing`)."""
+    if not Path(path).exists():
+        return Decoded("missing", "no such file")
+    return decode_file(str(path), config)
+
+
+def predict(
+    paths: list[Path],
+    weights: Path | LoadedModel,
+    threshold: float = 0.0,
+    top_k: int = 3,
+    batch_size: int = 64,
+) -> list[Prediction]:
+    loaded = weights if isinstance(weights, LoadedModel) else load_model(Path(weights))
+    prepare_worker()
+    config = loaded.scan_config()
+    top_k = max(1, min(top_k, len(loaded.classes)))
+    results: list[Prediction] = []
+    files = expand_paths(paths)
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        decoded = [decode_path(p, config) for p in chunk]
+        good = [i for i, d in enumerate(decoded) if d.pixels is not None]
+        probabilities = (
+            loaded.probabilities(np.stack([decoded[i].pixels for i in good])) if good else []
+        )
+        by_index = dict(zip(good, probabilities, strict=True))
+        for i, path in enumerate(chunk):
+            if i not in by_index:
+                d = decoded[i]
+                results.append(Prediction(str(path), d.status, [], [], True, d.error))
+                continue
+            probs = by_index[i]
+            top = np.argsort(-probs)[:top_k]
+            results.append(
+                Prediction(
+                    str(path),
+                    "ok",
+                    [loaded.classes[j] for j in top],
+                    [float(probs[j]) for j in top],
+                    uncertain=bool(probs[top[0]] < threshold),
+                )
+            )
+    return results
+
+
+def to_csv(predictions: list[Prediction], top_k: int) -> str:
+    buffer = io.StringIO()
+    header = ["path", "status", "prediction", "confidence", "uncertain"]
+    for k in range(2, top_k + 1):
+        header += [f"label_{k}", f"probability_{k}"]
+    header.append("error")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for p in predictions:
+        row = [p.path, p.status, p.labels[0] if p.labels else "", "", p.uncertain]
+        row[3] = f"{p.probabilities[0]:.4f}" if p.probabilities else ""
+        for k in range(1, top_k):
+            has = k < len(p.labels)
+            row += [p.labels[k] if has else "", f"{p.probabilities[k]:.4f}" if has else ""]
+        row.append(p.error or "")
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def write_csv(predictions: list[Prediction], top_k: int, out: Path) -> None:
+    atomic_write_bytes(Path(out), to_csv(predictions, top_k).encode("utf-8"))
