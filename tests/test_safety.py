@@ -348,3 +348,62 @@ def test_resume_never_runs_code_from_a_crafted_checkpoint(trained: Path, tmp_pat
     )
     assert result.returncode == 2 and "cannot be resumed from" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ a newcomer's first edges
+
+
+def test_help_shows_every_text_default(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    scan_help = runner.invoke(app, ["scan", "--help"]).output
+    for default in ("(default: white)", "(default: 128)", "(default: all cores)"):
+        assert default in scan_help
+    train_help = runner.invoke(app, ["train", "--help"]).output
+    assert "(default: weighted_sampler)" in train_help and "(default: basic)" in train_help
+
+
+def test_version() -> None:
+    import winnow
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"winnow {winnow.__version__}"
+
+
+def test_near_duplicates_on_fewer_images_than_neighbours(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for i, label in enumerate(["cat", "cat", "dog", "dog", "dog"]):
+        _picture(data / label / f"{i}.png", (60 * (i % 3), 90, 200), i)
+    run = tmp_path / "run"
+    scan(data, run, FAST)
+    summary = run_audit(run, AuditConfig(checks=["exact_duplicate", "near_duplicate"]))
+    assert summary["checks"]["near_duplicate"]["status"] == "ok"
+    one = tmp_path / "one"
+    _picture(one / "cat" / "0.png", (10, 10, 10), 0)
+    scan(one, tmp_path / "run1", FAST)
+    summary = run_audit(
+        tmp_path / "run1", AuditConfig(checks=["exact_duplicate", "near_duplicate"])
+    )
+    assert summary["checks"]["near_duplicate"]["status"] == "ok"
+
+
+def test_split_says_what_to_run_first(tmp_path: Path, small_run: Path) -> None:
+    result = runner.invoke(app, ["split", str(tmp_path / "never-scanned")])
+    assert result.exit_code == 2 and "winnow scan" in result.output
+    assert "Traceback" not in result.output
+    run_audit(small_run, QUICK_AUDIT)  # a re-audit replaces the clean's columns
+    result = runner.invoke(app, ["split", str(small_run)])
+    assert result.exit_code == 2 and "changed since the last clean" in result.output
+
+
+def test_weights_errors_say_what_the_file_is(tmp_path: Path) -> None:
+    picture = tmp_path / "model.png"
+    _picture(picture, (1, 2, 3), 0)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 255, 4096, np.uint8).tobytes())
+    zipped = tmp_path / "bad.ckpt"
+    zipped.write_bytes(b"PK\x03\x04 not really a zip")
+    for weights, says in ((picture, "a PNG image"), (junk, "no format"), (zipped, "safely")):
+        result = runner.invoke(app, ["predict", str(picture), "--weights", str(weights)])
+        assert result.exit_code == 2 and says in result.output, result.output
+        assert "weights_only" not in result.output and "Traceback" not in result.output
+        assert "Weights are a best.ckpt" in result.output

@@ -21,8 +21,8 @@ def audit(
     checks: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated checks to run [all]. The earlier audit's other results are "
-            "kept; checks that read what these make run again."
+            help="Comma-separated checks to run (default: all). The earlier audit's other "
+            "results are kept; checks that read what these make run again."
         ),
     ] = None,
 ) -> None:
@@ -85,7 +85,9 @@ def compare(
     ] = False,
     config: Annotated[
         Path | None,
-        typer.Option(help="YAML with audit settings [the latest audit's].", show_default=False),
+        typer.Option(
+            help="YAML with audit settings (default: the latest audit's).", show_default=False
+        ),
     ] = None,
     against: Annotated[
         Path | None,

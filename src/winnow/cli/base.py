@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="winnow",
@@ -29,7 +30,7 @@ BAD_FILES_SHOWN = 15
 
 
 def fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=False, highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     return typer.Exit(code=2)
 
 
@@ -51,10 +52,24 @@ def command(*args: Any, **kwargs: Any) -> Callable:
     return register
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from winnow import __version__
+
+        out.print(f"winnow {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log what the library does.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     logging.basicConfig(

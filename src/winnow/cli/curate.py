@@ -15,7 +15,10 @@ def clean(
     run: Annotated[Path, typer.Argument(help="An audited run folder.")],
     policy: Annotated[Path | None, typer.Option(help="YAML cleaning policy.")] = None,
     decisions: Annotated[
-        Path | None, typer.Option(help="CSV/YAML of path,keep[,label] decisions (override rules).")
+        Path | None,
+        typer.Option(
+            help="CSV/YAML of decisions, columns path,keep and optionally label (override rules)."
+        ),
     ] = None,
 ) -> None:
     """Decide keep/drop for every file, with a reason, from a policy and your decisions."""

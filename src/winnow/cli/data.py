@@ -16,16 +16,19 @@ def scan(
     data: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (RUN).")],
     config: Annotated[Path | None, typer.Option(help="YAML with scan settings.")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Pixel-cache side [128].")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Pixel-cache side (default: 128).")] = None,
     background: Annotated[
-        str | None, typer.Option(help="Colour under transparent pixels [white].")
+        str | None, typer.Option(help="Colour under transparent pixels (default: white).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Decode processes [all cores].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Decode processes (default: all cores).")
+    ] = None,
     max_pixels: Annotated[
-        int | None, typer.Option(help="Refuse images above this many pixels [1e9].")
+        int | None, typer.Option(help="Refuse images above this many pixels (default: 1e9).")
     ] = None,
     decode_memory_mb: Annotated[
-        int | None, typer.Option(help="Largest in-memory decode; bigger ones stream [256].")
+        int | None,
+        typer.Option(help="Largest in-memory decode; bigger ones stream (default: 256)."),
     ] = None,
 ) -> None:
     """Read every file once: facts, hashes, bad-file reasons, pixel cache → RUN/manifest.parquet."""

@@ -17,9 +17,11 @@ def evaluate(
     weights: Annotated[Path, typer.Option(help="best.ckpt, a training folder, or an .onnx file.")],
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Where to write the report [next to weights]."),
+        typer.Option("--out", "-o", help="Where to write the report (default: next to weights)."),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Decode processes [all cores].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Decode processes (default: all cores).")
+    ] = None,
     explain: Annotated[
         int, typer.Option(help="Grad-CAM overlays for this many mistakes (0 = none).")
     ] = 24,
@@ -98,7 +100,9 @@ def predict(
         float, typer.Option(help="Below this confidence a prediction is marked uncertain.")
     ] = 0.0,
     top_k: Annotated[int, typer.Option(help="Labels per image.")] = 3,
-    out_csv: Annotated[Path | None, typer.Option("--out", "-o", help="CSV file [stdout].")] = None,
+    out_csv: Annotated[
+        Path | None, typer.Option("--out", "-o", help="CSV file (default: stdout).")
+    ] = None,
 ) -> None:
     """Predict labels for images → CSV (path, top-k labels and probabilities, uncertain)."""
     from winnow.inference.load import WeightsError

@@ -46,27 +46,33 @@ def train(
     run: Annotated[
         Path | None, typer.Argument(help="A split run folder (not needed with --resume).")
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Registered model [simple_cnn].")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Registered model (default: simple_cnn).")
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with training settings.")] = None,
-    name: Annotated[str | None, typer.Option(help="Run name under RUN/train/ [model].")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run name under RUN/train/ (default: model).")
+    ] = None,
     max_minutes: Annotated[
-        float | None, typer.Option(help="Time budget; the schedule fits it [10].")
+        float | None, typer.Option(help="Time budget; the schedule fits it (default: 10).")
     ] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Epochs instead of a budget.")] = None,
     imbalance: Annotated[
         str | None,
-        typer.Option(help="Strategy [weighted_sampler]; 'winnow models' lists them all."),
+        typer.Option(help="Strategy (default: weighted_sampler); 'winnow models' lists them all."),
     ] = None,
-    augment: Annotated[str | None, typer.Option(help="none|basic|mix [basic].")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Training side in pixels [64].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed [0].")] = None,
+    augment: Annotated[str | None, typer.Option(help="none|basic|mix (default: basic).")] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Training side in pixels (default: 64).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: 0).")] = None,
     cleaning: Annotated[
         bool | None,
-        typer.Option("--cleaning/--no-cleaning", help="Train on cleaned rows only [on]."),
+        typer.Option("--cleaning/--no-cleaning", help="Train on cleaned rows only (default: on)."),
     ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue RUN/train/NAME from its last.ckpt.")

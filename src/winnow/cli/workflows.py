@@ -28,8 +28,12 @@ def run(
         Path | None, typer.Option(help="Test folder: checked for leaks, then scored.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with training settings.")] = None,
-    model: Annotated[str | None, typer.Option(help="Registered model [simple_cnn].")] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="Training budget [10].")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Registered model (default: simple_cnn).")
+    ] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Training budget (default: 10).")
+    ] = None,
 ) -> None:
     """The whole pipeline: scan → audit → clean → split → train → evaluate → RUN/index.html."""
     from winnow.config import ConfigError, load_config

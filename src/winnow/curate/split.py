@@ -86,6 +86,11 @@ def _run_split(run_dir: Path, val: float, test: float, seed: int) -> dict:
     guard = ManifestGuard.of(manifest_path(run_dir))
     frame = read_manifest(run_dir)
     if "keep" not in frame:
+        if (run_dir / "clean_summary.json").exists():
+            raise SplitError(
+                f"The audit of {run_dir} changed since the last clean (an audit replaces the "
+                f"clean's decisions). Run 'winnow clean {run_dir}' again, then split."
+            )
         raise SplitError(f"{run_dir} has not been cleaned. Run 'winnow clean {run_dir}' first.")
     frame = frame.drop(columns=[c for c in ("split",) if c in frame])
     # every member of a duplicate group shares a split, dropped copies included

@@ -174,6 +174,18 @@ def _known_signature(head: bytes) -> str | None:
     return next((name for magic, name in _SIGNATURES.items() if head.startswith(magic)), None)
 
 
+def describe_content(head: bytes) -> str:
+    """What a file's first bytes say it is, in words: 'a PNG image', or why it is none."""
+    if not head:
+        return "an empty file"
+    known = _known_signature(head)
+    if known is not None:
+        return f"a {known} image"
+    reason = _not_an_image(head)
+    kind = reason.partition(": ")[2]
+    return kind or "data of no format winnow knows"
+
+
 def _not_an_image(head: bytes) -> str:
     """Why a file is not an image, in words a user can act on: what its first bytes look
     like (an SVG drawing to render, an HTML page a crawler saved instead of the picture,

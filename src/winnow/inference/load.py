@@ -107,13 +107,36 @@ def load_model(path: Path) -> LoadedModel:
     return _load_checkpoint(path)
 
 
+WEIGHTS_HINT = (
+    "Weights are a best.ckpt or last.ckpt written by 'winnow train', the training folder "
+    "that holds them (RUN/train/NAME), or an .onnx file written by 'winnow export'."
+)
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     import torch
 
     try:
+        with open(path, "rb") as handle:
+            head = handle.read(1024)
+    except OSError as exc:
+        raise WeightsError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a pickle
+        from winnow.data.decode import describe_content
+
+        raise WeightsError(
+            f"{path} is not a readable PyTorch checkpoint (its content is {describe_content(head)}). "
+            f"{WEIGHTS_HINT}"
+        )
+    try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise WeightsError(f"{path} is not a readable PyTorch checkpoint: {exc}") from None
+    except Exception:  # noqa: BLE001 - torch raises many types for a bad file
+        # torch's own message advises loading with weights_only=False: never echoed
+        raise WeightsError(
+            f"{path} looks like a PyTorch file but cannot be loaded safely: it is damaged, "
+            "or holds objects other than tensors and plain values (winnow never runs code "
+            f"from a weights file). {WEIGHTS_HINT}"
+        ) from None
     if not isinstance(checkpoint, dict) or "winnow" not in checkpoint:
         raise WeightsError(
             f"{path} was not written by 'winnow train' (no model description inside)."

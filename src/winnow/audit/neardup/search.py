@@ -170,7 +170,11 @@ def candidate_pairs(
     """
     same = queries is None
     queries = base if queries is None else queries
-    k = settings.neighbours + (1 if same else 0)
+    # one k for both searches and for the query ids: a folder smaller than the neighbour
+    # count searches all of it
+    k = min(settings.neighbours + (1 if same else 0), len(base.coarse))
+    if k == 0 or not len(queries.coarse):
+        return np.empty((0, 2), dtype=np.int64)
     found = [
         _neighbours(base.coarse, queries.coarse, k, settings.exact_index_limit),
         _neighbours(base.detail, queries.detail, k, settings.exact_index_limit),
