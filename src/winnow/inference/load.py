@@ -125,8 +125,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         from winnow.data.decode import describe_content
 
         raise WeightsError(
-            f"{path} is not a readable PyTorch checkpoint (its content is {describe_content(head)}). "
-            f"{WEIGHTS_HINT}"
+            f"{path} is not a readable PyTorch checkpoint (its content is "
+            f"{describe_content(head)}). {WEIGHTS_HINT}"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
