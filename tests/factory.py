@@ -6,7 +6,9 @@ the status `winnow scan` must give it. Everything is generated: no network, no d
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -232,3 +234,16 @@ def card(pip: str = "club") -> Image.Image:
         pip_at(x, y, r)
     pip_at(90, 130, 14)
     return image
+
+
+def fingerprint(root: Path) -> dict[str, tuple]:
+    """Every entry under root: inode, link count, mode, size, mtime and content digest."""
+    state = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+            key = str(path.relative_to(root))
+            state[key] = (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, digest)
+    return state

@@ -6,7 +6,6 @@ change recovers, every manifest writer holds RUN's lock, labels are folder names
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import multiprocessing
 import os
 import signal
@@ -20,6 +19,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from factory import fingerprint
 from winnow.audit.config import AuditConfig
 from winnow.audit.runner import run_audit
 from winnow.cli import app
@@ -36,19 +36,6 @@ from winnow.data.scan import scan
 runner = CliRunner()
 FAST = ScanConfig(image_size=32, workers=1)
 QUICK_AUDIT = AuditConfig(checks=["exact_duplicate", "odd_size"])
-
-
-def fingerprint(root: Path) -> dict[str, tuple]:
-    """Every entry under root: inode, link count, mode, size, mtime and content digest."""
-    state = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder) / name
-            st = path.lstat()
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-            key = str(path.relative_to(root))
-            state[key] = (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, digest)
-    return state
 
 
 def _picture(path: Path, colour: tuple[int, int, int], mark: int) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from factory import gradient
+from factory import fingerprint, gradient
 from winnow.data.cache import PixelCache, existing_shards
 from winnow.data.config import ScanConfig
 from winnow.data.lock import RunBusyError
@@ -19,18 +19,6 @@ from winnow.data.manifest import SCAN_SCHEMA, STATUSES, read_manifest, read_tabl
 from winnow.data.scan import ScanError, scan
 
 FAST = ScanConfig(image_size=32, workers=1)
-
-
-def _snapshot(root: Path) -> dict[str, tuple]:
-    """Every entry under root with its bytes, mode and mtime (folders included)."""
-    state = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder) / name
-            st = path.lstat()
-            content = path.read_bytes() if path.is_file() else b""
-            state[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, st.st_size, content)
-    return state
 
 
 def test_manifest_contract(messy, tmp_path: Path) -> None:
@@ -60,10 +48,10 @@ def test_manifest_contract(messy, tmp_path: Path) -> None:
 
 def test_source_folder_is_never_written(messy, tmp_path: Path) -> None:
     data, _ = messy
-    before = _snapshot(data)
+    before = fingerprint(data)
     scan(data, tmp_path / "run", ScanConfig(image_size=32, workers=2))
     scan(data, tmp_path / "run", ScanConfig(image_size=32, workers=2))
-    assert _snapshot(data) == before
+    assert fingerprint(data) == before
 
 
 def test_run_folder_inside_data_is_refused(messy) -> None:
