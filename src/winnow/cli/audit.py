@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from winnow.cli.base import command, console, fail, out, with_progress
+from winnow.cli.base import command, console, out, with_progress
 
 
 @command(epilog="Example: winnow audit runs/exp1 --against data/test")
@@ -28,15 +28,12 @@ def audit(
 ) -> None:
     """Run the data checks (duplicates, label conflicts, leaks, sizes…) → RUN/audit/report.html."""
     from winnow.audit.config import AuditConfig
-    from winnow.audit.runner import AuditError, run_audit
-    from winnow.config import ConfigError, load_config
+    from winnow.audit.runner import run_audit
+    from winnow.config import load_config
 
-    try:
-        names = [c.strip() for c in checks.split(",")] if checks else None
-        settings = load_config(AuditConfig, config, {"checks": names})
-        summary = with_progress(lambda cb: run_audit(run, settings, against, on_progress=cb))
-    except (ConfigError, AuditError) as exc:
-        raise fail(str(exc)) from None
+    names = [c.strip() for c in checks.split(",")] if checks else None
+    settings = load_config(AuditConfig, config, {"checks": names})
+    summary = with_progress(lambda cb: run_audit(run, settings, against, on_progress=cb))
     _print_audit_summary(summary)
     failed = [name for name, info in summary["checks"].items() if info["status"] == "failed"]
     if failed:
@@ -100,13 +97,9 @@ def compare(
 ) -> None:
     """Why two pictures are, or are not, reported as near copies (or, with --against, as a
     leak): each stage of the near-duplicate check with its value and limit."""
-    from winnow.audit.neardup.explain import CompareError, compare_pair
-    from winnow.config import ConfigError
+    from winnow.audit.neardup.explain import compare_pair
 
-    try:
-        result = compare_pair(run, first, second, config, search, against)
-    except (CompareError, ConfigError) as exc:
-        raise fail(str(exc)) from None
+    result = compare_pair(run, first, second, config, search, against)
     out.print(f"[bold]{result.paths[0]}[/]  vs  [bold]{result.paths[1]}[/]", soft_wrap=True)
     table = Table(show_edge=False)
     for column in ("stage / setting", "result", "value", "limit"):

@@ -22,12 +22,9 @@ def clean(
     ] = None,
 ) -> None:
     """Decide keep/drop for every file, with a reason, from a policy and your decisions."""
-    from winnow.curate.clean import CleanError, run_clean
+    from winnow.curate.clean import run_clean
 
-    try:
-        summary = run_clean(run, policy, decisions)
-    except CleanError as exc:
-        raise fail(str(exc)) from None
+    summary = run_clean(run, policy, decisions)
     out.print(f"kept {summary['kept']} of {summary['rows']} files; dropped {summary['dropped']}:")
     for reason, count in summary["reasons"].items():
         if reason != "kept":
@@ -68,13 +65,9 @@ def export(
     if weights is not None or onnx is not None:
         if weights is None or onnx is None:
             raise fail("ONNX export needs both --weights MODEL and --onnx OUT.onnx.")
-        from winnow.inference.load import WeightsError
         from winnow.inference.onnx import export_onnx
 
-        try:
-            result = export_onnx(weights, onnx)
-        except WeightsError as exc:
-            raise fail(str(exc)) from None
+        result = export_onnx(weights, onnx)
         out.print(f"wrote {result.path} (dynamic batch; checked with batches of 1 and 7)")
         out.print(f"max abs diff: {result.max_abs_diff:.3g}")
         if result.max_abs_diff > 1e-4:
@@ -82,13 +75,9 @@ def export(
         return
     if run is None or destination is None:
         raise fail("Dataset export needs RUN and DEST (or use --weights/--onnx for a model).")
-    from winnow.curate.clean import CleanError
     from winnow.curate.export import export_clean
 
-    try:
-        result = export_clean(run, destination, copy=copy)
-    except CleanError as exc:
-        raise fail(str(exc)) from None
+    result = export_clean(run, destination, copy=copy)
     out.print(
         f"{result['files']} files in {result['destination']} ({result['hard_links']} hard "
         f"links, {result['copies']} copies); {result['renamed']} renamed to stay unique; "
@@ -105,13 +94,9 @@ def split(
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same split.")] = 0,
 ) -> None:
     """Stratified, group-aware split: duplicates never straddle train/val/test."""
-    from winnow.curate.clean import CleanError
-    from winnow.curate.split import SplitError, run_split
+    from winnow.curate.split import run_split
 
-    try:
-        summary = run_split(run, val, test, seed)
-    except (SplitError, CleanError) as exc:
-        raise fail(str(exc)) from None
+    summary = run_split(run, val, test, seed)
     out.print("split: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items())))
     if summary["grouped_by"] != "duplicate_group":
         console.print(

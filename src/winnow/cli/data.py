@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from winnow.cli.base import BAD_FILES_SHOWN, command, fail, out, with_progress
+from winnow.cli.base import BAD_FILES_SHOWN, command, out, with_progress
 
 
 @command(epilog="Example: winnow scan data/training --out runs/exp1")
@@ -32,9 +32,8 @@ def scan(
     ] = None,
 ) -> None:
     """Read every file once: facts, hashes, bad-file reasons, pixel cache → RUN/manifest.parquet."""
-    from winnow.config import ConfigError, load_config
+    from winnow.config import load_config
     from winnow.data.config import ScanConfig
-    from winnow.data.scan import ScanError
     from winnow.data.scan import scan as run_scan
 
     overrides = dict(
@@ -44,11 +43,8 @@ def scan(
         max_pixels=max_pixels,
         decode_memory_mb=decode_memory_mb,
     )
-    try:
-        settings = load_config(ScanConfig, config, overrides)
-        summary = with_progress(lambda cb: run_scan(data, out_dir, settings, on_progress=cb))
-    except (ConfigError, ScanError) as exc:
-        raise fail(str(exc)) from None
+    settings = load_config(ScanConfig, config, overrides)
+    summary = with_progress(lambda cb: run_scan(data, out_dir, settings, on_progress=cb))
     _print_scan_summary(summary)
 
 

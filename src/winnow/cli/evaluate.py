@@ -27,16 +27,13 @@ def evaluate(
     ] = 24,
 ) -> None:
     """Score a model on an image folder: classification_report, confusion matrix, report.html."""
-    from winnow.evaluate.runner import EvaluateError, write_outputs
     from winnow.evaluate.runner import evaluate as run_evaluate
-    from winnow.inference.load import WeightsError, let_idle_threads_sleep
+    from winnow.evaluate.runner import write_outputs
+    from winnow.inference.load import let_idle_threads_sleep
 
     let_idle_threads_sleep()
 
-    try:
-        result = run_evaluate(data, weights, workers=workers)
-    except (EvaluateError, WeightsError) as exc:
-        raise fail(str(exc)) from None
+    result = run_evaluate(data, weights, workers=workers)
     if out_dir is None:
         base = weights if weights.is_dir() else weights.parent
         out_dir = base / "evaluate" / (data.resolve().name or "data")
@@ -105,16 +102,12 @@ def predict(
     ] = None,
 ) -> None:
     """Predict labels for images → CSV (path, top-k labels and probabilities, uncertain)."""
-    from winnow.inference.load import WeightsError
     from winnow.inference.predict import predict as run_predict
     from winnow.inference.predict import to_csv, write_csv
 
     if not 0 <= threshold <= 1:
         raise fail(f"--threshold must be in [0, 1], got {threshold}")
-    try:
-        predictions = run_predict(paths, weights, threshold=threshold, top_k=top_k)
-    except WeightsError as exc:
-        raise fail(str(exc)) from None
+    predictions = run_predict(paths, weights, threshold=threshold, top_k=top_k)
     if out_csv is None:
         typer.echo(to_csv(predictions, top_k), nl=False)
     else:
@@ -145,13 +138,10 @@ def explain(
 ) -> None:
     """Grad-CAM overlays: one PNG per image, titled with the prediction."""
     from winnow.inference.explain import explain_files
-    from winnow.inference.load import WeightsError, load_model
+    from winnow.inference.load import load_model
 
-    try:
-        loaded = load_model(weights)
-        loaded.torch_model  # noqa: B018 - Grad-CAM needs gradients: fail early for ONNX
-    except WeightsError as exc:
-        raise fail(str(exc)) from None
+    loaded = load_model(weights)
+    loaded.torch_model  # noqa: B018 - Grad-CAM needs gradients: fail early for ONNX
     for path, target, answer in explain_files(paths, loaded, out_dir):
         if target is None:
             console.print(f"[yellow]skipped[/] {path}: {answer['error']}", soft_wrap=True)

@@ -16,14 +16,9 @@ def experiment(
     grid: Annotated[Path, typer.Argument(help="YAML: run, budget_minutes, base, grid.")],
 ) -> None:
     """Train every combination of a grid under one budget; compare them in one table."""
-    from winnow.config import ConfigError
-    from winnow.training.loop import TrainError
     from winnow.workflows.experiment import run_grid
 
-    try:
-        paths = run_grid(grid, say=lambda m: out.print(m, soft_wrap=True, highlight=False))
-    except (ConfigError, TrainError) as exc:
-        raise fail(str(exc)) from None
+    paths = run_grid(grid, say=lambda m: out.print(m, soft_wrap=True, highlight=False))
     out.print(paths["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"table: [bold]{paths['html'].resolve()}[/]", soft_wrap=True)
 
@@ -79,9 +74,8 @@ def train(
     ] = None,
 ) -> None:
     """Train a model from scratch on the split run → RUN/train/NAME (checkpoints, curves, card)."""
-    from winnow.config import ConfigError, load_config
+    from winnow.config import load_config
     from winnow.training.config import TrainConfig
-    from winnow.training.loop import TrainError
     from winnow.training.loop import train as run_train
 
     if resume is None and run is None:
@@ -98,12 +92,9 @@ def train(
     )
     if param:
         overrides["model_params"] = _parse_params(param)
-    try:
-        settings = load_config(TrainConfig, config, overrides)
-        run_dir = run if run is not None else Path(resume).parent.parent
-        result = run_train(run_dir, settings, name=name, resume=resume, progress=True)
-    except (ConfigError, TrainError) as exc:
-        raise fail(str(exc)) from None
+    settings = load_config(TrainConfig, config, overrides)
+    run_dir = run if run is not None else Path(resume).parent.parent
+    result = run_train(run_dir, settings, name=name, resume=resume, progress=True)
     if not result.summary:
         return
     _print_train_summary(result)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from winnow.cli.base import command, fail, out
+from winnow.cli.base import command, out
 
 # the demo's training: small enough to finish in half a minute on 2 cores
 DEMO_TRAIN = {
@@ -36,13 +36,10 @@ def run(
     ] = None,
 ) -> None:
     """The whole pipeline: scan → audit → clean → split → train → evaluate → RUN/index.html."""
-    from winnow.config import ConfigError, load_config
+    from winnow.config import load_config
     from winnow.training.config import TrainConfig
 
-    try:
-        settings = load_config(TrainConfig, config, {"model": model, "max_minutes": max_minutes})
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    settings = load_config(TrainConfig, config, {"model": model, "max_minutes": max_minutes})
     _run_pipeline(data, out_dir, test, settings)
 
 
@@ -53,29 +50,11 @@ def _run_pipeline(
     settings,
     before_report: Callable[[], list[str]] | None = None,
 ) -> dict:
-    from winnow.audit.runner import AuditError
-    from winnow.config import ConfigError
-    from winnow.curate.clean import CleanError
-    from winnow.curate.split import SplitError
-    from winnow.data.scan import ScanError
-    from winnow.evaluate.runner import EvaluateError
-    from winnow.training.loop import TrainError
     from winnow.workflows.run import run_pipeline
 
-    try:
-        summary = run_pipeline(
-            data, out_dir, test, settings, say=lambda m: out.print(m, soft_wrap=True)
-        )
-    except (
-        ScanError,
-        AuditError,
-        CleanError,
-        SplitError,
-        TrainError,
-        EvaluateError,
-        ConfigError,
-    ) as exc:
-        raise fail(str(exc)) from None
+    summary = run_pipeline(
+        data, out_dir, test, settings, say=lambda m: out.print(m, soft_wrap=True)
+    )
     if summary["evaluate"]:
         out.print("")
         out.print(summary["evaluate"]["report_text"], highlight=False, markup=False)

@@ -60,14 +60,13 @@ def _group_keys(frame: pd.DataFrame) -> tuple[np.ndarray, str]:
     ran; otherwise the exact-copy groups, or the scan's file digest, so byte copies at
     least never straddle splits. The split summary says which was used.
     """
-    for column in ("duplicate_group", "exact_duplicate_group"):
-        if column in frame:
-            group = frame[column].astype("Int64")
-            keys = np.where(group.notna(), "g" + group.astype(str), "r" + frame.index.astype(str))
-            return keys, column
-    digest = frame["sha256"].astype(object)
-    keys = np.where(digest.notna(), "s" + digest.astype(str), "r" + frame.index.astype(str))
-    return keys, "sha256"
+    column = next(c for c in ("duplicate_group", "exact_duplicate_group", "sha256") if c in frame)
+    digest = column == "sha256"
+    shared = frame[column].astype(object if digest else "Int64")
+    # a row without a shared value is a group of its own
+    prefix = "s" if digest else "g"
+    keys = np.where(shared.notna(), prefix + shared.astype(str), "r" + frame.index.astype(str))
+    return keys, column
 
 
 def run_split(run_dir: Path, val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict:

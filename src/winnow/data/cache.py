@@ -25,7 +25,7 @@ import numpy as np
 
 from winnow.data.config import ScanConfig
 from winnow.data.io import atomic_output, atomic_write_bytes
-from winnow.data.manifest import manifest_path, pixel_settings_of
+from winnow.data.manifest import manifest_path, parse_pixel_settings, pixel_settings_of
 from winnow.errors import WinnowError
 
 CACHE_DIR = "cache"
@@ -65,11 +65,9 @@ def write_meta(cache_dir: Path, config: ScanConfig) -> None:
 
 def read_meta(cache_dir: Path) -> dict | None:
     try:
-        meta = json.loads((cache_dir / "meta.json").read_text())
+        return parse_pixel_settings((cache_dir / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-    meta["background"] = tuple(meta["background"])
-    return meta
 
 
 def save_shard(cache_dir: Path, shard_id: int, pixels: np.ndarray, detail: np.ndarray) -> None:
@@ -90,11 +88,8 @@ class PixelCache:
 
     def __init__(self, run_dir: Path, max_open: int = 64) -> None:
         self.cache_dir = Path(run_dir) / CACHE_DIR
-        manifest = manifest_path(run_dir)
         # the manifest's own record of its settings comes first: it is written with the rows
-        meta = (pixel_settings_of(manifest) if manifest.exists() else None) or read_meta(
-            self.cache_dir
-        )
+        meta = pixel_settings_of(manifest_path(run_dir)) or read_meta(self.cache_dir)
         if meta is None:
             raise FileNotFoundError(
                 f"No pixel cache in {self.cache_dir}. Run 'winnow scan DATA --out {run_dir}'."

@@ -181,9 +181,7 @@ def describe_content(head: bytes) -> str:
     known = _known_signature(head)
     if known is not None:
         return f"a {known} image"
-    reason = _not_an_image(head)
-    kind = reason.partition(": ")[2]
-    return kind or "data of no format winnow knows"
+    return _non_image_kind(head) or "data of no format winnow knows"
 
 
 def _not_an_image(head: bytes) -> str:
@@ -191,19 +189,25 @@ def _not_an_image(head: bytes) -> str:
     like (an SVG drawing to render, an HTML page a crawler saved instead of the picture,
     plain text) or that its content is no image format at all."""
     reason = "content is not a recognised image format"
+    kind = _non_image_kind(head)
+    return f"{reason}: {kind}" if kind else reason
+
+
+def _non_image_kind(head: bytes) -> str | None:
+    """What a file that is no image looks like (SVG, HTML, text), or None when unknown."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if b"<svg" in text:
-        return f"{reason}: an SVG (vector) drawing; render it to PNG to use it (rsvg-convert)"
+        return "an SVG (vector) drawing; render it to PNG to use it (rsvg-convert)"
     if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:512]:
-        return f"{reason}: an HTML page (a download that saved an error page?)"
+        return "an HTML page (a download that saved an error page?)"
     if head and b"\0" not in head:
         try:
             head.decode("utf-8")
         except UnicodeDecodeError as exc:  # cut in the middle of a character: still text
             if exc.start < len(head) - 3:
-                return reason
-        return f"{reason}: text"
-    return reason
+                return None
+        return "text"
+    return None
 
 
 def _failure(exc: OSError, facts: dict) -> Decoded:

@@ -72,14 +72,19 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
 
 
 def pixel_settings_of(path: Path) -> dict[str, Any] | None:
-    """The pixel settings recorded in a manifest or part file's metadata, or None."""
+    """The pixel settings recorded in a manifest or part file's metadata; None when the
+    file records none or does not exist."""
     try:
         metadata = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException):
         return None
     raw = metadata.get(PIXEL_SETTINGS_KEY)
-    if raw is None:
-        return None
+    return None if raw is None else parse_pixel_settings(raw)
+
+
+def parse_pixel_settings(raw: str | bytes) -> dict[str, Any]:
+    """Pixel settings from their JSON (the manifest's metadata or the cache's meta.json),
+    with the background as the tuple `ScanConfig.pixel_settings` gives."""
     settings = json.loads(raw)
     if "background" in settings:
         settings["background"] = tuple(settings["background"])
@@ -106,7 +111,7 @@ def write_manifest(run_dir: Path, frame: Any, guard: ManifestGuard | None = None
         frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     )
     if PIXEL_SETTINGS_KEY not in (table.schema.metadata or {}):
-        table = with_pixel_settings(table, pixel_settings_of(path) if path.exists() else None)
+        table = with_pixel_settings(table, pixel_settings_of(path))
     if guard is not None:
         guard.check()
     atomic_write_table(table, path)
