@@ -12,9 +12,11 @@ cleaned rows (exported as class folders) under the same budget, in its own envir
 on the same clean test folder. Files its decoder refuses (PNGs of more than 2^31 bytes
 decoded: the benchmark's two 623-megapixel stop signs) would stop it at the first epoch;
 they are left out of its copy, as a notebook user would do after the crash, and listed.
+The plain PyTorch script (benchmarks/plain_torch.py, no winnow) reads the same copy.
 
 Usage: python benchmarks/bench_train.py [--minutes 10] [--seeds 0 1 2]
            [--set model=simple_cnn augment=basic] [--reuse] [--keras-only | --no-keras]
+           [--no-plain]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +41,7 @@ from venvs import venv_python
 from winnow.curate.clean import run_clean
 from winnow.curate.export import export_clean
 from winnow.curate.split import run_split
-from winnow.evaluate.runner import evaluate
+from winnow.evaluate.runner import calibration_of, evaluate
 from winnow.models import create_model
 from winnow.training.config import TrainConfig
 from winnow.training.loop import train
@@ -121,7 +124,11 @@ def bench_train(
                 "seed": seed,
                 "train_wall_seconds": round(wall, 1),
                 "epochs": trained.summary["epochs"],
+                "val_items": trained.summary["val_items"],
                 "val_macro_f1": trained.summary["scores"]["val"]["macro_f1"],
+                "val_micro_f1": trained.summary["scores"]["val"]["micro_f1"],
+                "temperature": trained.summary["temperature"],
+                "test_ece": calibration_of(evaluation)["ece"],
                 "test_items": scores["items"],
                 "test_macro_f1": scores["macro_f1"],
                 "test_micro_f1": scores["micro_f1"],
@@ -145,25 +152,47 @@ def bench_train(
     }
 
 
-def keras_baseline(run: Path, clean_test: Path, minutes: float, seeds: list[int]) -> dict:
-    """The Keras notebook baseline on the rows `clean` kept, in its own environment."""
-    python = venv_python(KERAS_VENV, KERAS_PINS, "Keras (tensorflow-cpu)")
-    exported = ROOT / "runs" / "keras-train"
-    if exported.exists():
-        shutil.rmtree(exported)
-    export_clean(run, exported)
-    left_out = drop_undecodable(exported)
-    script = Path(__file__).parent / "keras_baseline.py"
+BASELINE_DATA = ROOT / "runs" / "baseline-train"
+
+
+def export_for_baselines(run: Path) -> list[str]:
+    """The rows `clean` kept, as class folders (BASELINE_DATA), for the baselines that read
+    folders; returns the files left out because the Keras decoder refuses them."""
+    if BASELINE_DATA.exists():
+        shutil.rmtree(BASELINE_DATA)
+    export_clean(run, BASELINE_DATA, copy=True)
+    return drop_undecodable(BASELINE_DATA)
+
+
+def _baseline_runs(command: list[str], name: str, clean_test: Path, minutes, seeds) -> list:
     results = []
     for seed in seeds:
-        out = ROOT / "results" / f"keras-seed{seed}.json"
+        out = ROOT / "results" / f"{name}-seed{seed}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        command = [str(python), str(script), str(exported), str(clean_test), str(out)]
-        subprocess.run(command + ["--minutes", str(minutes), "--seed", str(seed)], check=True)
+        args = [str(BASELINE_DATA), str(clean_test), str(out), "--minutes", str(minutes)]
+        subprocess.run([*command, *args, "--seed", str(seed)], check=True)
         results.append(json.loads(out.read_text()))
+    return results
+
+
+def keras_baseline(
+    run: Path, clean_test: Path, minutes: float, seeds: list[int], export: bool = True
+) -> dict:
+    """The Keras notebook baseline on the rows `clean` kept, in its own environment."""
+    python = venv_python(KERAS_VENV, KERAS_PINS, "Keras (tensorflow-cpu)")
+    left_out = export_for_baselines(run) if export else []
+    script = Path(__file__).parent / "keras_baseline.py"
+    results = _baseline_runs([str(python), str(script)], "keras", clean_test, minutes, seeds)
     done = [r for r in results if "error" not in r]
     spread = f1_spread(done) if done else {}
     return {"minutes": minutes, "left_out": left_out, "runs": results, **spread}
+
+
+def plain_baseline(clean_test: Path, minutes: float, seeds: list[int]) -> dict:
+    """benchmarks/plain_torch.py (no winnow) on BASELINE_DATA, in this environment."""
+    script = Path(__file__).parent / "plain_torch.py"
+    results = _baseline_runs([sys.executable, str(script)], "plain", clean_test, minutes, seeds)
+    return {"minutes": minutes, "runs": results, **f1_spread(results)}
 
 
 # tf.io.decode_image refuses a PNG whose decoded size (4 bytes a pixel) does not fit in an
@@ -237,6 +266,38 @@ def keras_report(result: dict, ours: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def side_by_side(ours: dict, keras: dict, plain: dict) -> str:
+    """The table of docs/benchmarks.md: every system scored on every file of the clean
+    test folder (mean ± half-range over seeds), and ours minus each baseline."""
+
+    def stats(runs: list[dict], prefix: str) -> tuple[float, float, float, float]:
+        macro = [r[f"{prefix}macro_f1"] for r in runs]
+        micro = [r[f"{prefix}micro_f1"] for r in runs]
+        half = lambda v: (max(v) - min(v)) / 2  # noqa: E731
+        return statistics.mean(macro), half(macro), statistics.mean(micro), half(micro)
+
+    rows = {
+        "winnow (default)": stats(ours["runs"], "all_files_"),
+        "plain PyTorch script": stats([r for r in plain["runs"] if "error" not in r], "test_"),
+        "Keras notebook": stats([r for r in keras["runs"] if "error" not in r], "test_"),
+    }
+    lines = [
+        f"side by side ({ours['minutes']} min, seeds {[r['seed'] for r in ours['runs']]}, "
+        "every file of the clean test folder)",
+        f"  {'system':<22} {'macro-F1':>15} {'micro-F1':>15}",
+    ]
+    for name, (ma, mas, mi, mis) in rows.items():
+        lines.append(f"  {name:<22} {ma:>8.3f} ± {mas:.3f} {mi:>8.3f} ± {mis:.3f}")
+    ours_row = rows["winnow (default)"]
+    for name in ("plain PyTorch script", "Keras notebook"):
+        other = rows[name]
+        lines.append(
+            f"  winnow − {name}: macro {ours_row[0] - other[0]:+.3f}, "
+            f"micro {ours_row[2] - other[2]:+.3f}"
+        )
+    return "\n".join(lines)
+
+
 def report(result: dict) -> str:
     lines = [
         f"training benchmark ({result['minutes']} min budget, {len(result['runs'])} seeds, "
@@ -245,13 +306,15 @@ def report(result: dict) -> str:
     for r in result["runs"]:
         lines.append(
             f"  seed {r['seed']}: {r['epochs']} epochs, test macro-F1 {r['test_macro_f1']:.3f} "
-            f"micro-F1 {r['test_micro_f1']:.3f} ({r['test_items']} items); "
-            f"{r['images_per_second']} img/s = {r['throughput_ratio']:.2f}× floor"
+            f"micro-F1 {r['test_micro_f1']:.3f} ({r['test_items']} items), ECE "
+            f"{r['test_ece']:.3f}; validation macro-F1 {r['val_macro_f1']:.3f} on "
+            f"{r['val_items']} items; {r['images_per_second']} img/s = "
+            f"{r['throughput_ratio']:.2f}× floor"
         )
     lines.append(
         f"  mean macro-F1 {result['macro_f1_mean']:.3f} ± {result['macro_f1_spread']:.3f}, "
         f"micro-F1 {result['micro_f1_mean']:.3f} ± {result['micro_f1_spread']:.3f} "
-        "(targets 0.70 / 0.90)"
+        f"(targets 0.70 / 0.90); throughput {result['throughput_ratio_mean']:.2f}× floor"
     )
     return "\n".join(lines)
 
@@ -267,6 +330,7 @@ def main() -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--keras-only", action="store_true", help="only the Keras baseline")
     which.add_argument("--no-keras", action="store_true", help="skip the Keras baseline")
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain PyTorch script")
     args = parser.parse_args()
     data = ROOT / "clipart"
     truth = json.loads((data / "truth.json").read_text())
@@ -274,17 +338,25 @@ def main() -> None:
         run, clean_test = ROOT / "runs" / "train-bench", data / "test-clean"
     else:
         run, clean_test = prepare(ROOT / "runs" / "train", data, truth)
+    keras = plain = None
     if not args.no_keras:
         keras = keras_baseline(run, clean_test, args.minutes, args.seeds)
         save_result("keras", keras)
         print(keras_report(keras), flush=True)
     if args.keras_only:
         return
+    if not args.no_plain:
+        if args.no_keras:
+            export_for_baselines(run)
+        plain = plain_baseline(clean_test, args.minutes, args.seeds)
+        save_result("plain", plain)
     settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     prefix = "bench" if not settings else "bench-" + "-".join(map(str, settings.values()))
     result = bench_train(run, clean_test, args.minutes, args.seeds, settings, prefix)
     save_result(prefix.replace("bench", "train", 1), result)
     print(report(result))
+    if keras and plain:
+        print(side_by_side(result, keras, plain))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def main() -> None:
     save_result("domain", domain_result, started)
     print(bench_domain.report(domain_result))
 
-    # training: 3 seeds × 10 minutes on the cleaned run, scored on the clean test folder
+    # training: 3 seeds × 10 minutes on the cleaned run, scored on the clean test folder,
+    # beside the Keras notebook and a plain PyTorch script on the same rows and budget
     train_run, clean_test = bench_train.prepare(run, data, truth)
     train_result = bench_train.bench_train(train_run, clean_test, 10.0, [0, 1, 2])
     save_result("train", train_result, started)
@@ -71,6 +72,10 @@ def main() -> None:
     keras_result = bench_train.keras_baseline(train_run, clean_test, 10.0, [0, 1, 2])
     save_result("keras", keras_result, started)
     print(bench_train.keras_report(keras_result, train_result), flush=True)
+    # the plain PyTorch script (benchmarks/plain_torch.py) on the files Keras read
+    plain_result = bench_train.plain_baseline(clean_test, 10.0, [0, 1, 2])
+    save_result("plain", plain_result, started)
+    print(bench_train.side_by_side(train_result, keras_result, plain_result), flush=True)
 
     weights = train_run / "train" / "bench-seed0" / "best.ckpt"
     # a fresh process, as `winnow evaluate` is: training has loaded torch in this one

@@ -102,6 +102,15 @@ def test_evaluate_command_prints_the_classification_report(
         assert text in result.output
     assert "star/star.txt" not in result.output
     assert (out / "report.html").exists() and (out / "confusion_matrix.png").exists()
+    # confidence: ECE, the reliability diagram and the threshold-coverage table
+    metrics = json.loads((out / "metrics.json").read_text())
+    calibration = metrics["calibration"]
+    assert 0 <= calibration["ece"] <= 1 and calibration["items"] == metrics["scored"]
+    assert sum(b["items"] for b in calibration["bins"]) == metrics["scored"]
+    assert calibration["coverage"][0]["coverage"] == 1.0
+    page = (out / "report.html").read_text()
+    assert "Expected calibration error" in page and "reliability diagram" in page
+    assert (out / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     missing = runner.invoke(app, ["evaluate", "--data", str(messy_test), "--weights", "nope.ckpt"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
@@ -158,11 +167,26 @@ def test_predict_writes_top_k_and_marks_uncertain(trained: Path, demo_run, tmp_p
     assert rows[-1]["status"] != "ok" and rows[-1]["prediction"] == ""
     sure = predict(files, trained / "best.ckpt", threshold=0.0)
     assert not any(p.uncertain for p in sure)
-    # without a threshold the summary does not call the predictions confident
+    # --threshold 0: the summary does not call the predictions confident
     plain = runner.invoke(
+        app,
+        [
+            "predict",
+            *map(str, files),
+            "--weights",
+            str(trained),
+            "-o",
+            str(out),
+            "--threshold",
+            "0",
+        ],
+    )
+    assert "3 predicted (--threshold 0: none marked uncertain)" in " ".join(plain.output.split())
+    # the stated default threshold is 0.7
+    default = runner.invoke(
         app, ["predict", *map(str, files), "--weights", str(trained), "-o", str(out)]
     )
-    assert "3 predicted (no --threshold: none marked uncertain)" in " ".join(plain.output.split())
+    assert "(below 0.7)" in " ".join(default.output.split())
 
 
 def test_onnx_export_matches_torch_and_predicts_without_torch(

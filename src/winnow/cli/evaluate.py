@@ -94,8 +94,13 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
     weights: Annotated[Path, typer.Option(help="best.ckpt, a training folder, or .onnx.")],
     threshold: Annotated[
-        float, typer.Option(help="Below this confidence a prediction is marked uncertain.")
-    ] = 0.0,
+        float,
+        typer.Option(
+            help="Below this calibrated probability (the checkpoint's softmax temperature "
+            "applied) a prediction is marked uncertain; 0 marks none. The evaluation page's "
+            "threshold-coverage curve shows what each value keeps (default: 0.7)."
+        ),
+    ] = 0.7,
     top_k: Annotated[int, typer.Option(help="Labels per image.")] = 3,
     out_csv: Annotated[
         Path | None, typer.Option("--out", "-o", help="CSV file (default: stdout).")
@@ -119,8 +124,8 @@ def predict(
         if threshold > 0:
             sure = sum(1 for p in read if not p.uncertain)
             verdicts = f"{sure} confident, {len(read) - sure} uncertain (below {threshold})"
-        else:  # without a threshold nothing is marked, so say so rather than "confident"
-            verdicts = f"{len(read)} predicted (no --threshold: none marked uncertain)"
+        else:  # threshold 0 marks nothing, so say so rather than "confident"
+            verdicts = f"{len(read)} predicted (--threshold 0: none marked uncertain)"
         console.print(
             f"{len(predictions)} files: {verdicts}, {bad} unreadable; median top-1 probability "
             f"{median:.2f} → {out_csv}",

@@ -9,6 +9,9 @@ import typer
 from rich.table import Table
 
 from winnow.cli.base import command, fail, out
+from winnow.training.config import TrainConfig
+
+DEFAULTS = TrainConfig()  # help texts state the real defaults
 
 
 @command(epilog="Example: winnow experiment grid.yaml")
@@ -42,7 +45,7 @@ def train(
         Path | None, typer.Argument(help="A split run folder (not needed with --resume).")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Registered model (default: simple_cnn).")
+        str | None, typer.Option(help=f"Registered model (default: {DEFAULTS.model}).")
     ] = None,
     param: Annotated[
         list[str] | None,
@@ -53,18 +56,25 @@ def train(
         str | None, typer.Option(help="Run name under RUN/train/ (default: model).")
     ] = None,
     max_minutes: Annotated[
-        float | None, typer.Option(help="Time budget; the schedule fits it (default: 10).")
+        float | None,
+        typer.Option(
+            help=f"Time budget; the schedule fits it (default: {DEFAULTS.max_minutes:g})."
+        ),
     ] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Epochs instead of a budget.")] = None,
     imbalance: Annotated[
         str | None,
-        typer.Option(help="Strategy (default: weighted_sampler); 'winnow models' lists them all."),
+        typer.Option(
+            help=f"Strategy (default: {DEFAULTS.imbalance}); 'winnow models' lists them all."
+        ),
     ] = None,
-    augment: Annotated[str | None, typer.Option(help="none|basic|mix (default: basic).")] = None,
+    augment: Annotated[
+        str | None, typer.Option(help=f"none|shift|basic|mix (default: {DEFAULTS.augment}).")
+    ] = None,
     image_size: Annotated[
-        int | None, typer.Option(help="Training side in pixels (default: 64).")
+        int | None, typer.Option(help=f"Training side in pixels (default: {DEFAULTS.image_size}).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (default: 0).")] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Seed (default: {DEFAULTS.seed}).")] = None,
     cleaning: Annotated[
         bool | None,
         typer.Option("--cleaning/--no-cleaning", help="Train on cleaned rows only (default: on)."),
@@ -103,9 +113,13 @@ def train(
 def _print_train_summary(result) -> None:
     summary = result.summary
     plan = summary["plan"]
+    chosen = "final weights" if summary["select"] == "final" else "best validation epoch"
+    rate = plan["train_images_per_second"] or plan["images_per_second"]
     out.print(
-        f"trained {summary['model']} for {summary['epochs']} epochs "
-        f"({plan['images_per_second']} images/s); best epoch {summary['best_epoch']}",
+        f"trained {summary['model']} for {summary['epochs']} epochs in "
+        f"{plan['seconds_trained']} s ({rate} images/s); best.ckpt = {chosen} (epoch "
+        f"{summary['best_epoch']}), softmax "
+        f"temperature {summary['temperature']}",
         soft_wrap=True,
     )
     for split, scores in summary["scores"].items():

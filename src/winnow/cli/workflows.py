@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from winnow.cli.base import command, out
+from winnow.training.config import TrainConfig
+
+TRAIN_DEFAULTS = TrainConfig()  # help texts state the real defaults
 
 # the demo's training: small enough to finish in half a minute on 2 cores
 DEMO_TRAIN = {
@@ -29,10 +32,11 @@ def run(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with training settings.")] = None,
     model: Annotated[
-        str | None, typer.Option(help="Registered model (default: simple_cnn).")
+        str | None, typer.Option(help=f"Registered model (default: {TRAIN_DEFAULTS.model}).")
     ] = None,
     max_minutes: Annotated[
-        float | None, typer.Option(help="Training budget (default: 10).")
+        float | None,
+        typer.Option(help=f"Training budget (default: {TRAIN_DEFAULTS.max_minutes:g})."),
     ] = None,
 ) -> None:
     """The whole pipeline: scan → audit → clean → split → train → evaluate → RUN/index.html."""

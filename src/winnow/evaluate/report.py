@@ -53,6 +53,64 @@ def confusion_png(scores: dict[str, Any], path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110)
 
 
+def calibration_png(calibration: dict[str, Any], path: Path) -> None:
+    """Reliability diagram (accuracy against confidence per bin, with the item counts) and
+    the threshold-vs-coverage curve (share kept and accuracy of what is kept)."""
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
+    bins = [b for b in calibration["bins"] if b["items"]]
+    centres = [(b["low"] + b["high"]) / 2 for b in calibration["bins"]]
+    width = calibration["bins"][0]["high"] - calibration["bins"][0]["low"]
+    accuracy = [b["accuracy"] if b["items"] else 0 for b in calibration["bins"]]
+    left.bar(centres, accuracy, width=width * 0.92, color="#4a7bd0", label="accuracy in bin")
+    left.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    for b in bins:
+        left.annotate(str(b["items"]), ((b["low"] + b["high"]) / 2, b["accuracy"]),
+                      ha="center", va="bottom", fontsize=7, color="#223")  # fmt: skip
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1.08)
+    left.set_xlabel("confidence (calibrated probability of the predicted class)")
+    left.set_ylabel("accuracy")
+    left.set_title(
+        f"reliability: ECE {calibration['ece']:.3f} over {calibration['items']} items "
+        f"(temperature {calibration['temperature']:.2f})",
+        fontsize=10,
+    )
+    left.legend(loc="upper left", fontsize=8)
+    curve = calibration["coverage"]
+    thresholds = [c["threshold"] for c in curve]
+    right.plot(thresholds, [c["coverage"] for c in curve], "o-", ms=3, label="share kept")
+    right.plot(thresholds, [c["accuracy"] for c in curve], "o-", ms=3, label="accuracy of kept")
+    right.set_xlim(0, 1)
+    right.set_ylim(0, 1.02)
+    right.set_xlabel("confidence threshold (predict --threshold)")
+    right.set_title("keeping only confident predictions", fontsize=10)
+    right.grid(alpha=0.3)
+    right.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
+def _calibration_section(calibration: dict[str, Any], out_dir: Path) -> str:
+    rows = "".join(
+        f"<tr><td>{c['threshold']:.2f}</td><td>{c['kept']}</td><td>{c['coverage']:.1%}</td>"
+        f"<td>{'–' if c['kept'] == 0 else format(c['accuracy'], '.1%')}</td></tr>"
+        for c in calibration["coverage"]
+        if round(c["threshold"] * 10, 6) % 1 == 0  # every 0.1
+    )
+    return (
+        "<h2>Confidence</h2><p>Expected calibration error <b>"
+        f"{calibration['ece']:.3f}</b>: on average the stated confidence is this far from the "
+        "accuracy of the predictions made with it. Probabilities are divided by the softmax "
+        f"temperature {calibration['temperature']:.2f} fitted on the validation split.</p>"
+        "<div class=plots><img alt='reliability diagram and threshold-coverage curve' "
+        "src='data:image/png;base64," + _inline(out_dir / "calibration.png") + "'></div>"
+        "<table><tr><th>threshold</th><th>kept</th><th>share kept</th><th>accuracy of kept"
+        f"</th></tr>{rows}</table>"
+    )
+
+
 def _f1_chart(scores: dict[str, Any]) -> str:
     report = scores["report"]
     labels = scores["labels"]
@@ -80,6 +138,8 @@ def _cards(evaluation) -> str:
         ("weighted-F1", f"{s['weighted_f1']:.3f}"),
         ("items scored", str(s["items"])),
     ]
+    if evaluation.model is not None:
+        cards.append(("softmax temperature", f"{evaluation.model.temperature:.2f}"))
     bad = evaluation.bad_files
     others = int(companions(bad).sum())
     cards.append(("files that can't be read", str(len(bad) - others)))
@@ -175,7 +235,9 @@ def _problems(evaluation) -> str:
     return "".join(parts) or "<p>Every file was read and every folder is a class.</p>"
 
 
-def write_report(evaluation, path: Path, out_dir: Path, explain: int) -> None:
+def write_report(
+    evaluation, path: Path, out_dir: Path, explain: int, calibration: dict[str, Any]
+) -> None:
     links = _explanations(evaluation, out_dir, explain)
     scores = evaluation.scores
     leak_note = ""
@@ -199,6 +261,7 @@ def write_report(evaluation, path: Path, out_dir: Path, explain: int) -> None:
         + _inline(out_dir / "confusion_matrix.png")
         + "' style='width:900px'></div>",
         f"<h2>classification_report</h2><pre>{html.escape(scores['report_text'])}</pre>",
+        _calibration_section(calibration, out_dir),
         "<h2>Most confused pairs</h2>",
         _pairs(evaluation, links),
         "<h2>Misclassified</h2>",

@@ -202,11 +202,12 @@ def _duplicates_training(rows: pd.DataFrame, meta: dict[str, Any]) -> pd.Series:
 
 def write_outputs(evaluation: Evaluation, out_dir: Path, explain: int = 24) -> dict[str, Path]:
     """metrics.json, confusion_matrix.png, report.html (+ explain/ Grad-CAM PNGs)."""
-    from winnow.evaluate.report import confusion_png, write_report
+    from winnow.evaluate.report import calibration_png, confusion_png, write_report
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = evaluation.scores
+    calibration = calibration_of(evaluation)
     metrics = {
         "data": str(evaluation.data_dir),
         "weights": str(evaluation.weights),
@@ -218,6 +219,7 @@ def write_outputs(evaluation: Evaluation, out_dir: Path, explain: int = 24) -> d
         "macro_f1": scores["macro_f1"],
         "weighted_f1": scores["weighted_f1"],
         "classification_report": scores["report"],
+        "calibration": calibration,
         "confusion": {"labels": scores["labels"], "matrix": scores["confusion"]},
         "unknown_folders": evaluation.unknown_folders,
         "missing_classes": evaluation.missing_classes,
@@ -237,14 +239,36 @@ def write_outputs(evaluation: Evaluation, out_dir: Path, explain: int = 24) -> d
     paths = {
         "metrics": out_dir / "metrics.json",
         "confusion": out_dir / "confusion_matrix.png",
+        "calibration": out_dir / "calibration.png",
         "report": out_dir / "report.html",
     }
     atomic_write_bytes(
         paths["metrics"], json.dumps(metrics, indent=2, ensure_ascii=False, default=float).encode()
     )
     confusion_png(scores, paths["confusion"])
+    calibration_png(calibration, paths["calibration"])
     columns = ["path", "label", "status", "predicted", "confidence", "duplicates_training"]
     present = [c for c in columns if c in evaluation.rows]
     evaluation.rows[present].to_csv(out_dir / "predictions.csv", index=False)
-    write_report(evaluation, paths["report"], out_dir, explain)
+    write_report(evaluation, paths["report"], out_dir, explain, calibration)
     return paths
+
+
+def calibration_of(evaluation: Evaluation) -> dict[str, Any]:
+    """ECE, the reliability table and the threshold-vs-coverage curve of the scored files
+    (confidence = the top class's calibrated probability)."""
+    from winnow.evaluate.calibration import coverage_curve, reliability
+
+    rows = evaluation.rows
+    scored = rows[(rows["status"] == "ok") & rows["in_classes"]]
+    confidence = scored["confidence"].to_numpy(dtype=float)
+    correct = (scored["predicted"] == scored["label"]).to_numpy()
+    table = reliability(confidence, correct)
+    temperature = evaluation.model.temperature if evaluation.model is not None else 1.0
+    return {
+        "ece": table["ece"],
+        "temperature": temperature,
+        "items": int(len(scored)),
+        "bins": table["bins"],
+        "coverage": coverage_curve(confidence, correct),
+    }

@@ -61,8 +61,27 @@ class LoadedModel:
             self.preprocessing.cache_size, self.preprocessing.background, workers
         )
 
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature fitted on the validation split at training (1.0: none)."""
+        return float(self.meta.get("temperature", 1.0))
+
+    @property
+    def tta(self) -> str:
+        """Test-time augmentation the checkpoint declares: `flip` or `none`."""
+        return str(self.meta.get("tta", "none"))
+
     def probabilities(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """(n, s, s, 3) uint8 at cache size or image size → (n, classes) probabilities."""
+        """(n, s, s, 3) uint8 at cache size or image size → (n, classes) calibrated
+        probabilities: softmax(logits / temperature)."""
+        logits = self.logits(pixels, batch_size) / self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def logits(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(n, s, s, 3) uint8 → (n, classes) logits before temperature scaling, averaged
+        over the checkpoint's test-time augmentation."""
         out = np.empty((len(pixels), len(self.classes)), dtype=np.float32)
         for start in range(0, len(pixels), batch_size):
             chunk = resize_square(pixels[start : start + batch_size], self.preprocessing.image_size)
@@ -70,27 +89,28 @@ class LoadedModel:
         return out
 
     def _forward(self, pixels: np.ndarray) -> np.ndarray:
-        """(n, s, s, 3) uint8 at image size → probabilities."""
+        """(n, s, s, 3) uint8 at image size → logits averaged over the test-time
+        augmentation (an exported ONNX graph holds its augmentation inside)."""
         if self._onnx_session is not None:
             (logits,) = self._onnx_session.run(
                 None, {"images": to_input(pixels, self.preprocessing)}
             )
-        else:
-            import torch
+            return logits
+        import torch
 
-            prep = self.preprocessing
-            mean = torch.tensor(prep.mean, dtype=torch.float32).view(1, 3, 1, 1)
-            std = torch.tensor(prep.std, dtype=torch.float32).view(1, 3, 1, 1)
-            with torch.inference_mode():
-                # NHWC uint8 seen as NCHW is channels-last already; the same arithmetic as
-                # to_input (÷255, −mean, ÷std) without numpy's NCHW float copies
-                batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
-                batch = batch.div_(255).sub_(mean).div_(std)
-                model = self._torch_model if self._fast_model is None else self._fast_model
-                logits = model(batch).float().numpy()
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        prep = self.preprocessing
+        mean = torch.tensor(prep.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(prep.std, dtype=torch.float32).view(1, 3, 1, 1)
+        with torch.inference_mode():
+            # NHWC uint8 seen as NCHW is channels-last already; the same arithmetic as
+            # to_input (÷255, −mean, ÷std) without numpy's NCHW float copies
+            batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
+            batch = batch.div_(255).sub_(mean).div_(std)
+            model = self._torch_model if self._fast_model is None else self._fast_model
+            logits = model(batch)
+            if self.tta == "flip":
+                logits = (logits + model(batch.flip(3))) / 2
+            return logits.float().numpy()
 
 
 def load_model(path: Path) -> LoadedModel:
@@ -152,7 +172,7 @@ def _load_checkpoint(path: Path) -> LoadedModel:
     checkpoint = read_checkpoint(path)
     meta = checkpoint["winnow"]
     model = create_model(meta["model"], len(meta["classes"]), **meta["model_params"])
-    prefix = "model."
+    prefix = meta.get("weights_prefix", "model.")  # "ema.module." for averaged weights
     weights = {
         k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
     }

@@ -1,5 +1,8 @@
 """`winnow export --weights MODEL --onnx out.onnx`: a dynamic-batch ONNX model that carries
-its classes and preprocessing as metadata, checked against PyTorch with onnxruntime."""
+its classes, preprocessing and softmax temperature as metadata, checked against PyTorch
+with onnxruntime. The checkpoint's test-time augmentation is part of the graph: its
+`logits` output is already averaged over the image and its mirror image when the
+checkpoint declares `tta: flip`; probabilities are softmax(logits / temperature)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,24 @@ from winnow.inference.load import load_model
 OPSET = 18
 
 
+def _with_tta(model, tta: str):
+    """`model`, or with `tta: flip` a module averaging its logits on x and on x mirrored."""
+    import torch
+
+    if tta != "flip":
+        return model
+
+    class FlipAveraged(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return (self.model(images) + self.model(images.flip(3))) / 2
+
+    return FlipAveraged().eval()
+
+
 @dataclass
 class ExportResult:
     path: Path
@@ -32,7 +53,7 @@ def export_onnx(weights: Path, out: Path, seed: int = 0) -> ExportResult:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.")
     loaded = load_model(Path(weights))
-    model = loaded.torch_model
+    model = _with_tta(loaded.torch_model, loaded.tta)
     size = loaded.preprocessing.image_size
     example = torch.randn(2, 3, size, size)  # a dynamic batch needs an example batch >= 2
     program = torch.onnx.export(
@@ -49,7 +70,7 @@ def export_onnx(weights: Path, out: Path, seed: int = 0) -> ExportResult:
     proto = program.model_proto
     meta = {
         k: loaded.meta[k] for k in ("format", "model", "model_params", "classes", "preprocessing")
-    }
+    } | {"temperature": loaded.temperature, "tta": loaded.tta, "tta_in_graph": True}
     entry = proto.metadata_props.add()
     entry.key, entry.value = "winnow", json.dumps(meta)
     with atomic_output(Path(out)) as tmp_path:

@@ -15,10 +15,15 @@ from typing import Any
 
 from winnow.config import unknown_name
 from winnow.errors import WinnowError
-from winnow.models import mobilenet, resnet, simple_cnn
+from winnow.models import fastnet, mobilenet, resnet, simple_cnn
 from winnow.models.base import Classifier, ModelSpec
 
-BUILTIN_MODELS: tuple[ModelSpec, ...] = (*simple_cnn.MODELS, *resnet.MODELS, *mobilenet.MODELS)
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (
+    *simple_cnn.MODELS,
+    *resnet.MODELS,
+    *mobilenet.MODELS,
+    *fastnet.MODELS,
+)
 ENTRY_POINT_GROUP = "winnow.models"
 
 __all__ = ["Classifier", "ModelSpec", "available_models", "create_model", "get_spec"]

@@ -1,5 +1,8 @@
 """Batch augmentation on the training device (kornia), and soft targets for mixed batches.
 
+`shift`: horizontal flip, then a translation of up to SHIFT_PIXELS pixels (edge pixels
+repeated), one offset per group of SHIFT_GROUPS images: cheap enough to cost ~nothing
+beside the model on a CPU.
 `basic`: horizontal flip, random resized crop, brightness/contrast/saturation jitter.
 `mix`: `basic`, then on a share of batches either CutMix or MixUp (kornia's V2 modules);
 targets become (1 - w) · onehot(y) + w · onehot(y_perm), w being the other image's share,
@@ -13,6 +16,24 @@ import torch
 from torch import nn
 
 from winnow.training.config import TrainConfig
+
+SHIFT_PIXELS = 4
+SHIFT_GROUPS = 16
+
+
+def flip_and_shift(images: torch.Tensor) -> torch.Tensor:
+    """Random horizontal flips, then a random translation per group of images."""
+    flip = torch.rand(len(images), device=images.device) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(3), images)
+    pad = SHIFT_PIXELS
+    padded = nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
+    height, width = images.shape[2:]
+    out = torch.empty_like(images)
+    offsets = torch.randint(0, 2 * pad + 1, (SHIFT_GROUPS, 2)).tolist()
+    groups = torch.arange(len(images)).chunk(SHIFT_GROUPS)
+    for (dy, dx), chunk in zip(offsets, groups, strict=False):
+        out[chunk] = padded[chunk, :, dy : dy + height, dx : dx + width]
+    return out
 
 
 class BatchAugment(nn.Module):
@@ -54,6 +75,8 @@ class BatchAugment(nn.Module):
         """images in [0, 1] float; returns augmented images and soft targets."""
         if self.mode == "none":
             return images, self.soft_targets(targets)
+        if self.mode == "shift":
+            return flip_and_shift(images), self.soft_targets(targets)
         images = self.basic(images).clamp_(0, 1)
         if self.mode != "mix" or torch.rand(()) >= self.mix_prob:
             return images, self.soft_targets(targets)

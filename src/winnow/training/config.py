@@ -13,12 +13,26 @@ class TrainConfig(BaseModel):
     model, model_params: a registered model and its parameters (see `winnow models`).
     image_size: training side in pixels; the pixel cache is resized to it once, in RAM.
     batch_size, lr, weight_decay: AdamW with a one-cycle schedule over the whole run.
-    warmup_fraction: share of the steps spent raising the learning rate.
-    max_minutes: training budget; the step count (and so the schedule) is fitted to it by
-      timing a few real steps first. max_steps / max_epochs, when set, replace the budget.
-    imbalance: none | class_weighted | weighted_sampler | sqrt_sampler | undersample | focal
-      (see `winnow models --strategies`); focal_gamma for `focal`.
-    augment: none | basic (flip, resized crop, colour jitter) | mix (basic + CutMix/MixUp).
+    warmup_fraction: share of the run spent raising the learning rate.
+    max_minutes: training budget. A few real steps are timed to plan the step count; the
+      schedule then follows whichever is further along, steps or elapsed budget, so a run
+      on a machine that slows down still anneals to zero and stops by the deadline.
+      max_steps / max_epochs, when set, replace the budget (and the run is step-exact).
+    imbalance: a strategy of `winnow models --strategies`; focal_gamma for `focal`,
+      logit_tau for `logit_adjusted`.
+    augment: none | shift (flip, 4-px translation) | basic (flip, resized crop, colour
+      jitter) | mix (basic + CutMix/MixUp, switched to basic when the plan has fewer than
+      MIX_MIN_EPOCHS epochs: mixing needs long schedules to pay).
+    ema_decay: exponential moving average of the weights (0 = off); validation, best.ckpt
+      and inference use the averaged weights.
+    tta: none | flip: test-time augmentation declared in the checkpoint; evaluate, predict,
+      explain's scores and the ONNX export all average the logits of the image and its
+      mirror image.
+    progressive_min_size: train the first `progressive_fraction` of the run at sizes growing
+      from this side to image_size (None = always image_size).
+    select: final (the weights at the end of the annealed schedule) | best_macro_f1 (the
+      epoch with the best validation macro-F1; noisy when validation classes are small).
+    calibrate: fit a softmax temperature on the validation split (stored in the checkpoint).
     crop_scale_min, color_jitter: resized-crop area and brightness/contrast/saturation range.
     mixup_max: MixUp weight drawn uniformly in [0, mixup_max]; cutmix_alpha: CutMix Beta(a, a).
     mix_prob: share of batches mixed (CutMix or MixUp, a coin flip each).
@@ -36,7 +50,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = "simple_cnn"  # the grid winner at a 10-minute CPU budget (docs/benchmarks.md)
+    model: str = "fastnet"  # the winner at a 10-minute CPU budget (docs/benchmarks.md)
     model_params: dict[str, Any] = {}
     image_size: int = 64
     batch_size: int = 128
@@ -46,9 +60,16 @@ class TrainConfig(BaseModel):
     max_minutes: float = 10.0
     max_steps: int | None = None
     max_epochs: int | None = None
-    imbalance: str = "weighted_sampler"
+    imbalance: str = "sqrt_sampler"
     focal_gamma: float = 2.0
-    augment: Literal["none", "basic", "mix"] = "basic"
+    logit_tau: float = 1.0
+    augment: Literal["none", "shift", "basic", "mix"] = "shift"
+    ema_decay: float = 0.0
+    tta: Literal["none", "flip"] = "flip"
+    progressive_min_size: int | None = None
+    progressive_fraction: float = 0.5
+    select: Literal["final", "best_macro_f1"] = "final"
+    calibrate: bool = True
     crop_scale_min: float = 0.6
     color_jitter: float = 0.2
     mixup_max: float = 0.4
@@ -87,12 +108,31 @@ class TrainConfig(BaseModel):
         return value
 
     @field_validator(
-        "warmup_fraction", "mix_prob", "label_smoothing", "crop_scale_min", "mixup_max"
+        "warmup_fraction",
+        "mix_prob",
+        "label_smoothing",
+        "crop_scale_min",
+        "mixup_max",
+        "progressive_fraction",
     )
     @classmethod
     def _fraction(cls, value: float) -> float:
         if not 0 <= value <= 1:
             raise ValueError(f"must be in [0, 1], got {value}")
+        return value
+
+    @field_validator("ema_decay")
+    @classmethod
+    def _decay(cls, value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError(f"must be in [0, 1), got {value}")
+        return value
+
+    @field_validator("progressive_min_size")
+    @classmethod
+    def _progressive_size(cls, value: int | None) -> int | None:
+        if value is not None and value < 16:
+            raise ValueError(f"must be at least 16, got {value}")
         return value
 
     @property

@@ -1,7 +1,7 @@
 """Imbalance strategies: how an epoch draws its items, and which loss weighs them.
 
 Each strategy is a `Strategy(draw, loss)`: `draw(labels, n_classes, rng)` gives the item
-indices of one epoch, `loss(counts, gamma)` the per-sample loss on soft targets (mixing and
+indices of one epoch, `loss(counts, gamma, tau)` the per-sample loss on soft targets (mixing and
 label smoothing make every target a distribution). Adding a strategy = adding an entry here.
 
     none              every item once per epoch, plain cross-entropy
@@ -10,6 +10,9 @@ label smoothing make every target a distribution). Adding a strategy = adding an
     sqrt_sampler      N draws with replacement, class c drawn in proportion to sqrt(n_c)
     undersample       each class capped at the median class size, fresh subset per epoch
     focal             every item once, focal loss (1 - p)^gamma down-weights easy items
+    logit_adjusted    every item once, cross-entropy on logits + tau · log(prior) (Menon et
+                      al. 2021): training sees the class prior, inference the plain logits,
+                      so rare classes get a wider margin without resampling
 """
 
 from __future__ import annotations
@@ -26,13 +29,22 @@ from torch import nn
 class SoftCrossEntropy(nn.Module):
     """Cross-entropy against target distributions, optionally class-weighted or focal."""
 
-    def __init__(self, class_weights: torch.Tensor | None = None, gamma: float = 0.0) -> None:
+    def __init__(
+        self,
+        class_weights: torch.Tensor | None = None,
+        gamma: float = 0.0,
+        logit_offsets: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.register_buffer("class_weights", class_weights)
+        self.register_buffer("logit_offsets", logit_offsets)
         self.gamma = gamma
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        log_p = torch.log_softmax(logits.float(), dim=1)
+        logits = logits.float()
+        if self.logit_offsets is not None:
+            logits = logits + self.logit_offsets
+        log_p = torch.log_softmax(logits, dim=1)
         per_class = -targets * log_p
         if self.gamma > 0:
             per_class = per_class * (1 - log_p.exp()).pow(self.gamma)
@@ -66,25 +78,31 @@ def _capped_at_median(labels: np.ndarray, n_classes: int, rng: np.random.Generat
     return rng.permutation(np.concatenate(chosen))
 
 
-def _plain_loss(counts: np.ndarray, gamma: float) -> nn.Module:
+def _plain_loss(counts: np.ndarray, gamma: float, tau: float) -> nn.Module:
     return SoftCrossEntropy()
 
 
-def _weighted_loss(counts: np.ndarray, gamma: float) -> nn.Module:
+def _weighted_loss(counts: np.ndarray, gamma: float, tau: float) -> nn.Module:
     counts = np.maximum(counts, 1).astype(np.float32)
     weights = counts.sum() / (len(counts) * counts)
     return SoftCrossEntropy(class_weights=torch.from_numpy(weights))
 
 
-def _focal_loss(counts: np.ndarray, gamma: float) -> nn.Module:
+def _focal_loss(counts: np.ndarray, gamma: float, tau: float) -> nn.Module:
     return SoftCrossEntropy(gamma=gamma)
+
+
+def _logit_adjusted_loss(counts: np.ndarray, gamma: float, tau: float) -> nn.Module:
+    prior = np.maximum(counts, 1).astype(np.float32)
+    prior /= prior.sum()
+    return SoftCrossEntropy(logit_offsets=torch.from_numpy(tau * np.log(prior)))
 
 
 @dataclass(frozen=True)
 class Strategy:
     description: str
     draw: Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
-    loss: Callable[[np.ndarray, float], nn.Module]
+    loss: Callable[[np.ndarray, float, float], nn.Module]
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -109,5 +127,10 @@ STRATEGIES: dict[str, Strategy] = {
     ),
     "focal": Strategy(
         "every item once, focal loss (gamma = focal_gamma)", _every_item, _focal_loss
+    ),
+    "logit_adjusted": Strategy(
+        "every item once, cross-entropy on logits + logit_tau * log(class prior)",
+        _every_item,
+        _logit_adjusted_loss,
     ),
 }

@@ -2,9 +2,13 @@
 run the loop, then score the best checkpoint on the run's test split and write the card.
 
 RUN/train/NAME/
-    config.yaml      the resolved TrainConfig (max_steps filled in): reproduces the run
+    config.yaml      the resolved TrainConfig (max_steps = the steps the run trained): a
+                     run with it repeats this one step for step (a budgeted run's learning
+                     rate followed the clock; the repeat follows the steps)
     plan.json        how the budget became steps (measured step time, epochs)
-    best.ckpt        best validation macro-F1; last.ckpt: latest state, for --resume
+    best.ckpt        the weights inference uses (select: final = end of the annealed
+                     schedule, or the best validation macro-F1 epoch), with the softmax
+                     temperature fitted on validation; last.ckpt: latest state, for --resume
     metrics.csv      one row per epoch; curves.png; model_card.md; summary.json
 """
 
@@ -45,10 +49,17 @@ from winnow.training.data import (
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_STEPS = 4
+CALIBRATION_STEPS = 6  # the first two warm up oneDNN and the allocator and are not counted
+# with a time budget the clock ends the run (training.schedule): the step count is only an
+# upper bound, set far above the estimate so that a calibration timed on a busy machine
+# never ends the run early once the machine is free again
+STEP_HEADROOM = 20.0
 CHECKPOINT_FORMAT = 1
 EPOCH_OVERHEAD_SECONDS = 0.05  # Lightning's own bookkeeping per epoch
-BUDGET_OVERRUN = 1.1  # Lightning's Timer stops a run that overshoots its plan by 10 %
+FINISH_SECONDS = 3.0  # after the fit: final checkpoint, temperature, curves, card
+# CutMix/MixUp regularise long schedules; below this many epochs they cost accuracy
+# (timm's and torchvision's recipes use them for 100-600 epochs), so `mix` becomes `basic`
+MIX_MIN_EPOCHS = 60
 
 
 class TrainError(WinnowError, RuntimeError):
@@ -121,16 +132,27 @@ def train(
     device = _device(config)
     if plan is None:
         plan = _plan(config, stream, val, rows, counts, mean, std, meta, device, started)
-        config = config.model_copy(update={"max_steps": plan["max_steps"]})
+        update: dict[str, Any] = {"max_steps": plan["max_steps"]}
+        if config.augment == "mix" and plan["epochs"] < MIX_MIN_EPOCHS:
+            update["augment"] = "basic"
+            plan["augment_note"] = (
+                f"mix switched to basic: {plan['epochs']} epochs planned, CutMix/MixUp "
+                f"pay from about {MIX_MIN_EPOCHS}"
+            )
+            log.warning("%s", plan["augment_note"])
+        config = config.model_copy(update=update)
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out_dir / "config.yaml", dump_config(config).encode())
         atomic_write_bytes(out_dir / "plan.json", json.dumps(plan, indent=2).encode())
     module = _module(config, rows, counts, mean, std, plan["max_steps"], meta)
     module.stream = stream
+    module.schedule.budget = plan.get("fit_budget_seconds")
     from winnow.training.callbacks import Throughput
+    from winnow.training.schedule import StopAtDeadline
 
     throughput = Throughput()
-    trainer = _trainer(config, plan, out_dir, device, progress, [throughput, *(callbacks or [])])
+    extra = [throughput, StopAtDeadline(module.schedule), *(callbacks or [])]
+    trainer = _trainer(config, plan, out_dir, device, progress, extra)
     fit_started = time.perf_counter()
     last = out_dir / "last.ckpt"
     trainer.fit(
@@ -141,18 +163,49 @@ def train(
     )
     fit_seconds = time.perf_counter() - fit_started
     trainer.save_checkpoint(last)  # every rank: saving is a collective under DDP
+    if config.select == "final":
+        trainer.save_checkpoint(out_dir / "best.ckpt")
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "best.ckpt", {})
+    if plan["source"] == "max_minutes":
+        # the clock decided the length: the saved config repeats it in steps
+        done = config.model_copy(update={"max_steps": int(trainer.global_step)})
+        atomic_write_bytes(out_dir / "config.yaml", dump_config(done).encode())
+    temperature = (
+        calibrate_checkpoint(out_dir / "best.ckpt", images["val"], rows.frames["val"])
+        if config.calibrate
+        else 1.0
+    )
     plan = {
         **plan,
         "fit_seconds": round(fit_seconds, 1),
         "steps_done": int(trainer.global_step),
+        "seconds_trained": round(module.schedule.elapsed(), 1),
+        "final_lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
         "train_images_per_second": throughput.images_per_second,
+        "temperature": temperature,
     }
     from winnow.training.report import write_outputs
 
     summary = write_outputs(out_dir, module, images, rows, config, plan, run_dir)
     return TrainResult(out_dir, out_dir / "best.ckpt", summary)
+
+
+def calibrate_checkpoint(path: Path, val_images: torch.Tensor, val_rows: pd.DataFrame) -> float:
+    """Fit the softmax temperature of `path`'s weights on the validation split and store
+    it in the checkpoint (meta `temperature`); returns it."""
+    from winnow.evaluate.calibration import fit_temperature
+    from winnow.inference.load import load_model
+
+    loaded = load_model(path)
+    logits = loaded.logits(val_images.permute(0, 2, 3, 1).numpy())
+    temperature = fit_temperature(logits, val_rows["target"].to_numpy())
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint["winnow"]["temperature"] = temperature
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return temperature
 
 
 def _launched_rank() -> int:
@@ -199,6 +252,9 @@ def _checkpoint_meta(
         "model_params": dict(config.model_params),
         "classes": list(rows.classes),
         "preprocessing": preprocessing.to_dict(),
+        "weights_prefix": "ema.module." if config.ema_decay > 0 else "model.",
+        "tta": config.tta,
+        "temperature": 1.0,  # fitted on validation after training (calibrate_checkpoint)
         "data": {
             "run": str(run_dir.resolve()),
             "fingerprint": rows.fingerprint,
@@ -243,43 +299,59 @@ def _module(config, rows, counts, mean, std, total_steps, meta):
     if config.uses_channels_last:
         module.channels_last = True
         module.model = module.model.to(memory_format=torch.channels_last)
+        if module.ema is not None:
+            module.ema.module = module.ema.module.to(memory_format=torch.channels_last)
     return module
 
 
 def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -> dict[str, Any]:
-    """Time a few real steps, then choose whole epochs that fit the remaining budget."""
+    """Time a few real steps and estimate the epochs that fit the remaining budget; with a
+    budget the step limit is STEP_HEADROOM × the estimate and the clock ends the run."""
     stream.shard(0, _world_size(config, device))  # each process's share of an epoch
     steps_per_epoch = len(stream)
     stream.shard(0, 1)  # the module shards for real once Lightning knows the ranks
     timing = _calibrate(config, stream, val, rows, counts, mean, std, meta, device)
+    from winnow.training.schedule import mean_step_cost
+
+    # a progressive run's early steps are smaller: plan with the run's mean step
+    step_seconds = timing["step"] * mean_step_cost(
+        config.progressive_min_size, config.image_size, config.progressive_fraction
+    )
     every = max(1, round(config.checkpoint_minutes * 60 / timing["step"]))
+    fit_budget = None
     if config.max_steps is not None:
         max_steps, source = config.max_steps, "max_steps"
+        estimate = max_steps / steps_per_epoch
     elif config.max_epochs is not None:
         max_steps, source = config.max_epochs * steps_per_epoch, "max_epochs"
+        estimate = float(config.max_epochs)
     else:
-        budget = config.max_minutes * 60 - (time.perf_counter() - started)
+        budget = config.max_minutes * 60 - (time.perf_counter() - started) - FINISH_SECONDS
+        budget -= timing["val"] + timing["save"]  # the final checkpoint and calibration
+        fit_budget = max(1.0, budget)
         saves_per_epoch = 2 + steps_per_epoch / every  # best + last at the end, periodic ones
         epoch_seconds = (
-            steps_per_epoch * timing["step"]
+            steps_per_epoch * step_seconds
             + timing["val"]
             + saves_per_epoch * timing["save"]
             + EPOCH_OVERHEAD_SECONDS
         )
-        epochs = max(1, int(budget / epoch_seconds))  # whole epochs, never over the budget
-        max_steps, source = epochs * steps_per_epoch, "max_minutes"
+        estimate = max(1.0, budget / epoch_seconds)
+        max_steps, source = int(estimate * STEP_HEADROOM * steps_per_epoch), "max_minutes"
     return {
         "fingerprint": rows.fingerprint,
         "source": source,
         "device": device,
         "steps_per_epoch": steps_per_epoch,
         "max_steps": int(max_steps),
-        "epochs": round(max_steps / steps_per_epoch, 2),
+        # an estimate: a budgeted run trains until the clock says stop (STEP_HEADROOM)
+        "epochs": round(estimate, 2),
         "step_seconds": round(timing["step"], 4),
         "val_seconds": round(timing["val"], 3),
         "checkpoint_seconds": round(timing["save"], 3),
         "images_per_second": round(stream.batch_size / timing["step"], 1),
         "budget_seconds": config.max_minutes * 60 if source == "max_minutes" else None,
+        "fit_budget_seconds": round(fit_budget, 1) if fit_budget else None,
         "checkpoint_every_steps": every,
         "threads": torch.get_num_threads(),
         "train_items": int(len(rows.frames["train"])),
@@ -316,7 +388,7 @@ def _calibrate(config, stream, val, rows, counts, mean, std, meta, device) -> di
     tick = time.perf_counter()
     torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict()}, io.BytesIO())
     save_seconds = (time.perf_counter() - tick) * 1.5  # plus the write and rename
-    return {"step": float(np.median(times[1:])), "val": val_seconds, "save": save_seconds}
+    return {"step": float(np.median(times[2:])), "val": val_seconds, "save": save_seconds}
 
 
 def _quiet_lightning() -> None:
@@ -334,12 +406,17 @@ def _quiet_lightning() -> None:
 
 def _trainer(config, plan: dict, out_dir: Path, device: str, progress: bool, extra: list):
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from winnow.training.callbacks import AtomicCheckpointIO, MetricsFile, PeriodicCheckpoint
 
     callbacks: list[Any] = [
-        ModelCheckpoint(
+        PeriodicCheckpoint(out_dir / "last.ckpt", plan["checkpoint_every_steps"]),
+        MetricsFile(out_dir / "metrics.csv"),
+        *extra,
+    ]
+    if config.select == "best_macro_f1":
+        best = ModelCheckpoint(
             dirpath=out_dir,
             filename="best",
             monitor="val_macro_f1",
@@ -347,13 +424,8 @@ def _trainer(config, plan: dict, out_dir: Path, device: str, progress: bool, ext
             save_top_k=1,
             enable_version_counter=False,
             auto_insert_metric_name=False,
-        ),
-        PeriodicCheckpoint(out_dir / "last.ckpt", plan["checkpoint_every_steps"]),
-        MetricsFile(out_dir / "metrics.csv"),
-        *extra,
-    ]
-    if plan["budget_seconds"]:
-        callbacks.append(Timer(duration={"seconds": plan["budget_seconds"] * BUDGET_OVERRUN}))
+        )
+        callbacks.insert(0, best)
     if config.early_stopping_patience:
         callbacks.append(
             EarlyStopping("val_macro_f1", mode="max", patience=config.early_stopping_patience)

@@ -7,12 +7,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.optim.swa_utils import AveragedModel
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from winnow.models import create_model
 from winnow.training.augment import BatchAugment
 from winnow.training.config import TrainConfig
 from winnow.training.imbalance import STRATEGIES
+from winnow.training.schedule import BudgetSchedule, progressive_size
 
 STEP_SEED_STRIDE = 1_000_003  # distinct global seeds per (epoch, batch)
 
@@ -38,8 +40,17 @@ class ClassifierModule(L.LightningModule):
         self.model = create_model(config.model, n, **config.model_params)
         self.augment = BatchAugment(config, n)
         self.criterion = STRATEGIES[config.imbalance].loss(
-            torch.tensor(class_counts).numpy(), config.focal_gamma
+            torch.tensor(class_counts).numpy(), config.focal_gamma, config.logit_tau
         )
+        # the averaged weights are the ones validated, saved for inference and exported
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
+            if config.ema_decay > 0
+            else None
+        )
+        if self.ema is not None:
+            self.ema.requires_grad_(False)  # updated by averaging, never by gradients
+        self.schedule = BudgetSchedule(total_steps, config.warmup_fraction)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.metrics = torch.nn.ModuleDict(
@@ -60,6 +71,20 @@ class ClassifierModule(L.LightningModule):
         self.channels_last = False
         self.stream = None  # the BatchStream; told about every trained batch
 
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """The weights inference uses: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def training_size(self) -> int:
+        config = self.config
+        if not config.progressive_min_size:
+            return config.image_size
+        progress = self.schedule.progress(int(self.global_step))
+        return progressive_size(
+            progress, config.progressive_min_size, config.image_size, config.progressive_fraction
+        )
+
     def _to_input(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.mean) / self.std
         if self.channels_last:
@@ -72,12 +97,28 @@ class ClassifierModule(L.LightningModule):
         """One uint8 training batch → (logits, soft targets, loss): augment, model, loss.
         The training step and the budget calibration both run exactly this."""
         images, soft = self.augment(images.float().div_(255), targets)
+        side = self.training_size()
+        if side != images.shape[-1]:
+            images = torch.nn.functional.interpolate(
+                images, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+            )
         logits = self.model(self._to_input(images))
         return logits, soft, self.criterion(logits, soft)
 
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """One uint8 evaluation batch → logits (no augmentation)."""
-        return self.model(self._to_input(images.float().div_(255)))
+        """One uint8 evaluation batch → logits of the inference weights, averaged with the
+        mirror image's when the run declares flip test-time augmentation."""
+        x = self._to_input(images.float().div_(255))
+        model = self.inference_model
+        if self.config.tta == "flip":
+            return (model(x) + model(x.flip(3))) / 2
+        return model(x)
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # before any callback sees the step: a checkpoint saved after it holds this update
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, targets, (epoch, position) = batch
@@ -118,6 +159,8 @@ class ClassifierModule(L.LightningModule):
         row = {
             "epoch": float(self.current_epoch + 1),
             "step": float(self.global_step),
+            "seconds": round(self.schedule.elapsed(), 1),
+            "image_size": float(self.training_size()),
             "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
             "train_loss": _mean(self._train_loss),
             "train_acc": float(self.metrics["train_acc"].compute()),
@@ -150,15 +193,7 @@ class ClassifierModule(L.LightningModule):
             ],
             lr=self.config.lr,
         )
-        steps = self.total_steps
-        if steps < 4:  # too short for a warm-up and an annealing phase: constant rate
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-        else:
-            # each phase needs more than one step, whatever the warm-up share says
-            warmup = min(max(self.config.warmup_fraction, 2 / steps), 1 - 2 / steps)
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=self.config.lr, total_steps=steps, pct_start=warmup
-            )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule.lr_factor)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
@@ -166,9 +201,28 @@ class ClassifierModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["winnow"] = {**self.meta, "history": list(self.history)}
+        checkpoint["winnow_seconds_trained"] = self.schedule.elapsed()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("winnow", {}).get("history", []))
+        self.schedule.elapsed_before = float(checkpoint.get("winnow_seconds_trained", 0.0))
+
+
+def ema_update(decay: float):
+    """AveragedModel's update: an exponential moving average whose decay warms up as
+    min(decay, (1 + n) / (10 + n)) after n updates, so a short run's average is not
+    dominated by its random initialisation."""
+
+    def update(averaged: list, current: list, updates: torch.Tensor) -> None:
+        n = float(updates)
+        rate = 1 - min(decay, (1 + n) / (10 + n))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, rate)
+        else:  # BatchNorm's batch counter
+            for mine, theirs in zip(averaged, current, strict=True):
+                mine.copy_(theirs)
+
+    return update
 
 
 def _mean(total: torch.Tensor) -> float:

@@ -28,12 +28,19 @@ def write_outputs(
 ) -> dict[str, Any]:
     history = module.history  # metrics.csv: written by MetricsFile after every validation
     if history:
-        batches = {"none": "plain", "basic": "augmented", "mix": "augmented, mixed"}
+        batches = {
+            "none": "plain",
+            "shift": "augmented",
+            "basic": "augmented",
+            "mix": "augmented, mixed",
+        }
         plot_curves(
             history,
             out_dir / "curves.png",
             title=f"{config.model} on {run_dir.name}  "
-            f"(train metrics on {batches[config.augment]} batches)",
+            f"(train metrics on {batches[config.augment]} batches; validation "
+            f"{len(rows.frames['val'])} items)",
+            select=config.select,
         )
     best = load_model(out_dir / "best.ckpt")
     scores = {}
@@ -44,7 +51,12 @@ def write_outputs(
         pixels = images[split].permute(0, 2, 3, 1).numpy()
         predicted = best.probabilities(pixels).argmax(axis=1)
         scores[split] = score(frame["target"].to_numpy(), predicted, rows.classes)
-    best_epoch = max(history, key=lambda r: r["val_macro_f1"]) if history else {}
+    if not history:
+        best_epoch = {}
+    elif config.select == "best_macro_f1":
+        best_epoch = max(history, key=lambda r: r["val_macro_f1"])
+    else:
+        best_epoch = history[-1]
     summary = {
         "out_dir": str(out_dir),
         "model": config.model,
@@ -52,6 +64,9 @@ def write_outputs(
         "fingerprint": rows.fingerprint,
         "epochs": len(history),
         "best_epoch": int(best_epoch.get("epoch", 0)),
+        "select": config.select,
+        "val_items": int(len(rows.frames["val"])),
+        "temperature": plan.get("temperature", 1.0),
         "plan": plan,
         "scores": {
             split: {k: v for k, v in s.items() if k not in ("report_text", "confusion")}
@@ -66,7 +81,9 @@ def write_outputs(
     return summary
 
 
-def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") -> None:
+def plot_curves(
+    history: list[dict[str, float]], path: Path, title: str = "", select: str = "final"
+) -> None:
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(13, 3.6))
     axes = fig.subplots(1, 3)
@@ -81,10 +98,13 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") ->
         if metric != "loss":
             ax.set_ylim(0, 1)
     axes[0].legend()
-    best = max(history, key=lambda r: r["val_macro_f1"])
-    axes[2].axvline(best["epoch"], color="grey", ls="--", lw=1)
+    if select == "best_macro_f1":
+        chosen, word = max(history, key=lambda r: r["val_macro_f1"]), "best"
+    else:
+        chosen, word = history[-1], "final"
+    axes[2].axvline(chosen["epoch"], color="grey", ls="--", lw=1)
     axes[2].annotate(
-        f"best {best['val_macro_f1']:.3f}", (best["epoch"], 0.05), ha="center", color="grey"
+        f"{word} {chosen['val_macro_f1']:.3f}", (chosen["epoch"], 0.05), ha="right", color="grey"
     )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -114,10 +134,22 @@ def model_card(config, rows, plan, scores, best_epoch, run_dir) -> str:
         f"- model `{config.model}` {json.dumps(config.model_params)}",
         f"- imbalance `{config.imbalance}`, augment `{config.augment}`, label smoothing "
         f"{config.label_smoothing}, AdamW lr {config.lr} one-cycle, batch {config.batch_size}",
-        f"- {plan['epochs']} epochs = {plan['max_steps']} steps ({plan['source']}); "
-        f"{plan['images_per_second']} images/s on {plan['device']}",
-        f"- best validation macro-F1 {best_epoch.get('val_macro_f1', float('nan')):.3f} at "
-        f"epoch {int(best_epoch.get('epoch', 0))} (best.ckpt)",
+        f"- weight averaging (EMA) {config.ema_decay or 'off'}, test-time augmentation "
+        f"`{config.tta}`, progressive resizing "
+        + (f"from {config.progressive_min_size} px" if config.progressive_min_size else "off"),
+        f"- planned {plan['epochs']} epochs = {plan['max_steps']} steps ({plan['source']}); "
+        f"trained {plan.get('steps_done', '?')} steps in {plan.get('seconds_trained', '?')} s, "
+        f"{plan.get('train_images_per_second') or plan['images_per_second']} images/s on "
+        f"{plan['device']}",
+        "- best.ckpt: "
+        + (
+            "the epoch with the best validation macro-F1"
+            if config.select == "best_macro_f1"
+            else "the final weights of the annealed schedule (no choice made on validation)"
+        )
+        + f", epoch {int(best_epoch.get('epoch', 0))}, validation macro-F1 "
+        f"{best_epoch.get('val_macro_f1', float('nan')):.3f} on {len(rows.frames['val'])} items",
+        f"- softmax temperature {plan.get('temperature', 1.0)} (fitted on validation)",
         "",
         "## Scores of best.ckpt",
     ]

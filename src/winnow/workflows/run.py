@@ -66,7 +66,7 @@ def run_pipeline(
     scores = trained.summary["scores"]
     say(
         f"train: {trained.summary['model']}, {trained.summary['epochs']} epochs, validation "
-        f"macro-F1 {scores['val']['macro_f1']:.3f}"
+        f"macro-F1 {scores['val']['macro_f1']:.3f} on {trained.summary['val_items']} items"
     )
     evaluation = None
     if test is not None:
