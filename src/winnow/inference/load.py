@@ -30,6 +30,16 @@ def let_idle_threads_sleep() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def tta_logits(model, batch, tta: str):
+    """The model's logits on a normalised NCHW batch under test-time augmentation `tta`:
+    with `flip`, the mean of the logits of the batch and of its mirror image. Training's
+    validation, inference and the ONNX graph all use this one rule."""
+    logits = model(batch)
+    if tta == "flip":
+        logits = (logits + model(batch.flip(3))) / 2
+    return logits
+
+
 class WeightsError(WinnowError, ValueError):
     """The weights file can't be used; the message says why."""
 
@@ -107,10 +117,7 @@ class LoadedModel:
             batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
             batch = batch.div_(255).sub_(mean).div_(std)
             model = self._torch_model if self._fast_model is None else self._fast_model
-            logits = model(batch)
-            if self.tta == "flip":
-                logits = (logits + model(batch.flip(3))) / 2
-            return logits.float().numpy()
+            return tta_logits(model, batch, self.tta).float().numpy()
 
 
 def load_model(path: Path) -> LoadedModel:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from winnow.data.io import atomic_output
-from winnow.inference.load import load_model
+from winnow.inference.load import load_model, tta_logits
 
 OPSET = 18
 
@@ -33,7 +33,7 @@ def _with_tta(model, tta: str):
             self.model = model
 
         def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return (self.model(images) + self.model(images.flip(3))) / 2
+            return tta_logits(self.model, images, "flip")
 
     return FlipAveraged().eval()
 

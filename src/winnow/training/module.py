@@ -10,6 +10,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from winnow.inference.load import tta_logits
 from winnow.models import create_model
 from winnow.training.augment import BatchAugment
 from winnow.training.config import TrainConfig
@@ -109,10 +110,7 @@ class ClassifierModule(L.LightningModule):
         """One uint8 evaluation batch → logits of the inference weights, averaged with the
         mirror image's when the run declares flip test-time augmentation."""
         x = self._to_input(images.float().div_(255))
-        model = self.inference_model
-        if self.config.tta == "flip":
-            return (model(x) + model(x.flip(3))) / 2
-        return model(x)
+        return tta_logits(self.inference_model, x, self.config.tta)
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
