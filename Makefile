@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[all,dev]'
 	@if $(PY) -m pip list 2>/dev/null | grep -qi '^nvidia'; then \
 		echo "CUDA packages were installed: check constraints.txt" >&2; exit 1; fi
 	@touch $(STAMP)

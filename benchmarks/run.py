@@ -81,6 +81,10 @@ def main() -> None:
     # a fresh process, as `winnow evaluate` is: training has loaded torch in this one
     script = Path(__file__).parent / "bench_infer.py"
     subprocess.run([sys.executable, str(script), str(weights), "--when", started], check=True)
+    # `winnow serve` on loopback under load, beside its in-process floor (own process too)
+    script = Path(__file__).parent / "bench_serve.py"
+    command = [sys.executable, str(script), str(weights), str(clean_test), "--when", started]
+    subprocess.run(command, check=True)
     print(f"\nresults saved in {RESULTS}/")
 
 

@@ -57,3 +57,46 @@ def trained(demo_run) -> Path:
     _, run = demo_run
     result = train(run, TrainConfig(**TINY_TRAIN), name="tiny")
     return result.out_dir
+
+
+@pytest.fixture(scope="session")
+def onnx_model(trained, tmp_path_factory) -> Path:
+    """The tiny trained model exported to ONNX."""
+    from winnow.inference.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(trained / "best.ckpt", path)
+    return path
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium for the browser tests; `.ci/run` installs it. Outside CI a machine
+    without it skips them; with WINNOW_REQUIRE_BROWSER=1 (set by `.ci/run`) they fail."""
+    import os
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("WINNOW_REQUIRE_BROWSER") == "1":
+        pytest.fail("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+@pytest.fixture
+def browser_page():
+    """A playwright page in headless Debian chromium (nothing is downloaded)."""
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run",
+            ],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        yield page
+        browser.close()

@@ -5,7 +5,7 @@ They are imported in the order the flow runs, which is the order `--help` lists 
 """
 
 # isort: off
-from winnow.cli import data, audit, curate, train, evaluate, workflows  # noqa: F401 - verbs
+from winnow.cli import data, audit, curate, train, evaluate, serve, workflows  # noqa: F401
 from winnow.cli.base import app
 
 # isort: on

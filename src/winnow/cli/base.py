@@ -17,7 +17,7 @@ from rich.markup import escape
 app = typer.Typer(
     name="winnow",
     help="Turn a messy folder of labeled images into a trustworthy image classifier.\n\n"
-    "Flow: scan → audit → clean → split → train → evaluate → explain → predict.",
+    "Flow: scan → audit → clean → split → train → evaluate → explain → predict → serve.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -34,8 +34,32 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+# top-level modules of each optional extra (pyproject.toml), to name the extra a verb needs
+EXTRA_OF_MODULE = {
+    **dict.fromkeys(
+        ("pyarrow", "pandas", "faiss", "matplotlib", "sklearn", "scipy", "torch", "lightning",
+         "torchmetrics", "kornia", "onnx", "onnxscript"),
+        "pipeline",
+    ),
+    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart", "jinja2"), "serve"),
+}  # fmt: skip
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The sentence for a verb whose optional dependency is not installed, else None."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return (
+        f"This needs {top}, which comes with the '{extra}' extra: "
+        f"pip install 'winnow-vision[{extra}]' (or 'winnow-vision[all]' for every verb)."
+    )
+
+
 def command(*args: Any, **kwargs: Any) -> Callable:
-    """`app.command`, with every `WinnowError` turned into its message and exit status 2."""
+    """`app.command`, with every `WinnowError` turned into its message and exit status 2,
+    and a missing optional dependency into the extra that installs it."""
 
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
@@ -46,6 +70,11 @@ def command(*args: Any, **kwargs: Any) -> Callable:
                 return function(*a, **k)
             except WinnowError as exc:
                 raise fail(str(exc)) from None
+            except ModuleNotFoundError as exc:
+                message = missing_extra(exc)
+                if message is None:
+                    raise
+                raise fail(message) from None
 
         return app.command(*args, **kwargs)(guarded)
 

@@ -83,12 +83,17 @@ def prepare_worker() -> None:
         pass
 
 
+EMPTY_REASON = "file has zero bytes"
+
+
 def decode_file(path: str, config: ScanConfig) -> Decoded:
     """Decode `path` into cache pixels and hashes, or explain why it can't be."""
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
         head = _head(path)  # read once: what its first bytes announce, or look like
+        if not head:
+            return Decoded("empty", EMPTY_REASON)
         signature = _known_signature(head)
         if signature:
             message = f"starts like a {signature} file but its header can't be read"

@@ -37,7 +37,7 @@ from winnow.data.cache import (
     write_meta,
 )
 from winnow.data.config import ScanConfig
-from winnow.data.decode import IMAGE_SUFFIXES, decode_file, prepare_worker
+from winnow.data.decode import EMPTY_REASON, IMAGE_SUFFIXES, decode_file, prepare_worker
 from winnow.data.io import atomic_write_bytes, remove_temporaries
 from winnow.data.lock import run_lock
 from winnow.data.manifest import (
@@ -323,7 +323,7 @@ def inspect_file(
     """
     row = _base_row(item)
     if item.bytes == 0:
-        return {**row, "status": "empty", "error": "file has zero bytes"}, None, None
+        return {**row, "status": "empty", "error": EMPTY_REASON}, None, None
     try:
         if file_hash:
             with open(item.abspath, "rb") as handle:

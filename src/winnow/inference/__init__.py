@@ -10,6 +10,7 @@ EXPORTS = {
     "WeightsError": "load",
     "load_model": "load",
     "read_checkpoint": "load",
+    "model_summary": "load",
     "Prediction": "predict",
     "write_csv": "predict",
     "explain_files": "explain",

@@ -40,6 +40,30 @@ def tta_logits(model, batch, tta: str):
     return logits
 
 
+def model_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """The model card's summary from a checkpoint's or ONNX file's `winnow` metadata."""
+    summary: dict[str, Any] = {
+        "model": meta.get("model"),
+        "model_params": meta.get("model_params", {}),
+        "trained_from_scratch": True,
+        "tta": meta.get("tta", "none"),
+        "temperature": float(meta.get("temperature", 1.0)),
+    }
+    summary |= meta.get("summary", {})  # an ONNX file carries its checkpoint's summary
+    counts = meta.get("data", {}).get("train_counts")
+    if counts:
+        summary["train_items"] = int(sum(counts.values()))
+    history = meta.get("history") or []
+    if history:
+        last = history[-1]
+        summary["epochs"] = int(last.get("epoch", 0))
+        if "val_macro_f1" in last:
+            summary["val_macro_f1"] = round(float(last["val_macro_f1"]), 4)
+        if "val_acc" in last:
+            summary["val_micro_f1"] = round(float(last["val_acc"]), 4)
+    return summary
+
+
 class WeightsError(WinnowError, ValueError):
     """The weights file can't be used; the message says why."""
 

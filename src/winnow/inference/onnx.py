@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from winnow.data.io import atomic_output
-from winnow.inference.load import load_model, tta_logits
+from winnow.inference.load import load_model, model_summary, tta_logits
 
 OPSET = 18
 
@@ -70,7 +70,12 @@ def export_onnx(weights: Path, out: Path, seed: int = 0) -> ExportResult:
     proto = program.model_proto
     meta = {
         k: loaded.meta[k] for k in ("format", "model", "model_params", "classes", "preprocessing")
-    } | {"temperature": loaded.temperature, "tta": loaded.tta, "tta_in_graph": True}
+    } | {
+        "temperature": loaded.temperature,
+        "tta": loaded.tta,
+        "tta_in_graph": True,
+        "summary": model_summary(loaded.meta),
+    }
     entry = proto.metadata_props.add()
     entry.key, entry.value = "winnow", json.dumps(meta)
     with atomic_output(Path(out)) as tmp_path:
