@@ -38,6 +38,21 @@ def test_every_kind_gets_its_status(tmp_path: Path, kind: str) -> None:
         assert row["error"] and len(row["error"]) > 10  # a sentence, not a code
 
 
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_inference_decode_skips_fingerprints_not_pixels(tmp_path: Path, kind: str) -> None:
+    """predict and serve decode without hashes or detail crop: same status, reason, pixels."""
+    prepare_worker()
+    path = str(write_kind(tmp_path, kind))
+    config = ScanConfig(image_size=32)
+    full, lean = decode_file(path, config), decode_file(path, config, fingerprints=False)
+    assert (lean.status, lean.error) == (full.status, full.error)
+    if full.status == "ok":
+        assert np.array_equal(lean.pixels, full.pixels)
+        assert full.phash is not None and full.detail is not None
+        assert lean.phash is None and lean.dhash is None and lean.detail is None
+        assert lean.pixel_sha256 is None
+
+
 @pytest.mark.parametrize(
     ("content", "says"),
     [

@@ -73,7 +73,9 @@ def test_a_run_slowed_on_purpose_still_anneals_and_stops_by_its_deadline(demo_ru
     assert plan["source"] == "max_minutes"
     assert plan["steps_done"] < plan["max_steps"]  # cut by the clock, not by the step count
     assert plan["final_lr"] < 0.05 * config.lr  # ... with the learning rate annealed
-    assert plan["seconds_trained"] <= plan["fit_budget_seconds"] + 1.0
+    # the deadline is checked after each step: one slowed step (0.4 s + its own time) and
+    # the validation closing the epoch can still be in flight when it passes
+    assert plan["seconds_trained"] <= plan["fit_budget_seconds"] + 2.5
     assert wall < config.max_minutes * 60 + 10
     saved = yaml.safe_load((result.out_dir / "config.yaml").read_text())
     assert saved["max_steps"] == plan["steps_done"]  # a repeat trains as many steps

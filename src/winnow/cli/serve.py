@@ -41,8 +41,11 @@ def serve(
         float, typer.Option(help="Largest request body (bigger: 413).")
     ] = _DEFAULTS.max_request_mb,
     max_concurrent: Annotated[
-        int, typer.Option(help="Requests classified at once per process (more: 503).")
+        int, typer.Option(help="Requests classified at once per process (more wait).")
     ] = _DEFAULTS.max_concurrent,
+    max_queued: Annotated[
+        int, typer.Option(help="Requests waiting for a slot per process (more: 503).")
+    ] = _DEFAULTS.max_queued,
 ) -> None:
     """Serve a trained model: REST API (POST /predict), demo page (/), OpenAPI (/docs)."""
     from winnow.serve.app import serve as run_server
@@ -50,6 +53,7 @@ def serve(
     settings = ServeSettings(
         weights=str(weights), threshold=threshold, top_k=top_k, max_file_mb=max_file_mb,
         max_files=max_files, max_request_mb=max_request_mb, max_concurrent=max_concurrent,
+        max_queued=max_queued,
     )  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"

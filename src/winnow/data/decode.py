@@ -86,8 +86,10 @@ def prepare_worker() -> None:
 EMPTY_REASON = "file has zero bytes"
 
 
-def decode_file(path: str, config: ScanConfig) -> Decoded:
-    """Decode `path` into cache pixels and hashes, or explain why it can't be."""
+def decode_file(path: str, config: ScanConfig, fingerprints: bool = True) -> Decoded:
+    """Decode `path` into cache pixels and hashes, or explain why it can't be. Without
+    `fingerprints` (inference: predict, serve) the pixel digest, the perceptual hashes and
+    the detail crop are skipped; the pixels are the same."""
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
@@ -110,10 +112,12 @@ def decode_file(path: str, config: ScanConfig) -> Decoded:
     except (SyntaxError, ValueError) as exc:
         return Decoded("corrupt", f"cannot parse image header: {exc}")
     with image:
-        return _decode_opened(image, path, config)
+        return _decode_opened(image, path, config, fingerprints)
 
 
-def _decode_opened(image: Image.Image, path: str, config: ScanConfig) -> Decoded:
+def _decode_opened(
+    image: Image.Image, path: str, config: ScanConfig, fingerprints: bool = True
+) -> Decoded:
     facts = {
         "format": image.format,
         "width": image.width,
@@ -130,7 +134,7 @@ def _decode_opened(image: Image.Image, path: str, config: ScanConfig) -> Decoded
             **facts,
         )
     if pixels * _BYTES_PER_PIXEL_IN_FLIGHT > config.decode_memory_mb * 2**20:
-        return _decode_streaming(path, config, facts)
+        return _decode_streaming(path, config, facts, fingerprints)
     try:
         if image.format == "JPEG":
             side = config.image_size * DRAFT_SIDE
@@ -148,8 +152,8 @@ def _decode_opened(image: Image.Image, path: str, config: ScanConfig) -> Decoded
         return _failure(exc, facts)
     except (SyntaxError, ValueError, EOFError) as exc:
         return Decoded("corrupt", f"image data is damaged: {exc}", **facts)
-    pixel_sha = _pixel_digest(rgb)
-    return _finish(rgb, config, facts, decoder="pillow", pixel_sha=pixel_sha)
+    pixel_sha = _pixel_digest(rgb) if fingerprints else None
+    return _finish(rgb, config, facts, "pillow", pixel_sha, fingerprints)
 
 
 _SIGNATURES = {
@@ -246,7 +250,9 @@ def _pixel_digest(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
-def _decode_streaming(path: str, config: ScanConfig, facts: dict) -> Decoded:
+def _decode_streaming(
+    path: str, config: ScanConfig, facts: dict, fingerprints: bool = True
+) -> Decoded:
     """Shrink a huge image with libvips without holding it in memory (no pixel digest)."""
     try:
         import pyvips
@@ -279,7 +285,7 @@ def _decode_streaming(path: str, config: ScanConfig, facts: dict) -> Decoded:
         array = np.concatenate([gray, array[:, :, 1:]], axis=2) if bands == 2 else gray
     mode = "RGBA" if array.shape[2] == 4 else "RGB"
     image = Image.fromarray(np.ascontiguousarray(array[:, :, :4]), mode)
-    return _finish(image, config, facts, decoder="vips", pixel_sha=None)
+    return _finish(image, config, facts, "vips", None, fingerprints)
 
 
 def draft_reduces(
@@ -307,7 +313,12 @@ def fit_inside(image: Image.Image, size: int) -> Image.Image:
 
 
 def _finish(
-    image: Image.Image, config: ScanConfig, facts: dict, decoder: str, pixel_sha: str | None
+    image: Image.Image,
+    config: ScanConfig,
+    facts: dict,
+    decoder: str,
+    pixel_sha: str | None,
+    fingerprints: bool = True,
 ) -> Decoded:
     """Resize to fit, composite transparency, hash, letterbox into the cache square; crop
     the detail window from the unresized image."""
@@ -318,7 +329,12 @@ def _finish(
     image = fit_inside(full, size)
     if has_alpha:
         image = _flatten(image, background)
-    hashes = perceptual_hashes(image)
+    hashes = perceptual_hashes(image) if fingerprints else {"phash": None, "dhash": None}
+    detail = (
+        detail_crop(full, np.asarray(image), config.detail_size, background)
+        if fingerprints
+        else None
+    )
     return Decoded(
         "ok",
         None,
@@ -328,7 +344,7 @@ def _finish(
         phash=hashes["phash"],
         dhash=hashes["dhash"],
         pixels=_letterbox(image, size, background),
-        detail=detail_crop(full, np.asarray(image), config.detail_size, background),
+        detail=detail,
         **facts,
     )
 

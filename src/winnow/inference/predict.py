@@ -46,7 +46,7 @@ def decode_path(path: Path, config: ScanConfig) -> Decoded:
     """One file → pixels, or a status and a reason (a missing file is `missing`)."""
     if not Path(path).exists():
         return Decoded("missing", "no such file")
-    return decode_file(str(path), config)
+    return decode_file(str(path), config, fingerprints=False)
 
 
 def predict(

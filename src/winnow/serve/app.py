@@ -10,8 +10,9 @@
 Safety: uploads are decoded by the same bounded-memory decoder as `scan` (so a truncated
 file, a non-image or a decompression bomb is a per-file error with scan's wording, never a
 5xx); a request body over `max_request_mb`, a file over `max_file_mb` or more than
-`max_files` files is refused with 413 before anything is decoded; more than `max_concurrent`
-requests in flight get 503 with Retry-After instead of queueing into memory. Client file
+`max_files` files is refused with 413 before anything is decoded; `max_concurrent` requests
+run at once and `max_queued` more wait (their bodies unread), beyond that 503 with
+Retry-After instead of queueing into memory. Client file
 names are echoed back and never used as paths: an upload is written to a private temporary
 folder under a generated name, decoded and deleted.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -87,6 +89,9 @@ def _body_limit(app, limit: int):
 
 def create_app(settings: ServeSettings, predictor: Predictor | None = None):
     """The FastAPI app; the model loads at start-up (or `predictor` is used as given)."""
+    # the multipart parser logs a warning per malformed body: a client could flood the log
+    # with them, and the client already gets the reason in its 400
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     state: dict[str, Any] = {"predictor": predictor, "error": None}
     slots = asyncio.Semaphore(settings.max_concurrent)
 
@@ -146,15 +151,27 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
             out.append((upload.filename or "upload", await upload.read()))
         return out
 
-    async def in_slot(function, *args):
-        if slots.locked():
+    admitted = 0  # requests running or waiting for a slot
+
+    @asynccontextmanager
+    async def slot():
+        """Up to max_concurrent requests run (their bodies are read only then, so memory is
+        bounded by max_concurrent × max_request_mb); up to max_queued more wait; beyond that
+        503 at once, before the body is read."""
+        nonlocal admitted
+        if admitted >= settings.max_concurrent + settings.max_queued:
             raise HTTPException(
                 503,
-                f"{settings.max_concurrent} requests are already in progress; retry shortly",
+                f"{settings.max_concurrent} requests are running and {settings.max_queued} "
+                "waiting (max_concurrent, max_queued); retry shortly",
                 headers={"Retry-After": "1"},
             )
-        async with slots:
-            return await run_in_threadpool(function, *args)
+        admitted += 1
+        try:
+            async with slots:
+                yield
+        finally:
+            admitted -= 1
 
     @app.get("/health")
     async def health() -> dict:
@@ -172,8 +189,9 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
     @app.post("/predict")
     async def predict(request: Request) -> dict:
         predictor = ready()
-        uploads = await uploads_of(request, "files")
-        results = await in_slot(predictor.predict, uploads)
+        async with slot():
+            uploads = await uploads_of(request, "files")
+            results = await run_in_threadpool(predictor.predict, uploads)
         return {"threshold": settings.threshold, "results": results}
 
     @app.post("/explain")
@@ -183,10 +201,11 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
             raise HTTPException(
                 409, "Grad-CAM needs a PyTorch checkpoint; this server runs an ONNX model"
             )
-        uploads = await uploads_of(request, "file")
-        if len(uploads) != 1:
-            raise HTTPException(422, "send exactly one image in the field 'file'")
-        png, error = await in_slot(predictor.explain_png, uploads[0][1])
+        async with slot():
+            uploads = await uploads_of(request, "file")
+            if len(uploads) != 1:
+                raise HTTPException(422, "send exactly one image in the field 'file'")
+            png, error = await run_in_threadpool(predictor.explain_png, uploads[0][1])
         if png is None:
             return JSONResponse({"detail": error}, status_code=422)
         return Response(png, media_type="image/png")

@@ -63,7 +63,7 @@ class Predictor:
         path = Path(self.workdir.name) / f"upload-{os.getpid()}-{number}"
         path.write_bytes(data)
         try:
-            return decode_file(str(path), self.config)
+            return decode_file(str(path), self.config, fingerprints=False)
         finally:
             path.unlink(missing_ok=True)
 

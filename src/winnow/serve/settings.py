@@ -20,6 +20,7 @@ class ServeSettings:
     max_files: int = 64
     max_request_mb: float = 100.0
     max_concurrent: int = 4
+    max_queued: int = 32
 
     def __post_init__(self) -> None:
         if not 0 <= self.threshold <= 1:
@@ -27,6 +28,8 @@ class ServeSettings:
         for name in ("top_k", "max_files", "max_concurrent"):
             if getattr(self, name) < 1:
                 raise ServeError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.max_queued < 0:
+            raise ServeError(f"max_queued must be 0 or more, got {self.max_queued}.")
         for name in ("max_file_mb", "max_request_mb"):
             if getattr(self, name) <= 0:
                 raise ServeError(f"{name} must be positive, got {getattr(self, name)}.")
@@ -37,6 +40,7 @@ class ServeSettings:
             "max_files": self.max_files,
             "max_request_mb": self.max_request_mb,
             "max_concurrent": self.max_concurrent,
+            "max_queued": self.max_queued,
         }
 
 
