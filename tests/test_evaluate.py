@@ -261,3 +261,36 @@ def test_a_folder_made_only_of_training_files_is_scored_and_flagged(
     result = evaluate(folder, trained / "best.ckpt", workers=1)
     assert result.rows["duplicates_training"].all()
     assert result.scores["items"] == 6 and result.scores_without_leaks is None
+
+
+def test_undecodable_names_and_new_output_folders(trained: Path, demo_run, tmp_path: Path) -> None:
+    """A file name that is not UTF-8 is written escaped (CSV, PNG names and titles); an
+    output folder that does not exist yet is created; one that can't be is a message."""
+    data, _ = demo_run
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = sorted((data / "test" / "house").glob("*.png"))[0].read_bytes()
+    (folder / "ok.png").write_bytes(image)
+    (Path(os.fsdecode(bytes(folder)) + "/" + os.fsdecode(b"bad\xff.png"))).write_bytes(image)
+    out = tmp_path / "new" / "deeper" / "preds.csv"
+    result = runner.invoke(
+        app, ["predict", str(folder), "--weights", str(trained), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")  # valid UTF-8
+    assert "bad\\xff.png" in text and text.count(",ok,") == 2
+    cams = tmp_path / "cams" / "new"
+    result = runner.invoke(
+        app, ["explain", str(folder), "--weights", str(trained), "--out", str(cams)]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in cams.glob("*.png")) == ["0000_bad\\xff.png", "0001_ok.png"]
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    result = runner.invoke(
+        app, ["predict", str(folder), "--weights", str(trained), "--out", str(blocker / "p.csv")]
+    )
+    assert result.exit_code == 2 and "its folder can't be created" in " ".join(
+        result.output.split()
+    )
+    assert "Traceback" not in result.output

@@ -36,3 +36,16 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
     (tmp_path / f".manifest.parquet.abc{TEMP_SUFFIX}").write_bytes(b"left by a kill")
     remove_temporaries(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.parquet"]
+
+
+def test_atomic_output_creates_missing_folders_or_says_why(tmp_path: Path) -> None:
+    from winnow.data.io import OutputError, atomic_write_bytes, printable
+    from winnow.errors import WinnowError
+
+    atomic_write_bytes(tmp_path / "a" / "b" / "out.bin", b"x")
+    assert (tmp_path / "a" / "b" / "out.bin").read_bytes() == b"x"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="its folder can't be created") as caught:
+        atomic_write_bytes(tmp_path / "file" / "out.bin", b"x")
+    assert isinstance(caught.value, WinnowError)
+    assert printable("bad\udcff.png") == "bad\\xff.png" and printable("고양이") == "고양이"

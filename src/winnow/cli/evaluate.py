@@ -142,6 +142,9 @@ def explain(
     ),
 ) -> None:
     """Grad-CAM overlays: one PNG per image, titled with the prediction."""
+    from rich.markup import escape
+
+    from winnow.data.io import printable
     from winnow.inference.explain import explain_files
     from winnow.inference.load import load_model
 
@@ -149,6 +152,7 @@ def explain(
     loaded.torch_model  # noqa: B018 - Grad-CAM needs gradients: fail early for ONNX
     for path, target, answer in explain_files(paths, loaded, out_dir):
         if target is None:
-            console.print(f"[yellow]skipped[/] {path}: {answer['error']}", soft_wrap=True)
+            shown = escape(printable(str(path)))
+            console.print(f"[yellow]skipped[/] {shown}: {answer['error']}", soft_wrap=True)
             continue
         out.print(f"{target}  {answer['predicted']} ({answer['confidence']:.0%})", soft_wrap=True)

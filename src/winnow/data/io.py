@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary file beside the target, fsync, then rename."""
+"""Atomic file output: write to a temporary file beside the target, fsync, then rename.
+Missing parent folders of the target are created."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from winnow.errors import WinnowError
+
 TEMP_SUFFIX = ".tmp"
+
+
+class OutputError(WinnowError, OSError):
+    """An output can't be written where it was asked for; the message says why."""
+
+
+def printable(text: str) -> str:
+    """`text` as valid UTF-8: a file name's undecodable bytes (which Python holds as
+    surrogates) become backslash escapes, so CSV, HTML, plots and the console can show it."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _default_mode() -> int:
@@ -34,7 +47,17 @@ def atomic_output(path: Path) -> Iterator[Path]:
     a plain write would (0o666 less the umask), not mkstemp's private 0600.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write {printable(str(path))}: its folder can't be created "
+            f"({exc.strerror or exc})."
+        ) from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {printable(str(path))}: {exc.strerror or exc}.") from None
     # mkstemp makes the file private (0600); the output is a report or a manifest that a
     # teammate or a web server reads, so it gets the permissions any other file would
     os.fchmod(fd, _default_mode())

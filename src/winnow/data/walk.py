@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from winnow.data.io import printable
+
 
 @dataclass(frozen=True)
 class FoundFile:
@@ -38,9 +40,7 @@ def _bad_name(parts: tuple[str, ...]) -> str | None:
     try:
         "/".join(parts).encode("utf-8")
     except UnicodeEncodeError:
-        return (
-            "/".join(parts).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        )
+        return printable("/".join(parts))
     return None
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from winnow.data.io import atomic_output
+from winnow.data.io import atomic_output, printable
 from winnow.inference.load import LoadedModel
 from winnow.inference.preprocess import resize_square, to_input
 
@@ -71,8 +71,8 @@ def explain_files(
         if decoded.pixels is None:
             yield path, None, {"error": decoded.error}
             continue
-        target = Path(out_dir) / f"{number:04d}_{path.stem}.png"
-        yield path, target, save_explanation(loaded, decoded.pixels, target, str(path))
+        target = Path(out_dir) / f"{number:04d}_{printable(path.stem)}.png"
+        yield path, target, save_explanation(loaded, decoded.pixels, target, printable(str(path)))
 
 
 def save_explanation(

@@ -12,7 +12,7 @@ import numpy as np
 
 from winnow.data.config import ScanConfig
 from winnow.data.decode import IMAGE_SUFFIXES, Decoded, decode_file, prepare_worker
-from winnow.data.io import atomic_write_bytes
+from winnow.data.io import atomic_write_bytes, printable
 from winnow.inference.load import LoadedModel, load_model
 
 
@@ -73,13 +73,13 @@ def predict(
         for i, path in enumerate(chunk):
             if i not in by_index:
                 d = decoded[i]
-                results.append(Prediction(str(path), d.status, [], [], True, d.error))
+                results.append(Prediction(printable(str(path)), d.status, [], [], True, d.error))
                 continue
             probs = by_index[i]
             top = np.argsort(-probs)[:top_k]
             results.append(
                 Prediction(
-                    str(path),
+                    printable(str(path)),
                     "ok",
                     [loaded.classes[j] for j in top],
                     [float(probs[j]) for j in top],
