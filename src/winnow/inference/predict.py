@@ -49,6 +49,41 @@ def decode_path(path: Path, config: ScanConfig) -> Decoded:
     return decode_file(str(path), config, fingerprints=False)
 
 
+def rank(
+    loaded: LoadedModel,
+    names: list[str],
+    decoded: list[Decoded],
+    threshold: float = 0.0,
+    top_k: int = 3,
+) -> list[Prediction]:
+    """Decoded files → one `Prediction` each: the top-k calibrated classes, `uncertain` when
+    the first is under `threshold`; a file without pixels keeps its status and reason.
+    `predict` and `winnow serve` both answer through this."""
+    top_k = max(1, min(top_k, len(loaded.classes)))
+    good = [i for i, d in enumerate(decoded) if d.pixels is not None]
+    probabilities = (
+        loaded.probabilities(np.stack([decoded[i].pixels for i in good])) if good else []
+    )
+    by_index = dict(zip(good, probabilities, strict=True))
+    results: list[Prediction] = []
+    for i, name in enumerate(names):
+        if i not in by_index:
+            results.append(Prediction(name, decoded[i].status, [], [], True, decoded[i].error))
+            continue
+        probs = by_index[i]
+        top = np.argsort(-probs)[:top_k]
+        results.append(
+            Prediction(
+                name,
+                "ok",
+                [loaded.classes[j] for j in top],
+                [float(probs[j]) for j in top],
+                uncertain=bool(probs[top[0]] < threshold),
+            )
+        )
+    return results
+
+
 def predict(
     paths: list[Path],
     weights: Path | LoadedModel,
@@ -59,33 +94,12 @@ def predict(
     loaded = weights if isinstance(weights, LoadedModel) else load_model(Path(weights))
     prepare_worker()
     config = loaded.scan_config()
-    top_k = max(1, min(top_k, len(loaded.classes)))
     results: list[Prediction] = []
     files = expand_paths(paths)
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
-        decoded = [decode_path(p, config) for p in chunk]
-        good = [i for i, d in enumerate(decoded) if d.pixels is not None]
-        probabilities = (
-            loaded.probabilities(np.stack([decoded[i].pixels for i in good])) if good else []
-        )
-        by_index = dict(zip(good, probabilities, strict=True))
-        for i, path in enumerate(chunk):
-            if i not in by_index:
-                d = decoded[i]
-                results.append(Prediction(printable(str(path)), d.status, [], [], True, d.error))
-                continue
-            probs = by_index[i]
-            top = np.argsort(-probs)[:top_k]
-            results.append(
-                Prediction(
-                    printable(str(path)),
-                    "ok",
-                    [loaded.classes[j] for j in top],
-                    [float(probs[j]) for j in top],
-                    uncertain=bool(probs[top[0]] < threshold),
-                )
-            )
+        names = [printable(str(p)) for p in chunk]
+        results += rank(loaded, names, [decode_path(p, config) for p in chunk], threshold, top_k)
     return results
 
 

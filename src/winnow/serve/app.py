@@ -12,9 +12,9 @@ file, a non-image or a decompression bomb is a per-file error with scan's wordin
 5xx); a request body over `max_request_mb`, a file over `max_file_mb` or more than
 `max_files` files is refused with 413 before anything is decoded; `max_concurrent` requests
 run at once and `max_queued` more wait (their bodies unread), beyond that 503 with
-Retry-After instead of queueing into memory. Client file
-names are echoed back and never used as paths: an upload is written to a private temporary
-folder under a generated name, decoded and deleted.
+Retry-After instead of queueing into memory. Client file names are echoed back and never
+used as paths: an upload is written to a private temporary folder under a generated name,
+decoded and deleted.
 """
 
 from __future__ import annotations
@@ -43,23 +43,23 @@ class _TooLarge(Exception):
     pass
 
 
-def _body_limit(app, limit: int):
+class _BodyLimit:
     """ASGI middleware: a request whose body is over `limit` bytes gets 413, judged by its
     Content-Length before anything is read and by counting while it streams."""
 
-    def too_large():
-        return JSONResponse(
-            {"detail": f"request body is over the limit of {limit / MB:g} MB (max_request_mb)"},
-            status_code=413,
-        )
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
 
-    async def middleware(scope, receive, send):
+    def too_large(self) -> JSONResponse:
+        detail = f"request body is over the limit of {self.limit / MB:g} MB (max_request_mb)"
+        return JSONResponse({"detail": detail}, status_code=413)
+
+    async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
-            return await app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return await too_large()(scope, receive, send)
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self.too_large()(scope, receive, send)
         received = 0
         started = False
 
@@ -68,7 +68,7 @@ def _body_limit(app, limit: int):
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
+                if received > self.limit:
                     raise _TooLarge
             return message
 
@@ -79,12 +79,10 @@ def _body_limit(app, limit: int):
             await send(message)
 
         try:
-            await app(scope, counted, tracked)
+            await self.app(scope, counted, tracked)
         except _TooLarge:
             if not started:
-                await too_large()(scope, receive, send)
-
-    return middleware
+                await self.too_large()(scope, receive, send)
 
 
 def create_app(settings: ServeSettings, predictor: Predictor | None = None):
@@ -122,24 +120,21 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
         content_type = request.headers.get("content-type", "")
         if not content_type.startswith("multipart/form-data"):
             raise HTTPException(415, f"send the images as multipart/form-data, field '{field}'")
-        too_many = HTTPException(
-            413, f"more than {settings.max_files} files in one request (max_files)"
-        )
         try:
             form = await request.form(max_files=settings.max_files, max_fields=100)
         except _TooLarge:
             raise
         except StarletteHTTPException as exc:  # what Starlette's parser refused
-            if "Too many files" in str(exc.detail):
-                raise too_many from None
+            if "Too many files" in str(exc.detail):  # counted over every field of the form
+                raise HTTPException(
+                    413, f"more than {settings.max_files} files in one request (max_files)"
+                ) from None
             raise HTTPException(400, f"the multipart body can't be parsed: {exc.detail}") from None
         except Exception as exc:  # noqa: BLE001 - any other parse failure is the body's
             raise HTTPException(400, f"the multipart body can't be parsed: {exc}") from None
         files = [v for v in form.getlist(field) if isinstance(v, UploadFile)]
         if not files:
             raise HTTPException(422, f"no files in the multipart field '{field}'")
-        if len(files) > settings.max_files:
-            raise too_many
         out = []
         for upload in files:
             if upload.size is not None and upload.size > settings.max_file_mb * MB:
@@ -218,16 +213,6 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
 
     app.add_middleware(_BodyLimit, limit=int(settings.max_request_mb * MB))
     return app
-
-
-class _BodyLimit:
-    """`_body_limit` as a Starlette middleware class (`app.add_middleware`)."""
-
-    def __init__(self, app, limit: int) -> None:
-        self.handler = _body_limit(app, limit)
-
-    async def __call__(self, scope, receive, send):
-        await self.handler(scope, receive, send)
 
 
 SETTINGS_VARIABLE = "WINNOW_SERVE_SETTINGS"

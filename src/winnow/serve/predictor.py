@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,6 @@ class Predictor:
         self.config = self.loaded.scan_config(workers=1)
         self.top_k = max(1, min(settings.top_k, len(self.loaded.classes)))
         self.workdir = tempfile.TemporaryDirectory(prefix="winnow-serve-")
-        self._counter = 0
-        self._lock = threading.Lock()
 
     @property
     def can_explain(self) -> bool:
@@ -57,47 +54,21 @@ class Predictor:
         """Bytes of one upload → the decoder's `Decoded` (pixels, or status and reason)."""
         from winnow.data.decode import decode_file
 
-        with self._lock:
-            self._counter += 1
-            number = self._counter
-        path = Path(self.workdir.name) / f"upload-{os.getpid()}-{number}"
-        path.write_bytes(data)
+        fd, path = tempfile.mkstemp(prefix="upload-", dir=self.workdir.name)
         try:
-            return decode_file(str(path), self.config, fingerprints=False)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            return decode_file(path, self.config, fingerprints=False)
         finally:
-            path.unlink(missing_ok=True)
+            os.unlink(path)
 
     def predict(self, uploads: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        from winnow.inference.predict import rank
+
+        names = [name for name, _ in uploads]
         decoded = [self.decode(data) for _, data in uploads]
-        good = [i for i, d in enumerate(decoded) if d.pixels is not None]
-        probabilities = (
-            self.loaded.probabilities(np.stack([decoded[i].pixels for i in good])) if good else []
-        )
-        by_index = dict(zip(good, probabilities, strict=True))
-        results: list[dict[str, Any]] = []
-        for i, (name, _) in enumerate(uploads):
-            if i not in by_index:
-                results.append(
-                    {"name": name, "status": decoded[i].status, "error": decoded[i].error}
-                )
-                continue
-            probs = by_index[i]
-            top = np.argsort(-probs)[: self.top_k]
-            labels = [
-                {"label": self.loaded.classes[j], "probability": round(float(probs[j]), 5)}
-                for j in top
-            ]
-            results.append(
-                {
-                    "name": name,
-                    "status": "ok",
-                    "prediction": labels[0]["label"],
-                    "confidence": labels[0]["probability"],
-                    "uncertain": bool(probs[top[0]] < self.settings.threshold),
-                    "top": labels,
-                }
-            )
-        return results
+        answers = rank(self.loaded, names, decoded, self.settings.threshold, self.top_k)
+        return [_as_json(answer) for answer in answers]
 
     def explain_png(self, data: bytes) -> tuple[bytes | None, str | None]:
         """One upload → (PNG of the image beside its Grad-CAM overlay, None) or (None, reason)."""
@@ -116,3 +87,21 @@ class Predictor:
 
     def close(self) -> None:
         self.workdir.cleanup()
+
+
+def _as_json(answer) -> dict[str, Any]:
+    """A `Prediction` as `POST /predict` states it for one file."""
+    if answer.status != "ok":
+        return {"name": answer.path, "status": answer.status, "error": answer.error}
+    top = [
+        {"label": label, "probability": round(probability, 5)}
+        for label, probability in zip(answer.labels, answer.probabilities, strict=True)
+    ]
+    return {
+        "name": answer.path,
+        "status": "ok",
+        "prediction": top[0]["label"],
+        "confidence": top[0]["probability"],
+        "uncertain": answer.uncertain,
+        "top": top,
+    }
