@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_audit  # noqa: E402
 import bench_domain  # noqa: E402
+import bench_label_issue  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_same_size  # noqa: E402
 import bench_train  # noqa: E402
@@ -62,6 +63,12 @@ def main() -> None:
     domain_result = bench_domain.ablation(run, data / "truth.json")
     save_result("domain", domain_result, started)
     print(bench_domain.report(domain_result))
+
+    # label_issue on 5 % planted mislabels beside cleanlab (own venv); seed 1 is held aside
+    for noise_seed in (0, 1):
+        label_result = bench_label_issue.bench_label_issue(noise_seed)
+        save_result(f"label_issue_seed{noise_seed}", label_result, started)
+        print(bench_label_issue.report(label_result), flush=True)
 
     # training: 3 seeds × 10 minutes on the cleaned run, scored on the clean test folder,
     # beside the Keras notebook and a plain PyTorch script on the same rows and budget

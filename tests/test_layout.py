@@ -14,12 +14,13 @@ PACKAGE = Path(winnow.__file__).parent
 LAYERS = [
     {"errors", "lazy", "config", "pages"},
     {"data"},
-    {"audit"},
-    {"curate"},
     {"models"},
     {"inference"},
     {"evaluate"},
     {"training"},
+    # the audit's label_issue check trains fold models with the training stage's recipe
+    {"audit"},
+    {"curate"},
     {"serve"},
     {"workflows"},
     {"cli"},

@@ -6,12 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from factory import WRITERS, _png, solid
+from servers import ServerThread, free_port, start_server
 from winnow.cli import app as cli_app
 from winnow.inference.predict import predict
 from winnow.serve.app import create_app
@@ -255,36 +254,6 @@ def test_a_missing_extra_is_named_not_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in done.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(command: list[str], env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """Start a `winnow serve` command; returns (process, URL) once it prints the URL."""
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    lines = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "serving on" in line:
-            url = line.split("serving on")[1].split()[0]
-            for _ in range(100):
-                try:
-                    if httpx.get(url + "health", timeout=2).status_code == 200:
-                        return process, url
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not start:\n" + "".join(lines))
-
-
 def test_cli_serves_on_loopback_by_default(onnx_model: Path, demo_run) -> None:
     import psutil
 
@@ -305,30 +274,6 @@ def test_cli_serves_on_loopback_by_default(onnx_model: Path, demo_run) -> None:
     finally:
         process.terminate()
         process.wait(10)
-
-
-class ServerThread:
-    """uvicorn in a thread of this process, for the browser test."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        for _ in range(200):
-            if self.server.started:
-                return f"http://127.0.0.1:{self.port}/"
-            time.sleep(0.05)
-        raise AssertionError("uvicorn did not start")
-
-    def __exit__(self, *_) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 def test_demo_page_in_a_real_browser_with_the_keyboard(

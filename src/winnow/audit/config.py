@@ -11,6 +11,7 @@ class AuditConfig(BaseModel):
     """Settings of `winnow audit`.
 
     checks: names of the checks to run (None = all; see `winnow checks`).
+    skip: names of checks not to run (e.g. `[label_issue]`, the one that trains models).
     neighbours: candidates per image and descriptor in the near-duplicate search.
     min_correlation: aligned luminance correlation a near-duplicate pair must reach.
     min_detail: aligned correlation of fine detail (edges) a pair must reach.
@@ -49,11 +50,18 @@ class AuditConfig(BaseModel):
       use the noise it finds as one more statistic (`winnow.audit.style.denoiser`; about 25 s of
       training plus 1 ms per image on 2 cores). Off by default: see the ablation in
       docs/benchmarks.md.
+    label_issue_folds: out-of-fold trainings of the label_issue check (each scores the
+      fold it did not train on; fewer when the smallest judged class has fewer images).
+    label_issue_minutes: the wall-clock budget of all of its trainings together.
+    label_issue_max_epochs: the most epochs one fold trains (a small folder is done
+      sooner than the budget).
+    label_issue_seed: folds, initialisation and data order of those trainings.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     checks: list[str] | None = None
+    skip: list[str] = []
     neighbours: int = 8
     min_correlation: float = 0.90
     min_detail: float = 0.90
@@ -71,6 +79,10 @@ class AuditConfig(BaseModel):
     dominant_style: Literal["auto", "drawing", "photo"] = "auto"
     out_of_domain_sure: float = 0.8
     out_of_domain_learned: bool = False
+    label_issue_folds: int = 3
+    label_issue_minutes: float = 3.0
+    label_issue_max_epochs: int = 20
+    label_issue_seed: int = 0
 
     @field_validator("out_of_domain_sure")
     @classmethod
@@ -113,7 +125,21 @@ class AuditConfig(BaseModel):
             raise ValueError(f"min_correlation must be in (0, 1], got {value}")
         return value
 
-    @field_validator("neighbours", "tiny_side", "series_size")
+    @field_validator("label_issue_folds")
+    @classmethod
+    def _folds(cls, value: int) -> int:
+        if value < 2:
+            raise ValueError(f"label_issue_folds must be at least 2, got {value}")
+        return value
+
+    @field_validator("label_issue_minutes")
+    @classmethod
+    def _positive_minutes(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"must be positive, got {value}")
+        return value
+
+    @field_validator("neighbours", "tiny_side", "series_size", "label_issue_max_epochs")
     @classmethod
     def _positive_int(cls, value: int) -> int:
         if value < 1:

@@ -12,14 +12,13 @@ import numpy as np
 import pandas as pd
 
 from winnow.audit.summary import audit_time
+from winnow.data.bad_files import bad_files_section
 from winnow.data.cache import PixelCache
 from winnow.data.io import atomic_write_bytes
-from winnow.data.scan import companion_kinds, companions, kinds_text
 from winnow.pages import CSS, png_base64, thumbnail_uri
 
 MAX_GROUPS = 40
 MAX_MEMBERS = 8
-MAX_ROWS = 200
 MAX_STRIP = 24  # pictures in a strip of odd sizes or blank images
 MAX_LEAK_ITEMS = 100  # leaked test items shown in the report, each with its copies
 MAX_LEAK_COPIES = 4  # training copies shown per leaked test item
@@ -156,38 +155,6 @@ def _check_table(summary: dict[str, Any]) -> str:
         "<table><tr><th>check</th><th>status</th><th>rows flagged</th><th>seconds</th>"
         "<th>details</th></tr>" + "".join(rows) + "</table>"
     )
-
-
-def bad_files_section(frame: pd.DataFrame) -> str:
-    """Damaged images first (and files named like images that are none); an image
-    folder's text, sound or vector companions are counted by extension in one line, so
-    thousands of them cannot push a truncated image out of the table."""
-    bad = frame[frame["status"] != "ok"]
-    if bad.empty:
-        return "<p class=muted>Every file decoded.</p>"
-    companion = companions(bad)
-    unusable, others = bad[~companion], bad[companion]
-    rows = "".join(
-        f"<tr><td>{html.escape(p)}</td><td>{s}</td><td>{html.escape(str(e))}</td></tr>"
-        for p, s, e in unusable[["path", "status", "error"]].head(MAX_ROWS).itertuples(index=False)
-    )
-    more = (
-        f"<p class=muted>… and {len(unusable) - MAX_ROWS} more.</p>"
-        if len(unusable) > MAX_ROWS
-        else ""
-    )
-    table = (
-        f"<table><tr><th>path</th><th>status</th><th>reason</th></tr>{rows}</table>{more}"
-        if len(unusable)
-        else "<p class=muted>Every image decoded.</p>"
-    )
-    if len(others):
-        kinds = kinds_text(companion_kinds(others["path"]))
-        table += (
-            f"<p class=muted>{len(others)} other files are not images and not named like "
-            f"images ({html.escape(kinds)}): rows with status not_image in the manifest.</p>"
-        )
-    return table
 
 
 def _groups(frame: pd.DataFrame, thumbs: _Thumbs, conflicts_only: bool) -> str:

@@ -30,7 +30,7 @@ from winnow.audit.checks import available_checks, get_checks
 from winnow.audit.checks.base import AuditContext, Check, CheckResult, ReferenceSet
 from winnow.audit.config import AuditConfig
 from winnow.audit.summary import CheckOutcome, audit_summary
-from winnow.config import dump_config
+from winnow.config import dump_config, unknown_name
 from winnow.data.cache import PixelCache
 from winnow.data.config import ScanConfig
 from winnow.data.io import atomic_write_bytes
@@ -167,6 +167,11 @@ def _run_audit(
         requested = get_checks(config.checks)
     except KeyError as exc:
         raise AuditError(str(exc.args[0])) from None
+    skipped = set(config.skip)
+    unknown = sorted(skipped - set(registry))
+    if unknown:
+        raise AuditError(unknown_name("check", unknown[0], list(registry)))
+    requested = [check for check in requested if check.name not in skipped]
     if against is not None and "leak" in registry and all(c.name != "leak" for c in requested):
         requested.append(registry["leak"])  # --against is what the leak check compares with
     earlier = _earlier_summary(out)
@@ -181,6 +186,7 @@ def _run_audit(
         run_dir=run_dir,
         settings=config,
         against=reference,
+        on_progress=on_progress,
     )
     ordered, unsatisfied = order_checks(checks, set(frame.columns))
     outcomes, tables, columns = _run_checks(ordered, context)

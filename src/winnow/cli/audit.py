@@ -25,6 +25,10 @@ def audit(
             "results are kept; checks that read what these make run again."
         ),
     ] = None,
+    skip: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated checks not to run (e.g. label_issue, which trains)."),
+    ] = None,
 ) -> None:
     """Run the data checks (duplicates, label conflicts, leaks, sizes…) → RUN/audit/report.html."""
     from winnow.audit.config import AuditConfig
@@ -32,7 +36,10 @@ def audit(
     from winnow.config import load_config
 
     names = [c.strip() for c in checks.split(",")] if checks else None
-    settings = load_config(AuditConfig, config, {"checks": names})
+    overrides: dict = {"checks": names}
+    if skip:
+        overrides["skip"] = [c.strip() for c in skip.split(",") if c.strip()]
+    settings = load_config(AuditConfig, config, overrides)
     summary = with_progress(lambda cb: run_audit(run, settings, against, on_progress=cb))
     _print_audit_summary(summary)
     failed = [name for name, info in summary["checks"].items() if info["status"] == "failed"]

@@ -121,6 +121,7 @@ def with_progress(work):
         task = progress.add_task("scanning", total=None)
 
         def on_progress(state) -> None:
-            progress.update(task, total=state.total, completed=state.done)
+            description = getattr(state, "description", None) or "scanning"
+            progress.update(task, total=state.total, completed=state.done, description=description)
 
         return work(on_progress)

@@ -1,4 +1,4 @@
-"""`winnow clean`, `winnow export`, `winnow split`."""
+"""`winnow review`, `winnow clean`, `winnow export`, `winnow split`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,32 @@ import typer
 from winnow.cli.base import command, console, fail, out
 
 
+@command(epilog="Example: winnow review runs/exp1   then open the URL it prints")
+def review(
+    run: Annotated[Path, typer.Argument(help="An audited run folder.")],
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the page to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+) -> None:
+    """A local page to confirm or override every finding → RUN/review/decisions.csv."""
+    from winnow.curate.review.app import serve_review
+    from winnow.curate.review.decisions import decisions_path
+
+    shown = f"[{host}]" if ":" in host else host
+
+    def announce(data) -> None:
+        flagged = sum(len(tab.rows) for tab in data.tabs.values())
+        out.print(
+            f"{flagged} findings in {len(data.tabs)} tabs; decisions go to "
+            f"{decisions_path(run)} as you make them",
+            soft_wrap=True,
+        )
+        out.print(f"review on [bold]http://{shown}:{port}/[/]  (Ctrl+C stops; nothing is lost)")
+
+    serve_review(run, host=host, port=port, on_ready=announce)
+
+
 @command(epilog="Example: winnow clean runs/exp1 --policy policy.yaml --decisions review.csv")
 def clean(
     run: Annotated[Path, typer.Argument(help="An audited run folder.")],
@@ -17,7 +43,8 @@ def clean(
     decisions: Annotated[
         Path | None,
         typer.Option(
-            help="CSV/YAML of decisions, columns path,keep and optionally label (override rules)."
+            help="CSV/YAML of decisions, columns path,keep and optionally label (override "
+            "rules). Default: RUN/review/decisions.csv when 'winnow review' wrote one."
         ),
     ] = None,
 ) -> None:
@@ -25,6 +52,8 @@ def clean(
     from winnow.curate.clean import run_clean
 
     summary = run_clean(run, policy, decisions)
+    if summary["decisions"]:
+        out.print(f"decisions applied: {summary['decisions']}", soft_wrap=True)
     out.print(f"kept {summary['kept']} of {summary['rows']} files; dropped {summary['dropped']}:")
     for reason, count in summary["reasons"].items():
         if reason != "kept":

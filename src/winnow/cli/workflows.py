@@ -64,6 +64,14 @@ def _run_pipeline(
         out.print(summary["evaluate"]["report_text"], highlight=False, markup=False)
     for line in before_report() if before_report else []:
         out.print(line, soft_wrap=True, highlight=False, markup=False)
+    review = summary["review"]
+    if review["awaiting"]:
+        out.print(
+            f"\n{review['awaiting']} flagged files await review: [bold]{review['command']}[/] "
+            "(then 'winnow clean' applies the decisions)",
+            soft_wrap=True,
+        )
+    # the report's path is the last line, so scripts can take it from the end
     out.print(f"\nreport: [bold]{Path(summary['page']).resolve()}[/]", soft_wrap=True)
     return summary
 

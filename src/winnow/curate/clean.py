@@ -11,7 +11,10 @@ Reasons (the `reason` column) are rule names a person can read:
     odd_size                tiny or extreme aspect (only if the policy drops them)
     blank                   one colour, nothing drawn (a failed render, an empty PNG)
     out_of_domain[:review]  e.g. a photograph in an illustration set (when that check ran)
-    review                  a person's decision from the decisions file
+    label_issue[:review]    its class folder contradicted by out-of-fold predictions (only
+                            if the policy drops them or sends them to review)
+    review                  a person's decision from the decisions file (`--decisions`, or
+                            RUN/review/decisions.csv that `winnow review` writes)
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class CleanPolicy(BaseModel):
     blank: Action = "drop"
     out_of_domain: Action = "drop"
     out_of_domain_borderline: Action = "review"
+    label_issues: Action = "keep"
 
 
 class CleanError(WinnowError, RuntimeError):
@@ -116,6 +120,8 @@ def decide(
             policy.out_of_domain_borderline,
             "out_of_domain",
         )
+    if "is_label_issue_issue" in frame:
+        apply(frame["is_label_issue_issue"], policy.label_issues, "label_issue")
     if "is_odd_size_issue" in frame:
         apply(frame["is_odd_size_issue"], policy.odd_sizes, "odd_size")
 
@@ -174,6 +180,8 @@ def _run_clean(run_dir: Path, policy_path: Path | None, decisions_path: Path | N
         policy = load_config(CleanPolicy, policy_path, {})
     except ConfigError as exc:
         raise CleanError(str(exc)) from None
+    if decisions_path is None and (run_dir / "review" / "decisions.csv").exists():
+        decisions_path = run_dir / "review" / "decisions.csv"  # what `winnow review` saved
     decisions = read_decisions(decisions_path) if decisions_path else None
     frame = frame.drop(columns=[c for c in (*CLEAN_COLUMNS, "split") if c in frame])
     cleaned = pd.concat([frame, decide(frame, policy, decisions)], axis=1)

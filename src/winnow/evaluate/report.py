@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from winnow.audit.report import bad_files_section
+from winnow.data.bad_files import bad_files_section
 from winnow.data.io import atomic_output, atomic_write_bytes
 from winnow.data.scan import companions
 from winnow.pages import CSS, png_base64, thumbnail_uri

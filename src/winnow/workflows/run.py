@@ -58,6 +58,9 @@ def run_pipeline(
     say("audit: " + (", ".join(f"{k} {v}" for k, v in flagged.items()) or "nothing flagged"))
     cleaned = timed("clean", lambda: run_clean(run_dir))
     say(f"clean: kept {cleaned['kept']} of {cleaned['rows']} files")
+    from winnow.curate.review.findings import awaiting_review
+
+    to_review = awaiting_review(run_dir)
     split = timed("split", lambda: run_split(run_dir, val=0.1, test=0.0 if test else 0.1))
     say("split: " + ", ".join(f"{k} {v}" for k, v in sorted(split["counts"].items())))
     trained = timed(
@@ -95,6 +98,7 @@ def run_pipeline(
         "stages": timings,
         "scan": {"files": scanned.files, "bad": len(scanned.bad_files)},
         "audit": {"report": audited["report"], "flagged": flagged},
+        "review": {"awaiting": to_review, "command": f"winnow review {run_dir}"},
         "clean": {"kept": cleaned["kept"], "rows": cleaned["rows"], "reasons": cleaned["reasons"]},
         "split": split["counts"],
         "train": {
@@ -179,7 +183,11 @@ def write_index(run_dir: Path, summary: dict[str, Any]) -> Path:
         f"<img src='{html.escape(os.path.relpath(curves, run_dir))}' style='max-width:100%'>"
         if curves.exists()
         else "",
-        "<h2>What clean decided</h2><table>" + reasons + "</table>",
+        "<h2>What clean decided</h2>",
+        f"<p>{summary['review']['awaiting']} flagged files await a person's decision: "
+        f"<code>{html.escape(summary['review']['command'])}</code> opens the review page, "
+        "then <code>winnow clean</code> applies what was decided.</p>",
+        "<table>" + reasons + "</table>",
         "<h2>Time per stage</h2><table>" + stages + "</table>",
     ]
     if evaluation:

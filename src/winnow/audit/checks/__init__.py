@@ -14,6 +14,7 @@ from winnow.audit.checks import (
     blank,
     exact_duplicate,
     label_conflict,
+    label_issue,
     leak,
     near_duplicate,
     odd_size,
@@ -30,6 +31,7 @@ BUILTIN_CHECKS: tuple[Check, ...] = (
     odd_size.CHECK,
     blank.CHECK,
     out_of_domain.CHECK,
+    label_issue.CHECK,
 )
 ENTRY_POINT_GROUP = "winnow.checks"
 

@@ -39,6 +39,8 @@ class AuditContext:
     # per-audit memo for costly intermediate results two checks share (e.g. pixel views);
     # owned by one audit run, never module-level
     shared: dict[Any, Any] = field(default_factory=dict)
+    # a long check reports progress through it: an object with total, done and description
+    on_progress: Callable[[Any], None] | None = None
 
 
 @dataclass

@@ -1,0 +1,129 @@
+"""label_issue: images whose class folder a classifier that never saw them contradicts.
+
+Out-of-fold probabilities (`winnow.training.crossval`: `label_issue_folds` short
+from-scratch trainings with `winnow train`'s recipe, folds stratified and group-aware so
+duplicates share one, `label_issue_minutes` in all) judged by confident learning
+(`winnow.audit.confident`). This finds a mislabelled picture whether or not a copy of it
+sits in the right class, which is all the duplicate checks can see. Extra columns:
+    suggested_label   the class the issue most likely belongs to (empty when no issue)
+The table `label_issue_probabilities` holds every judged row's out-of-fold probabilities
+(one column per class), for `winnow review` and for anyone's own analysis.
+
+Rows not judged (score 1, no flag): unreadable or unlabelled files, and every row of a
+class with fewer than `MIN_CLASS_ITEMS` readable images (too few to learn what the class
+looks like in the other folds).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.confident import find_label_issues
+
+MIN_ITEMS = 30  # below this no fold model learns anything worth trusting
+MIN_CLASS_ITEMS = 6
+
+
+def run(context: AuditContext) -> CheckResult:
+    started = time.perf_counter()
+    settings = context.settings
+    columns = empty_columns(CHECK, context.frame)
+    columns["suggested_label"] = pd.Series(None, index=columns.index, dtype=object)
+    rows = ok_rows(context.frame)
+    rows = rows[rows["cache_shard"].notna() & rows["label"].notna()]
+    sizes = rows["label"].value_counts()
+    judged_classes = sorted(sizes[sizes >= MIN_CLASS_ITEMS].index)
+    small = sorted(sizes[sizes < MIN_CLASS_ITEMS].index)
+    rows = rows[rows["label"].isin(judged_classes)]
+    if len(rows) < MIN_ITEMS or len(judged_classes) < 2:
+        return CheckResult(
+            columns=columns,
+            summary={
+                "skipped": f"needs {MIN_ITEMS} readable images in 2 classes of at least "
+                f"{MIN_CLASS_ITEMS} (found {len(rows)} in {len(judged_classes)})"
+            },
+        )
+    from winnow.training.config import TrainConfig
+    from winnow.training.crossval import assign_folds, out_of_fold
+    from winnow.training.data import load_pixels
+
+    classes = judged_classes
+    targets = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64)
+    groups = _groups(rows)
+    folds = min(settings.label_issue_folds, int(sizes[judged_classes].min()))
+    fold_of = assign_folds(targets, groups, max(2, folds), settings.label_issue_seed)
+    train = TrainConfig(seed=settings.label_issue_seed, calibrate=False)
+    images = load_pixels(context.cache, rows, train.image_size)
+    load_seconds = time.perf_counter() - started
+    n_folds = int(fold_of.max()) + 1
+    per_fold = max(1.0, (settings.label_issue_minutes * 60 - load_seconds) / n_folds)
+    probabilities, reports = out_of_fold(
+        images,
+        targets,
+        len(classes),
+        fold_of,
+        per_fold,
+        train,
+        settings.label_issue_max_epochs,
+        context.on_progress,
+    )
+    found = find_label_issues(targets, probabilities)
+
+    columns.loc[rows.index, CHECK.score_column] = found.self_confidence
+    columns.loc[rows.index, CHECK.issue_column] = found.issues
+    suggested = np.array(classes, dtype=object)[found.suggested.clip(0)]
+    columns.loc[rows.index[found.issues], "suggested_label"] = suggested[found.issues]
+    columns[CHECK.issue_column] = columns[CHECK.issue_column].astype(bool)
+
+    table = pd.DataFrame(
+        {
+            "path": rows["path"].to_numpy(),
+            "label": rows["label"].to_numpy(),
+            "fold": fold_of,
+            **{f"p_{name}": probabilities[:, i] for i, name in enumerate(classes)},
+        }
+    )
+    accuracy = float((probabilities.argmax(1) == targets).mean())
+    summary = {
+        "method": "confident learning (prune by noise rate) on out-of-fold probabilities",
+        "folds": n_folds,
+        "judged": int(len(rows)),
+        "classes_too_small": small,
+        "out_of_fold_accuracy": round(accuracy, 4),
+        "noise_estimate": round(found.noise_estimate, 4),
+        "flagged": int(found.issues.sum()),
+        "per_class_thresholds": {
+            name: round(float(t), 4) for name, t in zip(classes, found.thresholds, strict=True)
+        },
+        "fold_training": [vars(report) for report in reports],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return CheckResult(
+        columns=columns, tables={"label_issue_probabilities": table}, summary=summary
+    )
+
+
+def _groups(rows: pd.DataFrame) -> np.ndarray:
+    """One group per duplicate group (when near_duplicate ran first), else per row."""
+    own = -1 - np.arange(len(rows), dtype=np.int64)
+    if "duplicate_group" not in rows:
+        return own
+    group = pd.to_numeric(rows["duplicate_group"], errors="coerce").to_numpy()
+    return np.where(np.isnan(group), own, np.nan_to_num(group)).astype(np.int64)
+
+
+CHECK = Check(
+    name="label_issue",
+    description=(
+        "Images a classifier that never trained on them assigns to another class, by "
+        "confident learning on out-of-fold predictions; suggests the likely class."
+    ),
+    needs=("status", "cache_shard", "cache_index", "path", "label"),
+    run=run,
+    extra_columns=("suggested_label",),
+    after=("duplicate_group",),
+)
