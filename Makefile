@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench bench-grid lint clean-venv
+.PHONY: demo test test-fast browser bench bench-grid lint clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,20 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/winnow demo --out demo
 
-test: $(STAMP)
+# the page tests drive Debian's chromium (pip playwright, nothing downloaded): installed
+# through apt when missing, or make test stops and says how
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi; \
+		echo "installing Debian's chromium for the page tests"; \
+		{ $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || { \
+		echo "make test needs chromium for the page tests: run 'sudo apt-get install chromium'," \
+		     "or 'make test-fast' to leave them out" >&2; exit 1; }; }
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q
+	WINNOW_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -70,8 +70,8 @@ def onnx_model(trained, tmp_path_factory) -> Path:
 
 
 def chromium_path() -> str | None:
-    """Debian's chromium for the browser tests; `.ci/run` installs it. Outside CI a machine
-    without it skips them; with WINNOW_REQUIRE_BROWSER=1 (set by `.ci/run`) they fail."""
+    """Debian's chromium for the browser tests; `make test` installs it. Elsewhere a machine
+    without it skips them; with WINNOW_REQUIRE_BROWSER=1 (set by `make test`) they fail."""
     import os
     import shutil
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -230,7 +231,10 @@ def test_keyboard_only_review_in_a_real_browser(browser_page, review_run, tmp_pa
         # Enter enlarges to the full image, Escape closes
         page.keyboard.press("Enter")
         page.wait_for_selector("#overlay.open")
-        assert page.locator("#full").evaluate("img => img.complete && img.naturalWidth > 0")
+        page.wait_for_function(
+            "(() => { const img = document.getElementById('full');"
+            " return img.complete && img.naturalWidth > 0; })()"
+        )
         page.keyboard.press("Escape")
         page.wait_for_selector("#overlay", state="hidden")
         # shift + arrows select a range; k keeps all of it
@@ -264,3 +268,45 @@ def test_file_names_are_text_in_the_page(browser_page, tmp_path) -> None:
         assert page.get_by_text(name).count() >= 1
         assert page.locator("img[src=x]").count() == 0
         assert page.title() != "1"
+
+
+def test_ten_thousand_flags_are_paged_and_stay_responsive(browser_page, review_run) -> None:
+    """10,000 flagged files: the page holds one page of cards, pages on with `n`, and a
+    decision on the last page is saved."""
+    from winnow.curate.clean import CleanPolicy
+    from winnow.curate.review.app import ReviewData
+    from winnow.curate.review.decisions import DecisionStore
+    from winnow.curate.review.findings import build_tabs
+
+    _, run = review_run
+    source = pd.read_parquet(run / "manifest.parquet")
+    source = source[source["status"] == "ok"].reset_index(drop=True)
+    frame = source.iloc[np.arange(10_000) % len(source)].reset_index(drop=True)
+    frame["path"] = [f"{label}/copy_{i:05d}.png" for i, label in enumerate(frame["label"])]
+    frame["duplicate_group"] = None
+    for column in [c for c in frame if c.startswith("is_") and c.endswith("_issue")]:
+        frame[column] = False
+    frame["is_label_issue_issue"] = True
+    frame["label_issue_score"] = np.linspace(0, 1, len(frame))
+    policy = CleanPolicy()
+    tabs = build_tabs(frame, ["label_issue"], policy)
+    classes = sorted(frame["label"].unique())
+    store = DecisionStore(run, set(frame["path"]))
+    data = ReviewData(run, None, frame, {t.name: t for t in tabs}, classes, policy, store)
+    page = browser_page
+    with ServerThread(create_review_app(run, data)) as url:
+        page.goto(url)
+        page.wait_for_selector(".item.focus")
+        assert "10000 undecided / 10000" in page.locator("#tabs").inner_text()
+        assert page.locator(".item").count() == 120
+        assert "1–120 of 10000" in page.locator("body").inner_text()
+        for _ in range(83):  # to the last page
+            page.keyboard.press("n")
+        page.wait_for_function("document.body.innerText.includes('9961–10000 of 10000')")
+        assert page.locator(".item").count() == 40
+        target = int(page.locator(".item.focus").get_attribute("data-id"))
+        page.keyboard.press("x")
+        page.wait_for_function("document.getElementById('status').textContent.includes('saved')")
+        assert "9999 undecided / 10000" in page.locator("#tabs").inner_text()
+    saved = _decisions(run).set_index("path")
+    assert saved.at[frame.at[target, "path"], "keep"] == "false"
