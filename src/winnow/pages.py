@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import cache
 
 import numpy as np
 from PIL import Image
@@ -31,6 +32,17 @@ figure.keep img{border-color:#2e9e44} figcaption{color:#445}
 word-break:normal;overflow-wrap:normal}
 .plots{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start} .plots img{background:#fff;border-radius:8px;max-width:100%}
 """
+
+
+@cache
+def templates(package: str):
+    """The jinja2 environment of `package`'s `templates/` folder, HTML autoescaped."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader(package, "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
 
 
 def png_base64(figure) -> str:

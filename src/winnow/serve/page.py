@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 
-@cache
-def _environment():
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("winnow.serve", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-    )
-
-
 def render_demo(description: dict[str, Any]) -> str:
-    from winnow.pages import CSS
+    from winnow.pages import CSS, templates
 
-    return _environment().get_template("demo.html").render(css=CSS, **description)
+    return templates("winnow.serve").get_template("demo.html").render(css=CSS, **description)

@@ -287,20 +287,12 @@ def _source_file(review: ReviewData, row: int) -> Path | None:
     return source
 
 
-@cache
-def _environment():
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("winnow.curate.review", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-    )
-
-
 def render_review(state: dict[str, Any]) -> str:
-    from winnow.pages import CSS
+    from winnow.pages import CSS, templates
 
-    return _environment().get_template("review.html").render(css=CSS, state=state)
+    return (
+        templates("winnow.curate.review").get_template("review.html").render(css=CSS, state=state)
+    )
 
 
 def serve_review(run_dir: Path, host: str = "127.0.0.1", port: int = 8765, on_ready=None) -> None:
