@@ -58,6 +58,11 @@ class CleanError(WinnowError, RuntimeError):
     """Clean can't proceed; the message says what to run first or what to fix."""
 
 
+def review_decisions(run_dir: Path) -> Path:
+    """RUN/review/decisions.csv: where `winnow review` saves decisions and `clean` finds them."""
+    return Path(run_dir) / "review" / "decisions.csv"
+
+
 def read_decisions(path: Path) -> pd.DataFrame:
     """A CSV or YAML list of {path, keep, label?}: a person's decisions, by path."""
     path = Path(path)
@@ -180,8 +185,8 @@ def _run_clean(run_dir: Path, policy_path: Path | None, decisions_path: Path | N
         policy = load_config(CleanPolicy, policy_path, {})
     except ConfigError as exc:
         raise CleanError(str(exc)) from None
-    if decisions_path is None and (run_dir / "review" / "decisions.csv").exists():
-        decisions_path = run_dir / "review" / "decisions.csv"  # what `winnow review` saved
+    if decisions_path is None and review_decisions(run_dir).exists():
+        decisions_path = review_decisions(run_dir)  # what `winnow review` saved
     decisions = read_decisions(decisions_path) if decisions_path else None
     frame = frame.drop(columns=[c for c in (*CLEAN_COLUMNS, "split") if c in frame])
     cleaned = pd.concat([frame, decide(frame, policy, decisions)], axis=1)

@@ -18,10 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from winnow.curate.clean import read_decisions
+from winnow.curate.clean import review_decisions as decisions_path
 from winnow.data.io import atomic_write_bytes
 
-REVIEW_DIR = "review"
-DECISIONS_FILE = "decisions.csv"
 COLUMNS = ("path", "keep", "label", "check", "decided_at")
 UNDO_DEPTH = 1000
 
@@ -32,10 +31,6 @@ class Decision:
     label: str | None
     check: str
     decided_at: str
-
-
-def decisions_path(run_dir: Path) -> Path:
-    return Path(run_dir) / REVIEW_DIR / DECISIONS_FILE
 
 
 class DecisionStore:

@@ -101,9 +101,9 @@ def _duplicates(frame: pd.DataFrame) -> Tab:
     members = frame[frame["duplicate_group"].notna()]
     keep_rank = members.get("duplicate_keep", pd.Series(0.0, index=members.index))
     tab = Tab(DUPLICATES, TITLES[DUPLICATES], [])
-    sizes = members.groupby("duplicate_group").size().sort_values(ascending=False, kind="stable")
-    for group in sizes.index:
-        rows = members.index[members["duplicate_group"] == group]
+    by_group = members.groupby("duplicate_group").groups  # group → its rows, groups in order
+    for group in sorted(by_group, key=lambda g: -len(by_group[g])):  # largest first, stable
+        rows = by_group[group]
         rank = keep_rank.loc[rows].fillna(0).astype(float).to_numpy()
         ranked = rows[np.argsort(-rank, kind="stable")]
         keeper = int(ranked[0])
