@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from typer.testing import CliRunner
 
+from conftest import TINY_TRAIN
 from winnow.cli import app
 from winnow.cli.base import BAD_FILES_SHOWN
 from winnow.data.manifest import read_manifest
@@ -34,6 +36,7 @@ def test_help_lists_every_verb_with_an_example() -> None:
         "evaluate",
         "predict",
         "explain",
+        "export-onnx",
         "run",
         "demo",
         "compare",
@@ -208,3 +211,42 @@ def test_compare_prints_each_stage_and_the_verdict(demo_run) -> None:
             assert leak.exit_code == 0, leak.output
             assert f"reported as a leak ({kind} pair in leaks.csv)" in leak.output
             assert verdict in " ".join(leak.output.split())
+
+
+def test_run_takes_the_audit_config_policy_decisions_split_and_seed(tmp_path: Path) -> None:
+    """The review loop through the one-command path: decisions, a policy, an audit config,
+    the validation share and the seed all reach their stages."""
+    from winnow.workflows.demo import make_demo_dataset
+
+    make_demo_dataset(tmp_path / "data")
+    training = tmp_path / "data" / "training"
+    first, second = sorted(p.relative_to(training).as_posix() for p in training.rglob("*.png"))[:2]
+    other_class = next(p.name for p in training.iterdir() if p.name != first.split("/")[0])
+    decisions = tmp_path / "decisions.csv"
+    decisions.write_text(f"path,keep,label\n{first},false,\n{second},true,{other_class}\n")
+    (tmp_path / "audit.yaml").write_text("skip: [label_issue]\n")
+    (tmp_path / "policy.yaml").write_text("out_of_domain: keep\nout_of_domain_borderline: keep\n")
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump({**TINY_TRAIN, "max_epochs": 1}))
+    run = tmp_path / "run"
+    args = ["run", str(training), "--out", str(run), "--config", str(tmp_path / "train.yaml")]
+    args += [
+        "--audit-config",
+        str(tmp_path / "audit.yaml"),
+        "--policy",
+        str(tmp_path / "policy.yaml"),
+    ]
+    args += ["--decisions", str(decisions), "--val", "0.3", "--seed", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"decisions applied from {decisions}" in " ".join(result.output.split())
+    rows = read_manifest(run).set_index("path")
+    assert not rows.at[first, "keep"] and rows.at[first, "reason"] == "review"
+    assert rows.at[second, "final_label"] == other_class
+    audited = json.loads((run / "audit" / "summary.json").read_text())
+    assert "label_issue" not in audited["checks"]
+    assert rows["is_out_of_domain_issue"].fillna(False).astype(bool).any()
+    assert not rows["reason"].astype(str).str.startswith("out_of_domain").any()  # the policy
+    split = json.loads((run / "split_summary.json").read_text())
+    assert (split["val"], split["test"], split["seed"]) == (0.3, 0.3, 3)
+    trained = next((run / "train").iterdir())
+    assert "seed: 3" in (trained / "config.yaml").read_text()

@@ -19,7 +19,7 @@ from factory import gradient
 from winnow.cli import app
 from winnow.evaluate.runner import evaluate, write_outputs
 from winnow.inference.load import WeightsError, load_model
-from winnow.inference.predict import predict
+from winnow.inference.predict import csv_header, predict
 
 runner = CliRunner()
 
@@ -162,9 +162,13 @@ def test_predict_writes_top_k_and_marks_uncertain(trained: Path, demo_run, tmp_p
     assert [r["path"] for r in rows] == [*map(str, files), str(broken)]
     median = sorted(float(r["confidence"]) for r in rows[:3])[1]
     assert f"median top-1 probability {median:.2f}" in said
-    assert all(r["uncertain"] == "True" for r in rows)  # nothing is 100 % sure
-    assert rows[0]["label_2"] and float(rows[0]["confidence"]) >= float(rows[0]["probability_2"])
+    assert all(r["uncertain"] == "True" for r in rows[:3])  # nothing is 100 % sure
+    assert list(rows[0]) == csv_header(2)
+    assert rows[0]["prediction_2"] != rows[0]["prediction"]
+    assert float(rows[0]["confidence"]) >= float(rows[0]["confidence_2"])
+    # an unreadable file has no prediction, so it is neither confident nor uncertain
     assert rows[-1]["status"] != "ok" and rows[-1]["prediction"] == ""
+    assert rows[-1]["uncertain"] == "" and rows[-1]["error"]
     sure = predict(files, trained / "best.ckpt", threshold=0.0)
     assert not any(p.uncertain for p in sure)
     # --threshold 0: the summary does not call the predictions confident
@@ -193,12 +197,10 @@ def test_onnx_export_matches_torch_and_predicts_without_torch(
     trained: Path, demo_run, tmp_path: Path
 ) -> None:
     data, _ = demo_run
-    onnx_file = tmp_path / "model.onnx"
+    onnx_file = tmp_path / "new" / "folder" / "model.onnx"  # made as needed
     env_dirs = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
     result = runner.invoke(
-        app,
-        ["export", "--weights", str(trained / "best.ckpt"), "--onnx", str(onnx_file)],
-        env=env_dirs,
+        app, ["export-onnx", str(trained / "best.ckpt"), str(onnx_file)], env=env_dirs
     )
     assert result.exit_code == 0, result.output
     diff = float(result.output.split("max abs diff:")[1].split()[0])
@@ -294,3 +296,44 @@ def test_undecodable_names_and_new_output_folders(trained: Path, demo_run, tmp_p
         result.output.split()
     )
     assert "Traceback" not in result.output
+
+
+def test_explain_class_draws_another_class_and_refuses_an_unknown_one(
+    trained: Path, demo_run, tmp_path: Path
+) -> None:
+    from winnow.inference.explain import explain_files
+
+    data, _ = demo_run
+    image = sorted((data / "test" / "tree").glob("*.png"))[0]
+    loaded = load_model(trained / "best.ckpt")
+    ((_, _, own),) = explain_files([image], loaded, tmp_path / "own")
+    other = next(c for c in loaded.classes if c != own["predicted"])
+    ((_, png, answer),) = explain_files([image], loaded, tmp_path / "other", other)
+    assert answer["predicted"] == own["predicted"] and answer["explained"] == other
+    assert answer["explained_probability"] < answer["confidence"]
+    assert png.read_bytes() != next((tmp_path / "own").glob("*.png")).read_bytes()
+    said = runner.invoke(
+        app,
+        ["explain", str(image), "--weights", str(trained), "--out", str(tmp_path / "c")]
+        + ["--class", other],
+    )
+    assert said.exit_code == 0 and f"evidence for {other}" in said.output, said.output
+    unknown = runner.invoke(
+        app, ["explain", str(image), "--weights", str(trained), "--class", "unicorn"]
+    )
+    assert unknown.exit_code == 2 and "has no class 'unicorn'" in unknown.output
+    assert "Traceback" not in unknown.output
+
+
+def test_the_old_onnx_spelling_still_works_and_names_the_new_verb(tmp_path: Path) -> None:
+    missing = tmp_path / "no.ckpt"
+    old = runner.invoke(
+        app, ["export", "--weights", str(missing), "--onnx", str(tmp_path / "m.onnx")]
+    )
+    said = " ".join(old.output.split())
+    assert f"is now 'winnow export-onnx {missing} {tmp_path / 'm.onnx'}'" in said
+    assert old.exit_code == 2 and "Traceback" not in old.output  # it went on to export
+    half = runner.invoke(app, ["export", "--weights", str(missing)])
+    assert half.exit_code == 2 and "winnow export-onnx WEIGHTS OUT.onnx" in half.output
+    nothing = runner.invoke(app, ["export"])
+    assert nothing.exit_code == 2 and "winnow export RUN DEST" in " ".join(nothing.output.split())

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from winnow.cli.base import command, console, fail, out
 
@@ -67,19 +68,18 @@ def clean(
         )
 
 
-@command(
-    epilog="Example: winnow export runs/exp1 cleaned/ · "
-    "winnow export --weights runs/exp1/train/resnet18 --onnx model.onnx"
-)
+@command(epilog="Example: winnow export runs/exp1 cleaned/ (a model as ONNX: winnow export-onnx)")
 def export(
     run: Annotated[Path | None, typer.Argument(help="A cleaned run folder.")] = None,
     destination: Annotated[
         Path | None, typer.Argument(help="New folder for the cleaned dataset.")
     ] = None,
     weights: Annotated[
-        Path | None, typer.Option(help="A checkpoint (or training folder) to export.")
+        Path | None, typer.Option(help="Deprecated: use 'winnow export-onnx WEIGHTS OUT'.")
     ] = None,
-    onnx: Annotated[Path | None, typer.Option(help="Write the model as ONNX here.")] = None,
+    onnx: Annotated[
+        Path | None, typer.Option(help="Deprecated: use 'winnow export-onnx WEIGHTS OUT'.")
+    ] = None,
     copy: Annotated[
         bool,
         typer.Option(
@@ -90,20 +90,24 @@ def export(
         ),
     ] = False,
 ) -> None:
-    """Export the cleaned dataset as DEST/<label>/<file>, or a model as ONNX (--weights --onnx)."""
+    """Export the cleaned dataset as DEST/<label>/<file> (hard links, or copies)."""
     if weights is not None or onnx is not None:
         if weights is None or onnx is None:
-            raise fail("ONNX export needs both --weights MODEL and --onnx OUT.onnx.")
-        from winnow.inference.onnx import export_onnx
+            raise fail("A model is exported with 'winnow export-onnx WEIGHTS OUT.onnx'.")
+        from winnow.cli.evaluate import write_onnx
 
-        result = export_onnx(weights, onnx)
-        out.print(f"wrote {result.path} (dynamic batch; checked with batches of 1 and 7)")
-        out.print(f"max abs diff: {result.max_abs_diff:.3g}")
-        if result.max_abs_diff > 1e-4:
-            raise fail("ONNX and PyTorch disagree by more than 1e-4; do not use this file.")
+        console.print(
+            "[yellow]deprecated:[/] 'winnow export --weights W --onnx OUT' is now "
+            f"'winnow export-onnx {escape(str(weights))} {escape(str(onnx))}'.",
+            soft_wrap=True,
+        )
+        write_onnx(weights, onnx)
         return
     if run is None or destination is None:
-        raise fail("Dataset export needs RUN and DEST (or use --weights/--onnx for a model).")
+        raise fail(
+            "Dataset export needs RUN and DEST: winnow export RUN DEST "
+            "(a model as ONNX: winnow export-onnx WEIGHTS OUT.onnx)."
+        )
     from winnow.curate.export import export_clean
 
     result = export_clean(run, destination, copy=copy)

@@ -140,6 +140,12 @@ def explain(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNGs.")] = Path(
         "explain"
     ),
+    explained: Annotated[
+        str | None,
+        typer.Option(
+            "--class", help="Draw the evidence for this class (default: the predicted one)."
+        ),
+    ] = None,
 ) -> None:
     """Grad-CAM overlays: one PNG per image, titled with the prediction."""
     from rich.markup import escape
@@ -150,9 +156,34 @@ def explain(
 
     loaded = load_model(weights)
     loaded.torch_model  # noqa: B018 - Grad-CAM needs gradients: fail early for ONNX
-    for path, target, answer in explain_files(paths, loaded, out_dir):
+    for path, target, answer in explain_files(paths, loaded, out_dir, explained):
         if target is None:
             shown = escape(printable(str(path)))
             console.print(f"[yellow]skipped[/] {shown}: {answer['error']}", soft_wrap=True)
             continue
-        out.print(f"{target}  {answer['predicted']} ({answer['confidence']:.0%})", soft_wrap=True)
+        said = f"{target}  {answer['predicted']} ({answer['confidence']:.0%})"
+        if explained is not None:
+            said += f"; evidence for {answer['explained']} ({answer['explained_probability']:.0%})"
+        if answer["empty"]:
+            said += "; the map is zero (no region raised the score)"
+        out.print(escape(said), soft_wrap=True)
+
+
+@command("export-onnx", epilog="Example: winnow export-onnx runs/exp1/train/fastnet model.onnx")
+def export_onnx(
+    weights: Annotated[Path, typer.Argument(help="best.ckpt or a training folder.")],
+    out_file: Annotated[Path, typer.Argument(help="The .onnx file to write.")],
+) -> None:
+    """Export a model as ONNX (dynamic batch; classes, preprocessing, temperature and TTA
+    in its metadata), checked against PyTorch."""
+    write_onnx(weights, out_file)
+
+
+def write_onnx(weights: Path, out_file: Path) -> None:
+    from winnow.inference.onnx import export_onnx as export
+
+    result = export(weights, out_file)
+    out.print(f"wrote {result.path} (dynamic batch; checked with batches of 1 and 7)")
+    out.print(f"max abs diff: {result.max_abs_diff:.3g}")
+    if result.max_abs_diff > 1e-4:
+        raise fail("ONNX and PyTorch disagree by more than 1e-4; do not use this file.")

@@ -38,13 +38,46 @@ def run(
         float | None,
         typer.Option(help=f"Training budget (default: {TRAIN_DEFAULTS.max_minutes:g})."),
     ] = None,
+    audit_config: Annotated[
+        Path | None, typer.Option(help="YAML with audit settings (as 'winnow audit --config').")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="YAML cleaning policy (as 'winnow clean --policy').")
+    ] = None,
+    decisions: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV/YAML of decisions (as 'winnow clean --decisions'). Default: "
+            "RUN/review/decisions.csv when 'winnow review RUN' wrote one."
+        ),
+    ] = None,
+    val: Annotated[float, typer.Option(help="Validation fraction of the split.")] = 0.1,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the split and of training (default: the config's, or 0)."),
+    ] = None,
 ) -> None:
-    """The whole pipeline: scan → audit → clean → split → train → evaluate → RUN/index.html."""
+    """The whole pipeline: scan → audit → clean → split → train → evaluate → RUN/index.html.
+
+    Run it again on the same --out after 'winnow review' to train on what was decided."""
+    from winnow.audit.config import AuditConfig
     from winnow.config import load_config
     from winnow.training.config import TrainConfig
 
-    settings = load_config(TrainConfig, config, {"model": model, "max_minutes": max_minutes})
-    _run_pipeline(data, out_dir, test, settings)
+    overrides = {"model": model, "max_minutes": max_minutes, "seed": seed}
+    settings = load_config(TrainConfig, config, overrides)
+    audit_settings = load_config(AuditConfig, audit_config, {})
+    _run_pipeline(
+        data,
+        out_dir,
+        test,
+        settings,
+        audit_config=audit_settings,
+        policy=policy,
+        decisions=decisions,
+        val=val,
+        split_seed=settings.seed,
+    )
 
 
 def _run_pipeline(
@@ -53,11 +86,20 @@ def _run_pipeline(
     test: Path | None,
     settings,
     before_report: Callable[[], list[str]] | None = None,
+    **options,
 ) -> dict:
+    from winnow.cli.base import with_progress
     from winnow.workflows.run import run_pipeline
 
     summary = run_pipeline(
-        data, out_dir, test, settings, say=lambda m: out.print(m, soft_wrap=True)
+        data,
+        out_dir,
+        test,
+        settings,
+        say=lambda m: out.print(m, soft_wrap=True),
+        progress=True,
+        with_progress=with_progress,
+        **options,
     )
     if summary["evaluate"]:
         out.print("")

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from winnow.data.io import atomic_output, printable
+from winnow.errors import WinnowError
 from winnow.inference.load import LoadedModel
 from winnow.inference.preprocess import resize_square, to_input
 
@@ -56,14 +57,31 @@ def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.nda
     return (pixels.astype(np.float32) * (1 - weight) + colours * weight).astype(np.uint8)
 
 
+class ExplainError(WinnowError, ValueError):
+    """The explanation asked for can't be made; the message says why."""
+
+
+def class_index(loaded: LoadedModel, name: str | None) -> int | None:
+    """The model's index of class `name` (None: explain each image's predicted class)."""
+    if name is None:
+        return None
+    if name not in loaded.classes:
+        raise ExplainError(
+            f"The model has no class {name!r}; its classes: {', '.join(loaded.classes)}."
+        )
+    return loaded.classes.index(name)
+
+
 def explain_files(
-    paths: list[Path], loaded: LoadedModel, out_dir: Path
+    paths: list[Path], loaded: LoadedModel, out_dir: Path, explained: str | None = None
 ) -> Iterator[tuple[Path, Path | None, dict]]:
     """Grad-CAM PNGs for image files (folders are walked): yields (source, PNG or None,
-    answer or {"error": reason}) in order; unreadable files get no PNG."""
+    answer or {"error": reason}) in order; unreadable files get no PNG. `explained`: the
+    class whose evidence is drawn (default: each image's predicted class)."""
     from winnow.data.decode import prepare_worker
     from winnow.inference.predict import decode_path, expand_paths
 
+    target_class = class_index(loaded, explained)
     prepare_worker()
     config = loaded.scan_config()
     for number, path in enumerate(expand_paths(paths)):
@@ -72,17 +90,32 @@ def explain_files(
             yield path, None, {"error": decoded.error}
             continue
         target = Path(out_dir) / f"{number:04d}_{printable(path.stem)}.png"
-        yield path, target, save_explanation(loaded, decoded.pixels, target, printable(str(path)))
+        title = printable(str(path))
+        yield (
+            path,
+            target,
+            save_explanation(loaded, decoded.pixels, target, title, None, target_class),
+        )
 
 
 def save_explanation(
-    loaded: LoadedModel, pixels: np.ndarray, path: Path, title: str, true_label: str | None = None
+    loaded: LoadedModel,
+    pixels: np.ndarray,
+    path: Path,
+    title: str,
+    true_label: str | None = None,
+    explained: int | None = None,
 ) -> dict:
-    """Write a PNG: the image and its Grad-CAM overlay side by side, titled with the answer."""
+    """Write a PNG: the image and its Grad-CAM overlay side by side, titled with the answer
+    and, when it is not the prediction, the class explained. A map that is zero everywhere
+    (nothing in the image raised that class's score) is said so in the title and the
+    answer (`empty`)."""
     from matplotlib.figure import Figure
 
-    heat, probabilities = grad_cam(loaded, pixels)
+    heat, probabilities = grad_cam(loaded, pixels, explained)
     predicted = int(probabilities.argmax())
+    shown = predicted if explained is None else explained
+    empty = not bool(heat.max() > 0)
     fig = Figure(figsize=(5.2, 2.9))
     axes = fig.subplots(1, 2)
     axes[0].imshow(pixels)
@@ -91,9 +124,19 @@ def save_explanation(
         ax.axis("off")
     answer = f"{loaded.classes[predicted]} ({probabilities[predicted]:.0%})"
     heading = f"predicted {answer}" + (f" · true {true_label}" if true_label else "")
+    if shown != predicted:
+        heading += f" · evidence for {loaded.classes[shown]} ({probabilities[shown]:.0%})"
+    if empty:
+        heading += " · Grad-CAM is zero: no region raised this class's score"
     fig.suptitle(f"{title}\n{heading}", fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(Path(path)) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    return {"predicted": loaded.classes[predicted], "confidence": float(probabilities[predicted])}
+    return {
+        "predicted": loaded.classes[predicted],
+        "confidence": float(probabilities[predicted]),
+        "explained": loaded.classes[shown],
+        "explained_probability": float(probabilities[shown]),
+        "empty": empty,
+    }

@@ -1,4 +1,4 @@
-"""`winnow export --weights MODEL --onnx out.onnx`: a dynamic-batch ONNX model that carries
+"""`winnow export-onnx MODEL out.onnx`: a dynamic-batch ONNX model that carries
 its classes, preprocessing and softmax temperature as metadata, checked against PyTorch
 with onnxruntime. The checkpoint's test-time augmentation is part of the graph: its
 `logits` output is already averaged over the image and its mirror image when the

@@ -22,7 +22,7 @@ class Prediction:
     status: str  # ok, or why the file could not be read
     labels: list[str]
     probabilities: list[float]
-    uncertain: bool
+    uncertain: bool | None  # None: no prediction (the file could not be read)
     error: str | None = None
 
 
@@ -68,7 +68,7 @@ def rank(
     results: list[Prediction] = []
     for i, name in enumerate(names):
         if i not in by_index:
-            results.append(Prediction(name, decoded[i].status, [], [], True, decoded[i].error))
+            results.append(Prediction(name, decoded[i].status, [], [], None, decoded[i].error))
             continue
         probs = by_index[i]
         top = np.argsort(-probs)[:top_k]
@@ -103,20 +103,29 @@ def predict(
     return results
 
 
-def to_csv(predictions: list[Prediction], top_k: int) -> str:
-    buffer = io.StringIO()
+def csv_header(top_k: int) -> list[str]:
+    """path, status, prediction, confidence, uncertain, then prediction_k, confidence_k for
+    the k-th most probable class (k = 2..top_k), then error: the names `winnow serve`'s
+    JSON answer uses for the first."""
     header = ["path", "status", "prediction", "confidence", "uncertain"]
     for k in range(2, top_k + 1):
-        header += [f"label_{k}", f"probability_{k}"]
-    header.append("error")
+        header += [f"prediction_{k}", f"confidence_{k}"]
+    return [*header, "error"]
+
+
+def to_csv(predictions: list[Prediction], top_k: int) -> str:
+    """One row per file; an unreadable file has its status and error and empty predictions."""
+    buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer.writerow(csv_header(top_k))
     for p in predictions:
-        row = [p.path, p.status, p.labels[0] if p.labels else "", "", p.uncertain]
-        row[3] = f"{p.probabilities[0]:.4f}" if p.probabilities else ""
-        for k in range(1, top_k):
+        uncertain = "" if p.uncertain is None else p.uncertain
+        row = [p.path, p.status]
+        for k in range(top_k):
             has = k < len(p.labels)
             row += [p.labels[k] if has else "", f"{p.probabilities[k]:.4f}" if has else ""]
+            if k == 0:
+                row.append(uncertain)
         row.append(p.error or "")
         writer.writerow(row)
     return buffer.getvalue()

@@ -47,9 +47,33 @@ class Residual(nn.Module):
         return self.relu(x + self.bn2(self.conv2(out)))
 
 
+class Down(nn.Module):
+    """A residual stage entry (ResNet's basic block with a projection shortcut):
+    ReLU(BN(conv3(ReLU(BN(conv3 stride 2(x))))) + BN(conv1 stride 2(x)))."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_bn_relu(cin, cout, 2),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, 2, bias=False), nn.BatchNorm2d(cout))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.skip(x))
+
+
 class FastNet(Classifier):
     def __init__(
-        self, num_classes: int, width: int, stages: int, blocks: int, dropout: float
+        self,
+        num_classes: int,
+        width: int,
+        stages: int,
+        blocks: int,
+        dropout: float,
+        residual_down: bool = False,
     ) -> None:
         super().__init__()
         if width < 4:
@@ -62,7 +86,7 @@ class FastNet(Classifier):
         channels = width
         for i in range(stages):
             out = width * 2 ** (i + 1)
-            layers.append(_conv_bn_relu(channels, out, 2))
+            layers.append(Down(channels, out) if residual_down else _conv_bn_relu(channels, out, 2))
             layers += [Residual(out) for _ in range(blocks)]
             channels = out
         self.features = nn.Sequential(*layers)
@@ -81,9 +105,14 @@ class FastNet(Classifier):
 
 
 def fastnet(
-    num_classes: int, width: int = 32, stages: int = 3, blocks: int = 0, dropout: float = 0.0
+    num_classes: int,
+    width: int = 32,
+    stages: int = 3,
+    blocks: int = 0,
+    dropout: float = 0.0,
+    residual_down: bool = False,
 ) -> Classifier:
-    return FastNet(num_classes, width, stages, blocks, dropout)
+    return FastNet(num_classes, width, stages, blocks, dropout, residual_down)
 
 
 MODELS = (

@@ -3,7 +3,8 @@
 scan → audit (against TEST_DIR when given) → clean → split → train → evaluate → RUN/index.html.
 Each stage is the same library call its own command makes; the page links every report.
 With a test folder, the split keeps no test share (the folder is the test); without one,
-10 % of the run is held out and scored instead.
+a share of the run as large as the validation share (10 % by default) is held out and
+scored instead.
 """
 
 from __future__ import annotations
@@ -33,7 +34,16 @@ def run_pipeline(
     audit_config: AuditConfig | None = None,
     say: Say = print,
     progress: bool = False,
+    policy: Path | None = None,
+    decisions: Path | None = None,
+    val: float = 0.1,
+    split_seed: int = 0,
+    with_progress: Callable[[Callable[[Callable], Any]], Any] | None = None,
 ) -> dict[str, Any]:
+    """Every stage in turn. `policy` / `decisions` go to clean (the review's
+    RUN/review/decisions.csv is applied when no decisions file is given), `val` and
+    `split_seed` to split; `with_progress(work)` calls `work(on_progress)` with a progress
+    callback for scan and audit, and `progress` shows training's bar."""
     from winnow.audit.runner import run_audit
     from winnow.curate.clean import run_clean
     from winnow.curate.split import run_split
@@ -51,17 +61,30 @@ def run_pipeline(
         timings[stage] = round(time.perf_counter() - tick, 1)
         return result
 
-    scanned = timed("scan", lambda: scan(data, run_dir, scan_config))
+    def tracked(work: Callable[[Callable | None], Any]) -> Any:
+        return with_progress(work) if with_progress else work(None)
+
+    scanned = timed(
+        "scan", lambda: tracked(lambda cb: scan(data, run_dir, scan_config, on_progress=cb))
+    )
     say(f"scan: {scanned.headline()}")
-    audited = timed("audit", lambda: run_audit(run_dir, audit_config, against=test))
+    audited = timed(
+        "audit",
+        lambda: tracked(lambda cb: run_audit(run_dir, audit_config, against=test, on_progress=cb)),
+    )
     flagged = {k: v["issues"] for k, v in audited["checks"].items() if v["issues"]}
     say("audit: " + (", ".join(f"{k} {v}" for k, v in flagged.items()) or "nothing flagged"))
-    cleaned = timed("clean", lambda: run_clean(run_dir))
-    say(f"clean: kept {cleaned['kept']} of {cleaned['rows']} files")
+    cleaned = timed("clean", lambda: run_clean(run_dir, policy, decisions))
+    say(
+        f"clean: kept {cleaned['kept']} of {cleaned['rows']} files"
+        + (f" (decisions applied from {cleaned['decisions']})" if cleaned["decisions"] else "")
+    )
     from winnow.curate.review.findings import awaiting_review
 
     to_review = awaiting_review(run_dir)
-    split = timed("split", lambda: run_split(run_dir, val=0.1, test=0.0 if test else 0.1))
+    split = timed(
+        "split", lambda: run_split(run_dir, val=val, test=0.0 if test else val, seed=split_seed)
+    )
     say("split: " + ", ".join(f"{k} {v}" for k, v in sorted(split["counts"].items())))
     trained = timed(
         "train", lambda: train(run_dir, train_config or TrainConfig(), progress=progress)
