@@ -54,6 +54,8 @@ def _charts(frame: pd.DataFrame) -> str:
     from matplotlib.ticker import FuncFormatter, LogFormatter
 
     ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return "<p class=note>No readable image in this scan: nothing to chart.</p>"
     counts = ok["label"].value_counts().sort_values()
     fig = Figure(figsize=(5.5, max(2.5, 0.28 * len(counts))))
     ax = fig.subplots()

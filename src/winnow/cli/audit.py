@@ -74,6 +74,12 @@ def _print_audit_summary(summary: dict) -> None:
     for name, info in summary["checks"].items():
         if info.get("error"):
             out.print(f"[red]{name}:[/] {info['error']}", soft_wrap=True)
+    if not summary["dataset"].get("ok"):
+        out.print(
+            "[yellow]warning:[/] the scan holds no readable image, so the checks had nothing "
+            "to look at; 'winnow scan' listed why each file can't be used.",
+            soft_wrap=True,
+        )
     out.print(f"time: {audit_time(summary)}", soft_wrap=True)
     out.print(f"report: [bold]{Path(summary['report']).resolve()}[/]", soft_wrap=True)
 

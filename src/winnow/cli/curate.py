@@ -56,9 +56,14 @@ def clean(
     if summary["decisions"]:
         out.print(f"decisions applied: {summary['decisions']}", soft_wrap=True)
     out.print(f"kept {summary['kept']} of {summary['rows']} files; dropped {summary['dropped']}:")
-    for reason, count in summary["reasons"].items():
-        if reason != "kept":
-            out.print(f"  {reason:<24} {count}", highlight=False)
+    for reason, count in summary["dropped_by_reason"].items():
+        out.print(f"  {reason:<24} {count}", highlight=False)
+    if summary["kept_by_decision"]:
+        relabelled = f", {summary['relabelled']} relabelled" if summary["relabelled"] else ""
+        out.print(
+            f"kept by a person's decision: {summary['kept_by_decision']}{relabelled}",
+            highlight=False,
+        )
     if summary["checks_not_applied"]:
         console.print(
             "[yellow]not applied[/] (the last audit did not run them, or they failed): "

@@ -112,7 +112,10 @@ def predict(
 
     if not 0 <= threshold <= 1:
         raise fail(f"--threshold must be in [0, 1], got {threshold}")
-    predictions = run_predict(paths, weights, threshold=threshold, top_k=top_k)
+    notes: list[str] = []
+    predictions = run_predict(paths, weights, threshold=threshold, top_k=top_k, notes=notes)
+    for note in notes:  # on stderr: stdout may be the CSV
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
     if out_csv is None:
         typer.echo(to_csv(predictions, top_k), nl=False)
     else:

@@ -143,7 +143,10 @@ def decide(
     final_label = frame["label"].astype(object).copy()
     if decisions is not None and len(decisions):
         index_of = pd.Series(frame.index, index=frame["path"].to_numpy())
-        unknown = sorted(set(decisions["path"]) - set(index_of.index))
+        unknown = sorted(
+            str(p) if isinstance(p, str) else "(an empty path)"
+            for p in set(decisions["path"]) - set(index_of.index)
+        )
         if unknown:
             raise CleanError(f"Decisions name paths not in the manifest: {unknown[:5]}")
         rows = index_of.loc[decisions["path"].to_numpy()].to_numpy()
@@ -201,6 +204,14 @@ def _run_clean(run_dir: Path, policy_path: Path | None, decisions_path: Path | N
         "kept": int(cleaned["keep"].sum()),
         "dropped": int((~cleaned["keep"]).sum()),
         "reasons": cleaned["reason"].value_counts().to_dict(),
+        "dropped_by_reason": cleaned.loc[~cleaned["keep"], "reason"].value_counts().to_dict(),
+        "kept_by_decision": int((cleaned["keep"] & (cleaned["reason"] == "review")).sum()),
+        "relabelled": int(
+            (
+                cleaned["keep"]
+                & (cleaned["final_label"].astype(str) != cleaned["label"].astype(str))
+            ).sum()
+        ),
         "kept_per_class": cleaned[cleaned["keep"]]["final_label"].value_counts().to_dict(),
     }
     atomic_write_bytes(

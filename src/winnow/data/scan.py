@@ -476,5 +476,5 @@ def _summarise(
         loops_skipped=stats.loops_skipped,
         seconds=round(time.perf_counter() - started, 3),
         bad_files=bad,
-        notes=stats.notes,
+        notes=stats.notes + stats.class_notes(Path(data_dir)),
     )

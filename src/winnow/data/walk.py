@@ -29,6 +29,24 @@ class WalkStats:
     loops_skipped: int = 0
     not_regular: int = 0
     notes: list[str] = field(default_factory=list)
+    files: int = 0
+    empty_class_folders: list[str] = field(default_factory=list)  # first level, no files
+
+    def class_notes(self, root: Path) -> list[str]:
+        """What a class-folder reader (scan) says about an empty DATA or empty classes."""
+        notes = []
+        if not self.files:
+            notes.append(
+                f"the data folder {printable(str(root))} holds no files (hidden ones aside)"
+            )
+        empty = self.empty_class_folders
+        if empty:
+            shown = ", ".join(printable(name) for name in empty[:10])
+            more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
+            notes.append(
+                f"{len(empty)} class folder(s) hold no files and are not classes: {shown}{more}"
+            )
+        return notes
 
 
 def _relative(parts: tuple[str, ...]) -> str:
@@ -56,6 +74,8 @@ def iter_files(root: Path, stats: WalkStats | None = None) -> Iterator[FoundFile
     root_stat = os.stat(root)
     seen_dirs = {(root_stat.st_dev, root_stat.st_ino)}
     stack: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
+    class_folders: list[str] = []  # the first level below root, where labels come from
+    labels_with_files: set[str | None] = set()
     while stack:
         dir_path, parts = stack.pop()
         try:
@@ -72,8 +92,13 @@ def iter_files(root: Path, stats: WalkStats | None = None) -> Iterator[FoundFile
             rel = (*parts, entry.name)
             found = _examine(entry, rel, seen_dirs, stats, subdirs)
             if found is not None:
+                stats.files += 1
+                labels_with_files.add(found.label)
                 yield found
+        if not parts:
+            class_folders = [rel[0] for _, rel in subdirs]
         stack.extend(reversed(subdirs))
+    stats.empty_class_folders = [n for n in class_folders if n not in labels_with_files]
 
 
 def _examine(

@@ -13,6 +13,7 @@ import numpy as np
 from winnow.data.config import ScanConfig
 from winnow.data.decode import IMAGE_SUFFIXES, Decoded, decode_file, prepare_worker
 from winnow.data.io import atomic_write_bytes, printable
+from winnow.data.walk import WalkStats, iter_files
 from winnow.inference.load import LoadedModel, load_model
 
 
@@ -26,25 +27,33 @@ class Prediction:
     error: str | None = None
 
 
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; folders are walked for image files (sorted)."""
+def expand_paths(paths: list[Path], notes: list[str] | None = None) -> list[Path]:
+    """Files as given; folders are walked as `scan` walks them (sorted, hidden files
+    skipped, link loops broken) for files named like images, broken links included so that
+    each gets its row. What the walk skipped is appended to `notes`."""
     found: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )
+            stats = WalkStats()
+            found += [
+                Path(f.abspath)
+                for f in iter_files(path, stats)
+                if Path(f.abspath).suffix.lower() in IMAGE_SUFFIXES
+            ]
+            if notes is not None:
+                notes += [f"{printable(str(path))}: {note}" for note in stats.notes]
         else:
             found.append(path)
     return found
 
 
 def decode_path(path: Path, config: ScanConfig) -> Decoded:
-    """One file → pixels, or a status and a reason (a missing file is `missing`)."""
+    """One file → pixels, or a status and a reason in `scan`'s wording (a missing file is
+    `missing`, a link to nothing `unreadable`)."""
     if not Path(path).exists():
+        if Path(path).is_symlink():
+            return Decoded("unreadable", "broken symbolic link")
         return Decoded("missing", "no such file")
     return decode_file(str(path), config, fingerprints=False)
 
@@ -90,12 +99,15 @@ def predict(
     threshold: float = 0.0,
     top_k: int = 3,
     batch_size: int = 64,
+    notes: list[str] | None = None,
 ) -> list[Prediction]:
+    """Every file of `paths` (folders walked as `scan` walks them) → one `Prediction`;
+    what the walk skipped (link loops, unlistable folders) is appended to `notes`."""
     loaded = weights if isinstance(weights, LoadedModel) else load_model(Path(weights))
     prepare_worker()
     config = loaded.scan_config()
     results: list[Prediction] = []
-    files = expand_paths(paths)
+    files = expand_paths(paths, notes)
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
         names = [printable(str(p)) for p in chunk]
