@@ -589,20 +589,30 @@ class _NamedThumbs:
         return f"<figure title='{path}'></figure>"
 
 
+def _section(check, frame=None, tables=None, test_thumbs=None) -> str:
+    """`check`'s report section rendered on made-up inputs."""
+    from winnow.audit.checks.base import ReportInputs
+    from winnow.audit.report import render_section
+
+    frame = pd.DataFrame() if frame is None else frame
+    inputs = ReportInputs(frame, {"checks": {}}, tables or {}, _NamedThumbs(), test_thumbs)
+    return str(render_section(check, inputs))
+
+
 def test_report_leak_table_has_one_row_per_test_item_and_counts_what_it_leaves_out(
     monkeypatch,
 ) -> None:
-    from winnow.audit import report
+    from winnow.audit.checks import leak
 
-    monkeypatch.setattr(report, "MAX_LEAK_ITEMS", 2)
-    monkeypatch.setattr(report, "MAX_LEAK_COPIES", 3)
+    monkeypatch.setattr(leak, "MAX_LEAK_ITEMS", 2)
+    monkeypatch.setattr(leak, "MAX_LEAK_COPIES", 3)
     rows = [("a/blank.png", f"train/blank_{i}.png", "near", 1.0 - i / 100) for i in range(6)]
     rows += [
         ("b/cat.jpg", "train/cat.png", "exact", 1.0),
         ("c/dog.jpg", "train/dog.png", "near", 0.97),
     ]
     leaks = pd.DataFrame(rows, columns=["test_path", "train_path", "kind", "similarity"])
-    page = report._leaks({"leaks": leaks}, _NamedThumbs(), _NamedThumbs())
+    page = _section(leak.CHECK, tables={"leaks": leaks}, test_thumbs=_NamedThumbs())
     assert "3 test items have a copy in the training data (8 pairs" in page
     assert page.count("<tr><td>") == 2  # a and b; c is left out and counted
     assert "… and 1 more test item (see leaks.csv)" in page and "c/dog.jpg" not in page
@@ -612,13 +622,13 @@ def test_report_leak_table_has_one_row_per_test_item_and_counts_what_it_leaves_o
     assert all(f"title='{p}'" in blank_row for p in shown)
     assert "train/blank_3.png" not in blank_row and "+3 more" in blank_row
     assert "<td>exact</td>" in page.split("<tr><td>")[2]
-    single = report._leaks({"leaks": leaks.iloc[6:7]}, _NamedThumbs(), None)
+    single = _section(leak.CHECK, tables={"leaks": leaks.iloc[6:7]})
     assert "1 test item has a copy in the training data (1 pair," in single
     assert "more test items" not in single
 
 
 def test_report_strips_count_the_pictures_they_do_not_show() -> None:
-    from winnow.audit import report
+    from winnow.audit.checks import odd_size
 
     odd = pd.DataFrame(
         {
@@ -629,7 +639,7 @@ def test_report_strips_count_the_pictures_they_do_not_show() -> None:
             "is_odd_size_issue": True,
         }
     )
-    page = report._odd(odd, _NamedThumbs())
+    page = _section(odd_size.CHECK, frame=odd)
     assert page.count("<figure") == 24 and "a/0.png" in page and "a/29.png" not in page
     assert "… and 6 more (every one has <code>is_odd_size_issue</code> set" in page
-    assert "more" not in report._odd(odd.head(24), _NamedThumbs())
+    assert "more" not in _section(odd_size.CHECK, frame=odd.head(24))

@@ -95,7 +95,7 @@ def test_decisions_override_rules_and_relabel(audited_run, tmp_path: Path) -> No
 def test_policy_file_is_validated(audited_run, tmp_path: Path) -> None:
     _, run, _ = audited_run
     policy = tmp_path / "policy.yaml"
-    policy.write_text("label_conflict: drop\n")
+    policy.write_text("label_conflictss: drop\n")
     with pytest.raises(CleanError, match="did you mean 'label_conflicts'"):
         run_clean(run, policy_path=policy)
     policy.write_text("leaks: sometimes\n")

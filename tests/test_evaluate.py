@@ -67,7 +67,7 @@ def test_evaluate_reports_bad_files_unknown_folders_and_missing_classes(
     # named like an image, it is listed; the text file beside the images is only counted
     assert "star/readme.jpg" in page and "star/star.txt" not in page
     assert "1 other files are not images and not named like images (.txt 1)" in page
-    assert "<b>2</b>files that can&#x27;t be read" in page
+    assert "<b>2</b>files that can&#39;t be read" in page
     assert len(list((tmp_path / "eval" / "explain").glob("*.png"))) == min(3, len(result.pixels))
 
 
@@ -337,3 +337,30 @@ def test_the_old_onnx_spelling_still_works_and_names_the_new_verb(tmp_path: Path
     assert half.exit_code == 2 and "winnow export-onnx WEIGHTS OUT.onnx" in half.output
     nothing = runner.invoke(app, ["export"])
     assert nothing.exit_code == 2 and "winnow export RUN DEST" in " ".join(nothing.output.split())
+
+
+def test_the_evaluation_page_sorts_its_per_class_table_from_the_keyboard(
+    trained: Path, messy_test: Path, tmp_path: Path, browser_page
+) -> None:
+    result = evaluate(messy_test, trained / "best.ckpt", workers=1)
+    paths = write_outputs(result, tmp_path / "eval", explain=0)
+    page = browser_page
+    page.goto(paths["report"].resolve().as_uri())
+    table = page.locator("#per-class tbody")
+
+    def column(index: int) -> list[str]:
+        return [c.strip() for c in table.locator(f"tr td:nth-child({index})").all_inner_texts()]
+
+    assert column(1) == result.scores["labels"]  # the report's order first
+    f1 = page.locator("#per-class th button", has_text="F1")
+    f1.focus()
+    page.keyboard.press("Enter")  # highest F1 first
+    values = [float(v) for v in column(4)]
+    assert values == sorted(values, reverse=True)
+    page.keyboard.press("Enter")  # again: lowest first
+    values = [float(v) for v in column(4)]
+    assert values == sorted(values)
+    # every class keeps its own numbers through the sort
+    report = result.scores["report"]
+    for name, value in zip(column(1), column(4), strict=True):
+        assert float(value) == pytest.approx(report[name]["f1-score"], abs=5e-4)

@@ -307,7 +307,7 @@ def test_dominant_style_setting_is_validated() -> None:
 
 
 def test_a_borderline_image_under_the_threshold_is_tagged_near_threshold_not_nan() -> None:
-    from winnow.audit.report import _evidence_tag
+    from winnow.audit.checks.out_of_domain import _evidence_tag
 
     assert _evidence_tag("colour") == "colour"
     for missing in (np.nan, None, ""):
@@ -315,7 +315,7 @@ def test_a_borderline_image_under_the_threshold_is_tagged_near_threshold_not_nan
 
 
 def test_the_report_names_the_discriminants_largest_weights_each_way() -> None:
-    from winnow.audit.report import _weights_text
+    from winnow.audit.checks.out_of_domain import _weights_text
 
     weights = {"palette_spread_native": 2.19, "colour_entropy_native": -1.35, "texture_half": 0.4}
     text = _weights_text(weights, "photo", shown=1)

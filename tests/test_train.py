@@ -129,6 +129,25 @@ def test_a_budget_is_ended_by_the_clock_with_the_schedule_annealed(demo_run) -> 
     assert plan["final_lr"] < 0.05 * settings.get("lr", TrainConfig().lr)
 
 
+def test_the_progress_line_and_lightnings_csv_logger(demo_run, monkeypatch) -> None:
+    _, run = demo_run
+    config = run / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY_TRAIN, "max_epochs": 2}))
+    args = ["train", str(run), "--config", str(config), "--logger", "csv"]
+    result = runner.invoke(app, [*args, "--name", "logged"])
+    assert result.exit_code == 0, result.output
+    # the one progress line: epoch of those planned, loss, validation macro-F1 and its size
+    val_items = int((read_manifest(run)["split"] == "val").sum())
+    assert "epoch 2/~2" in result.output and "loss " in result.output
+    assert "val macro-F1 " in result.output and f"({val_items} items)" in result.output
+    logged = pd.read_csv(run / "train" / "logged" / "logs" / "metrics.csv")
+    assert {"val_macro_f1", "loss"} <= set(logged.columns)
+    assert logged["val_macro_f1"].notna().sum() == 2  # one row per validation
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # not installed
+    missing = runner.invoke(app, [*args[:-1], "tensorboard", "--name", "tb"])
+    assert missing.exit_code == 2 and "pip install" in missing.output
+
+
 def test_errors_say_what_to_do(demo_run, tmp_path: Path) -> None:
     _, run = demo_run
     with pytest.raises(TrainError, match="--resume"):

@@ -34,7 +34,11 @@ def unknown_name(kind: str, name: str, available: list[str]) -> str:
 
 
 def _explain_unknown_keys(model: type[BaseModel], data: dict[str, Any]) -> None:
-    known = list(model.model_fields)
+    """Refuse a key the model does not know; a model that takes keys beyond its fields
+    (the audit config's check sections, the clean policy's check keys) lists them in
+    `extra_keys()`."""
+    extra = getattr(model, "extra_keys", None)
+    known = list(model.model_fields) + (list(extra()) if extra else [])
     for key in data:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
@@ -51,7 +55,14 @@ def build_config(model: type[M], data: dict[str, Any]) -> M:
         return model(**data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            ": ".join(
+                part
+                for part in (
+                    ".".join(str(p) for p in err["loc"]),
+                    err["msg"].removeprefix("Value error, "),
+                )
+                if part
+            )
             for err in exc.errors()
         )
         raise ConfigError(f"Invalid {model.__name__}: {problems}") from None

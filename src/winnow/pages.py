@@ -25,7 +25,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:32px 0 8px;border-bot
 table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}
 td,th{padding:5px 8px;border-bottom:1px solid #eef;text-align:left;vertical-align:top}
 .strip{display:flex;flex-wrap:wrap;gap:8px;background:#fff;padding:10px;border-radius:8px;margin:8px 0}
-figure{margin:0;width:104px;font-size:11px;word-break:break-all}
+figure{margin:0;width:104px;font-size:11px;overflow-wrap:anywhere}
 figure img{width:96px;height:96px;border:3px solid #dde;border-radius:4px;background:#fff}
 figure.keep img{border-color:#2e9e44} figcaption{color:#445}
 .tag{display:inline-block;background:#eef;border-radius:4px;padding:0 5px;margin-right:4px;
@@ -36,13 +36,31 @@ word-break:normal;overflow-wrap:normal}
 
 @cache
 def templates(package: str):
-    """The jinja2 environment of `package`'s `templates/` folder, HTML autoescaped."""
+    """The jinja2 environment of `package`'s `templates/` folder, HTML autoescaped; a
+    template given as a string (`from_string`: a plug-in check's report partial) is
+    autoescaped too."""
     import jinja2
 
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader(package, "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
+        autoescape=jinja2.select_autoescape(["html"], default_for_string=True),
     )
+    environment.filters["breakable"] = breakable
+    return environment
+
+
+def breakable(path: str):
+    """A file path, escaped, that a narrow caption wraps after its `/` and `_` rather than
+    in the middle of a word."""
+    from markupsafe import Markup, escape
+
+    text = str(escape(path))
+    return Markup(text.replace("/", "/<wbr>").replace("_", "_<wbr>"))
+
+
+def plain_number(value: float, _position: int) -> str:
+    """A log axis's tick as a plain number ("90", "1,000"), not 9×10¹."""
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
 
 
 def png_base64(figure) -> str:

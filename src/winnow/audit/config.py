@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 
 class AuditConfig(BaseModel):
@@ -56,9 +56,15 @@ class AuditConfig(BaseModel):
     label_issue_max_epochs: the most epochs one fold trains (a small folder is done
       sooner than the budget).
     label_issue_seed: folds, initialisation and data order of those trainings.
+
+    A check that declares its own settings model (`Check.settings`; plug-ins do) takes them
+    under its name, e.g. `my_check: {threshold: 0.3}`; every such check's resolved settings
+    are part of the config (and of the audit's saved config.yaml).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # extra keys are the sections of checks with their own settings (validated below);
+    # any other key is refused, with a suggestion, by `winnow.config.build_config`
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     checks: list[str] | None = None
     skip: list[str] = []
@@ -83,6 +89,44 @@ class AuditConfig(BaseModel):
     label_issue_minutes: float = 3.0
     label_issue_max_epochs: int = 20
     label_issue_seed: int = 0
+
+    @classmethod
+    def extra_keys(cls) -> list[str]:
+        """The check names that take a settings section."""
+        from winnow.audit.checks import available_checks
+
+        return [name for name, check in available_checks().items() if check.settings]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_sections(cls, data: Any) -> Any:
+        """Each key beyond the fields must be a check with settings; its value becomes
+        that check's settings model (checks read it through `Check.settings_of`)."""
+        if not isinstance(data, dict) or all(k in cls.model_fields for k in data):
+            return data
+        from winnow.audit.checks import available_checks
+
+        checks = available_checks()
+        data = dict(data)
+        for key in [k for k in data if k not in cls.model_fields]:
+            check = checks.get(key)
+            if check is None or check.settings is None:
+                raise ValueError(f"unknown key {key!r}")
+            if not isinstance(data[key], check.settings):
+                data[key] = check.settings.model_validate(data[key] or {})
+        return data
+
+    def with_check_defaults(self) -> AuditConfig:
+        """This config with every settings-owning check's section filled in (defaults where
+        not given): what an audit saves as the settings it ran with."""
+        from winnow.audit.checks import available_checks
+
+        sections = {
+            name: check.settings_of(self)
+            for name, check in available_checks().items()
+            if check.settings is not None
+        }
+        return AuditConfig(**{**self.model_dump(include=set(type(self).model_fields)), **sections})
 
     @field_validator("out_of_domain_sure")
     @classmethod

@@ -55,6 +55,23 @@ class AuditError(WinnowError, RuntimeError):
     """The audit can't start; the message says why and what to do."""
 
 
+@dataclasses.dataclass
+class CheckProgress:
+    """What `on_progress` hears about one check: `running` when it starts (and, for a check
+    that reports its own progress, as it goes: `done` of `total`), then `ok`, `failed` or
+    `skipped` with its seconds and flagged rows."""
+
+    check: str
+    position: int  # 1-based, of `count` checks this audit runs
+    count: int
+    state: str = "running"
+    done: int | None = None
+    total: int | None = None
+    detail: str = ""  # the check's own words for where it is ("fold 2/3")
+    seconds: float = 0.0
+    issues: int | None = None
+
+
 def order_checks(checks: list[Check], columns: set[str]) -> tuple[list[Check], list[Check]]:
     """Checks in an order that satisfies their needs; the second list can't be satisfied.
     Among the ready ones, a check waits for the others that make a column in its `after`
@@ -227,7 +244,7 @@ def _run_audit(
     for name, table in fresh.items():
         _write_table(out, name, table)
     # the settings this audit ran with, so `winnow compare` judges a pair as it did
-    atomic_write_bytes(out / CONFIG_FILE, dump_config(config).encode())
+    atomic_write_bytes(out / CONFIG_FILE, dump_config(config.with_check_defaults()).encode())
     against_name = reference.name if reference else None
     if reference is None and "leak" in kept:  # the kept leak table was made against it
         against_name = earlier.get("against")
@@ -306,43 +323,77 @@ def read_table(out: Path, name: str) -> pd.DataFrame | None:
     return pd.read_csv(path) if name == "leaks" else pd.read_parquet(path)
 
 
+def _forward(progress: CheckProgress, report: Callable | None) -> Callable | None:
+    """The `on_progress` a check sees: its own reports (anything with `done`, `total` and
+    perhaps `description`) become its CheckProgress."""
+    if report is None:
+        return None
+
+    def forward(state: Any) -> None:
+        detail = getattr(state, "description", "") or ""
+        report(
+            dataclasses.replace(
+                progress,
+                done=getattr(state, "done", None),
+                total=getattr(state, "total", None),
+                detail=detail.removeprefix(f"{progress.check}: "),
+            )
+        )
+
+    return forward
+
+
 def _run_checks(
     ordered: list[Check], context: AuditContext
 ) -> tuple[list[CheckOutcome], dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     outcomes, tables, columns = [], {}, {}
     frame = context.frame
-    for check in ordered:
+    report = context.on_progress
+    for position, check in enumerate(ordered, start=1):
+        progress = CheckProgress(check.name, position, len(ordered))
         missing = [need for need in check.needs if need not in frame.columns]
         if missing:  # a check it depends on failed
             outcomes.append(CheckOutcome(check.name, "skipped", error=f"needs {missing}"))
+            if report:
+                report(dataclasses.replace(progress, state="skipped"))
             continue
+        if report:
+            report(progress)
         started = time.perf_counter()
+        context = dataclasses.replace(context, on_progress=_forward(progress, report))
         try:
             result = check.run(context)
             validate_result(check, frame, result)
         except Exception as exc:  # noqa: BLE001 - one failing check must not stop the others
             log.warning("check %s failed: %s", check.name, exc)
+            seconds = time.perf_counter() - started
             outcomes.append(
                 CheckOutcome(
                     check.name,
                     "failed",
-                    time.perf_counter() - started,
+                    seconds,
                     error=f"{type(exc).__name__}: {exc}",
                     summary={"traceback": traceback.format_exc(limit=4)},
                 )
             )
+            if report:
+                report(dataclasses.replace(progress, state="failed", seconds=seconds))
             continue
         columns[check.name] = result.columns
         frame = pd.concat([frame, result.columns], axis=1)
         context = dataclasses.replace(context, frame=frame)
         tables.update(result.tables)
+        issues = int(result.columns[check.issue_column].sum())
+        seconds = round(time.perf_counter() - started, 3)
         outcomes.append(
             CheckOutcome(
                 check.name,
                 "ok",
-                round(time.perf_counter() - started, 3),
-                int(result.columns[check.issue_column].sum()),
+                seconds,
+                issues,
                 {**result.summary, "tables": sorted(result.tables)},
             )
         )
+        if report:
+            report(dataclasses.replace(progress, state="ok", seconds=seconds, issues=issues))
     return outcomes, tables, columns

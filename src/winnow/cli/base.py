@@ -108,20 +108,53 @@ def _root(
 
 
 def with_progress(work):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    """Run `work(on_progress)` under Rich progress bars: one for a scan, and one per audit
+    check (its position, its own progress where it reports one, then how many rows it
+    flagged and how long it took)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
-        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("scanning", total=None)
+        tasks: dict[str, Any] = {}
+
+        def task(key: str, description: str) -> Any:
+            if key not in tasks:
+                tasks[key] = progress.add_task(description, total=None, note="")
+            return tasks[key]
 
         def on_progress(state) -> None:
-            description = getattr(state, "description", None) or "scanning"
-            progress.update(task, total=state.total, completed=state.done, description=description)
+            check = getattr(state, "check", None)
+            if check is None:  # a scan (of DATA, or of the --against folder)
+                description = getattr(state, "description", None) or "scanning"
+                progress.update(
+                    task("scan", description),
+                    total=state.total,
+                    completed=state.done,
+                    description=description,
+                )
+                return
+            label = f"{state.position}/{state.count} {check}"
+            key = task(check, label)
+            if state.state == "running":
+                progress.update(key, total=state.total, completed=state.done or 0,
+                                note=state.detail)  # fmt: skip
+            else:
+                flagged = f"{state.issues} flagged · " if state.issues is not None else ""
+                progress.update(key, total=1, completed=1,
+                                note=f"{state.state} · {flagged}{state.seconds:.1f} s")  # fmt: skip
+                progress.stop_task(key)
 
         return work(on_progress)

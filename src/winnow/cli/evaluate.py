@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from winnow.cli.base import BAD_FILES_SHOWN, command, console, fail, out
+from winnow.cli.base import BAD_FILES_SHOWN, command, console, fail, out, with_progress
 
 
 @command(epilog="Example: winnow evaluate --data data/test --weights runs/exp1/train/resnet18")
@@ -33,7 +33,7 @@ def evaluate(
 
     let_idle_threads_sleep()
 
-    result = run_evaluate(data, weights, workers=workers)
+    result = with_progress(lambda cb: run_evaluate(data, weights, workers=workers, on_progress=cb))
     if out_dir is None:
         base = weights if weights.is_dir() else weights.parent
         out_dir = base / "evaluate" / (data.resolve().name or "data")

@@ -82,6 +82,10 @@ def train(
     resume: Annotated[
         Path | None, typer.Option(help="Continue RUN/train/NAME from its last.ckpt.")
     ] = None,
+    logger: Annotated[
+        str | None,
+        typer.Option(help="none|csv|tensorboard: Lightning's logger beside metrics.csv."),
+    ] = None,
 ) -> None:
     """Train a model from scratch on the split run → RUN/train/NAME (checkpoints, curves, card)."""
     from winnow.config import load_config
@@ -99,6 +103,7 @@ def train(
         image_size=image_size,
         seed=seed,
         cleaning=cleaning,
+        logger=logger,
     )
     if param:
         overrides["model_params"] = _parse_params(param)

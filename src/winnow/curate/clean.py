@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from winnow.audit.checks.base import ACTIONS, Action, Check, CleanRule
 from winnow.config import ConfigError, load_config
 from winnow.data.io import atomic_write_bytes
 from winnow.data.labels import check_label
@@ -34,24 +35,71 @@ from winnow.data.lock import ManifestGuard, run_lock
 from winnow.data.manifest import manifest_path, missing_manifest, read_manifest, write_manifest
 from winnow.errors import WinnowError
 
-Action = Literal["drop", "review", "keep"]
 CLEAN_COLUMNS = ("keep", "reason", "duplicate_of", "final_label")
 
 
-class CleanPolicy(BaseModel):
-    """What `clean` does with each finding. `review` drops an item until a person decides."""
+def _rule_keys() -> dict[str, tuple[Check, CleanRule]]:
+    """Every key the policy takes for a check's rule: the rule's key, and the check's name
+    for its first rule (so `leak: keep` and `leaks: keep` are the same setting)."""
+    from winnow.audit.checks import available_checks
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    keys: dict[str, tuple[Check, CleanRule]] = {}
+    for check in available_checks().values():
+        for rule in check.rules:
+            keys.setdefault(rule.key, (check, rule))
+        if check.rules:
+            keys.setdefault(check.name, (check, check.rules[0]))
+    return keys
+
+
+class CleanPolicy(BaseModel):
+    """What `clean` does with each finding. `review` drops an item until a person decides.
+
+    bad_files: unreadable files are always dropped. duplicates: keep_one (the group's best
+    copy) or keep_all. Every other key is a check's rule (`winnow checks` lists them, with
+    their defaults): drop, review or keep, by the rule's key or the check's name, e.g.
+    `leaks: keep`, `out_of_domain_borderline: drop`, `label_issue: review`.
+    """
+
+    # the extra keys are the checks' rules, validated against the registry below
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     bad_files: Literal["drop"] = "drop"
     duplicates: Literal["keep_one", "keep_all"] = "keep_one"
-    label_conflicts: Action = "review"
-    leaks: Action = "drop"
-    odd_sizes: Action = "keep"
-    blank: Action = "drop"
-    out_of_domain: Action = "drop"
-    out_of_domain_borderline: Action = "review"
-    label_issues: Action = "keep"
+
+    @classmethod
+    def extra_keys(cls) -> list[str]:
+        return list(_rule_keys())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_actions(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or all(k in cls.model_fields for k in data):
+            return data
+        keys = _rule_keys()
+        actions = {k: v for k, v in data.items() if k in cls.model_fields}
+        for key, value in data.items():
+            if key in cls.model_fields:
+                continue
+            if key not in keys:
+                raise ValueError(f"unknown key {key!r}")
+            if value not in ACTIONS:
+                raise ValueError(f"{key} must be one of {', '.join(ACTIONS)}; got {value!r}")
+            actions[keys[key][1].key] = value
+        return actions
+
+    def action(self, rule: CleanRule) -> Action:
+        return (self.model_extra or {}).get(rule.key, rule.default)
+
+    def action_for(self, check_name: str) -> Action | None:
+        """The action of a check's first rule (None: the check has no clean rule)."""
+        found = _rule_keys().get(check_name)
+        return self.action(found[1]) if found else None
+
+    def resolved(self) -> dict[str, str]:
+        """Every setting with its value, defaults included (what clean_summary.json shows)."""
+        rules = {rule.key: self.action(rule) for _, rule in _rule_keys().values()}
+        return {"bad_files": self.bad_files, "duplicates": self.duplicates, **rules}
 
 
 class CleanError(WinnowError, RuntimeError):
@@ -107,28 +155,14 @@ def decide(
     reason[bad] = "bad_file:" + frame.loc[bad, "status"].astype(str)
     reason[frame["status"] == "unlabeled"] = "unlabeled"
 
-    if "is_label_conflict_issue" in frame:
-        apply(frame["is_label_conflict_issue"], policy.label_conflicts, "label_conflict")
-    if "is_leak_issue" in frame:
-        apply(frame["is_leak_issue"], policy.leaks, "leak")
-    if "is_blank_issue" in frame:
-        apply(frame["is_blank_issue"], policy.blank, "blank")
-    if "is_out_of_domain_issue" in frame:
-        borderline = frame.get("out_of_domain_borderline", pd.Series(False, index=frame.index))
-        apply(
-            frame["is_out_of_domain_issue"] & ~borderline.fillna(False).astype(bool),
-            policy.out_of_domain,
-            "out_of_domain",
-        )
-        apply(
-            frame["is_out_of_domain_issue"] & borderline.fillna(False).astype(bool),
-            policy.out_of_domain_borderline,
-            "out_of_domain",
-        )
-    if "is_label_issue_issue" in frame:
-        apply(frame["is_label_issue_issue"], policy.label_issues, "label_issue")
-    if "is_odd_size_issue" in frame:
-        apply(frame["is_odd_size_issue"], policy.odd_sizes, "odd_size")
+    from winnow.audit.checks import available_checks
+
+    # in the registry's order: the first rule that drops a row names its reason
+    for check in available_checks().values():
+        for rule in check.rules:
+            rows = check.rule_rows(rule, frame)
+            if rows is not None:
+                apply(rows, policy.action(rule), rule.reason)
 
     duplicate_of = pd.Series(None, index=frame.index, dtype=object)
     if policy.duplicates == "keep_one" and "duplicate_group" in frame:
@@ -195,7 +229,7 @@ def _run_clean(run_dir: Path, policy_path: Path | None, decisions_path: Path | N
     cleaned = pd.concat([frame, decide(frame, policy, decisions)], axis=1)
     write_manifest(run_dir, cleaned, guard)
     summary = {
-        "policy": policy.model_dump(),
+        "policy": policy.resolved(),
         "checks_not_applied": failed + not_run,
         "checks_failed": failed,
         "checks_not_run": not_run,

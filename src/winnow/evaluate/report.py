@@ -1,53 +1,58 @@
-"""The evaluation page: scores, the confusion matrix, the most-confused pairs and a gallery of
-mistakes with Grad-CAM overlays. One self-contained HTML file (images inlined)."""
+"""The evaluation page: scores, the confusion matrix (counts and shares), the per-class
+scores as a sortable table beside sklearn's text report, calibration, the most-confused
+pairs and a gallery of mistakes with Grad-CAM overlays. One self-contained HTML file
+(images inlined), the `templates/report.html` template: Python prepares data only."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from markupsafe import Markup
 from matplotlib.figure import Figure
 
 from winnow.data.bad_files import bad_files_section
 from winnow.data.io import atomic_output, atomic_write_bytes
 from winnow.data.scan import companions
-from winnow.pages import CSS, png_base64, thumbnail_uri
+from winnow.pages import CSS, png_base64, templates, thumbnail_uri
 
 GALLERY = 60
 PAIRS = 10
 PAIR_EXAMPLES = 6
 
 
+CELL_TEXT_MAX_CLASSES = 60  # above this a cell is too small for its count to be read
+
+
 def confusion_png(scores: dict[str, Any], path: Path) -> None:
+    """The confusion matrix coloured by share of the true class, each non-empty cell
+    labelled with its count (and, up to 25 classes, its share); the figure grows with the
+    classes so every label stays readable at 8 pt, 100 classes included."""
     matrix = np.asarray(scores["confusion"], dtype=float)
     labels = scores["labels"]
+    n = len(labels)
     normalized = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    side = max(5.0, 0.42 * len(labels) + 2.5)
+    side = max(5.0, 0.42 * n + 2.5)
     fig = Figure(figsize=(side + 1, side))
     ax = fig.subplots()
     image = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    if len(labels) <= 30:
-        for i in range(len(labels)):
-            for j in range(len(labels)):
-                if matrix[i, j]:
-                    colour = "white" if normalized[i, j] > 0.55 else "#223"
-                    ax.text(
-                        j,
-                        i,
-                        f"{normalized[i, j]:.2f}".lstrip("0"),
-                        ha="center",
-                        va="center",
-                        fontsize=6.5,
-                        color=colour,
-                    )
+    if n <= CELL_TEXT_MAX_CLASSES:
+        size = 8 if n <= 25 else 6.5
+        for i, j in zip(*np.nonzero(matrix), strict=True):
+            text = f"{int(matrix[i, j])}"
+            if n <= 25:
+                text += "\n" + f"{normalized[i, j]:.2f}".lstrip("0")
+            colour = "white" if normalized[i, j] > 0.55 else "#223"
+            ax.text(j, i, text, ha="center", va="center", fontsize=size, color=colour,
+                    linespacing=0.9)  # fmt: skip
     fig.colorbar(image, ax=ax, fraction=0.04, label="share of the true class")
-    ax.set_title(f"confusion matrix, normalised by true class ({scores['items']} items)")
+    what = "count and share" if n <= 25 else "count" if n <= CELL_TEXT_MAX_CLASSES else "colour"
+    ax.set_title(f"confusion matrix ({scores['items']} items; cells: {what} of the true class)")
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -92,25 +97,6 @@ def calibration_png(calibration: dict[str, Any], path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110)
 
 
-def _calibration_section(calibration: dict[str, Any], out_dir: Path) -> str:
-    rows = "".join(
-        f"<tr><td>{c['threshold']:.2f}</td><td>{c['kept']}</td><td>{c['coverage']:.1%}</td>"
-        f"<td>{'–' if c['kept'] == 0 else format(c['accuracy'], '.1%')}</td></tr>"
-        for c in calibration["coverage"]
-        if round(c["threshold"] * 10, 6) % 1 == 0  # every 0.1
-    )
-    return (
-        "<h2>Confidence</h2><p>Expected calibration error <b>"
-        f"{calibration['ece']:.3f}</b>: on average the stated confidence is this far from the "
-        "accuracy of the predictions made with it. Probabilities are divided by the softmax "
-        f"temperature {calibration['temperature']:.2f} fitted on the validation split.</p>"
-        "<div class=plots><img alt='reliability diagram and threshold-coverage curve' "
-        "src='data:image/png;base64," + _inline(out_dir / "calibration.png") + "'></div>"
-        "<table><tr><th>threshold</th><th>kept</th><th>share kept</th><th>accuracy of kept"
-        f"</th></tr>{rows}</table>"
-    )
-
-
 def _f1_chart(scores: dict[str, Any]) -> str:
     report = scores["report"]
     labels = scores["labels"]
@@ -126,11 +112,10 @@ def _f1_chart(scores: dict[str, Any]) -> str:
     ax.axvline(scores["macro_f1"], color="grey", ls="--", lw=1)
     ax.set_xlabel(f"F1 per class (dashed: macro-F1 {scores['macro_f1']:.3f})")
     fig.tight_layout()
-    encoded = png_base64(fig)
-    return f"<img src='data:image/png;base64,{encoded}'>"
+    return png_base64(fig)
 
 
-def _cards(evaluation) -> str:
+def _cards(evaluation) -> list[dict[str, Any]]:
     s = evaluation.scores
     cards = [
         ("macro-F1", f"{s['macro_f1']:.3f}"),
@@ -145,94 +130,83 @@ def _cards(evaluation) -> str:
     cards.append(("files that can't be read", str(len(bad) - others)))
     if others:
         cards.append(("other files (not images)", str(others)))
-    leaks = int((evaluation.rows["duplicates_training"] & evaluation.rows["in_classes"]).sum())
     if evaluation.scores_without_leaks:
         w = evaluation.scores_without_leaks
         cards.append(("macro-F1 without training copies", f"{w['macro_f1']:.3f}"))
-    html_cards = "".join(
-        f"<div class=card><b>{html.escape(v)}</b>{html.escape(k)}</div>" for k, v in cards
-    )
-    warn = (
-        f"<div class='card warn'><b>{leaks}</b>test files duplicate training files</div>"
-        if leaks
-        else ""
-    )
-    return f"<div class=cards>{html_cards}{warn}</div>"
+    items = [{"label": k, "value": v, "warn": False} for k, v in cards]
+    leaks = int((evaluation.rows["duplicates_training"] & evaluation.rows["in_classes"]).sum())
+    if leaks:
+        items.append({"label": "test files duplicate training files", "value": leaks, "warn": True})
+    return items
 
 
-def _figure(evaluation, number: int, caption: str, link: str | None) -> str:
+def _per_class(scores: dict[str, Any]) -> list[dict[str, Any]]:
+    report = scores["report"]
+    return [
+        {
+            "name": name,
+            "precision": report[name]["precision"],
+            "recall": report[name]["recall"],
+            "f1": report[name]["f1-score"],
+            "support": int(report[name]["support"]),
+        }
+        for name in scores["labels"]
+    ]
+
+
+def _figure(evaluation, number: int, caption: str, link: str | None) -> Markup:
     row = evaluation.rows.loc[number]
-    src = thumbnail_uri(evaluation.pixels[number])
-    image = f"<img src='{src}' title='{html.escape(row['path'])}'>"
-    if link:
-        image = f"<a href='{html.escape(link)}'>{image}</a>"
-    return (
-        f"<figure>{image}<figcaption>{html.escape(row['path'])}<br>"
-        f"<span class=tag>{html.escape(caption)}</span></figcaption></figure>"
+    return Markup(
+        templates("winnow.evaluate")
+        .get_template("_figure.html")
+        .render(
+            src=thumbnail_uri(evaluation.pixels[number]),
+            path=row["path"],
+            caption=caption,
+            link=link,
+        )
     )
 
 
-def _pairs(evaluation, links: dict[int, str]) -> str:
+def _pairs(evaluation, links: dict[int, str]) -> list[dict[str, Any]]:
     mistakes = evaluation.rows[
         (evaluation.rows["status"] == "ok")
         & evaluation.rows["in_classes"]
         & (evaluation.rows["predicted"] != evaluation.rows["label"])
     ]
     if mistakes.empty:
-        return "<p>No mistakes.</p>"
+        return []
     totals = evaluation.rows[evaluation.rows["in_classes"] & (evaluation.rows["status"] == "ok")][
         "label"
     ].value_counts()
     pairs = mistakes.groupby(["label", "predicted"]).size().sort_values(ascending=False)
-    parts = []
+    shown = []
     for (true, predicted), count in pairs.head(PAIRS).items():
         examples = mistakes[(mistakes["label"] == true) & (mistakes["predicted"] == predicted)]
         examples = examples.sort_values("confidence", ascending=False)
-        figures = "".join(
+        figures = [
             _figure(evaluation, i, f"{r.confidence:.0%}", links.get(i))
             for i, r in examples.head(PAIR_EXAMPLES).iterrows()
             if i in evaluation.pixels
+        ]
+        shown.append(
+            {
+                "true": true,
+                "predicted": predicted,
+                "count": int(count),
+                "share": count / totals.get(true, 1),
+                "figures": figures,
+            }
         )
-        share = count / totals.get(true, 1)
-        parts.append(
-            f"<h3>{html.escape(true)} → {html.escape(predicted)}: {count} "
-            f"({share:.0%} of {html.escape(true)})</h3><div class=strip>{figures}</div>"
-        )
-    return "".join(parts)
+    return shown
 
 
-def _gallery(evaluation, links: dict[int, str]) -> str:
+def _gallery(evaluation, links: dict[int, str]) -> list[Markup]:
     rows = evaluation.rows.loc[list(evaluation.pixels)].sort_values("confidence", ascending=False)
-    if rows.empty:
-        return "<p>No mistakes.</p>"
-    figures = "".join(
+    return [
         _figure(evaluation, i, f"true {r.label} · {r.predicted} {r.confidence:.0%}", links.get(i))
         for i, r in rows.head(GALLERY).iterrows()
-    )
-    return (
-        "<p class=muted>Most confident mistakes first; click a thumbnail for its Grad-CAM "
-        "(where the model looked).</p>"
-        f"<div class=strip>{figures}</div>"
-    )
-
-
-def _problems(evaluation) -> str:
-    parts = []
-    if evaluation.unknown_folders:
-        items = ", ".join(f"{html.escape(k)} ({v})" for k, v in evaluation.unknown_folders.items())
-        parts.append(f"<p><b>Folders that are not classes of the model</b> (left out): {items}</p>")
-    if evaluation.missing_classes:
-        parts.append(
-            "<p><b>Classes of the model with no test files</b>: "
-            + html.escape(", ".join(evaluation.missing_classes))
-            + "</p>"
-        )
-    bad = evaluation.bad_files
-    if not bad.empty:  # the audit report's listing: damaged first, companions counted
-        parts.append(
-            "<p><b>Files that could not be read</b> (left out):</p>" + bad_files_section(bad)
-        )
-    return "".join(parts) or "<p>Every file was read and every folder is a class.</p>"
+    ]
 
 
 def write_report(
@@ -240,39 +214,35 @@ def write_report(
 ) -> None:
     links = _explanations(evaluation, out_dir, explain)
     scores = evaluation.scores
-    leak_note = ""
-    if evaluation.scores_without_leaks:
-        w = evaluation.scores_without_leaks
-        leak_note = (
-            "<h2>Leakage</h2><p>Some test files duplicate training files, which inflates scores. "
-            f"Without them ({w['items']} items): macro-F1 <b>{w['macro_f1']:.3f}</b>, micro-F1 "
-            f"<b>{w['micro_f1']:.3f}</b> (with them: {scores['macro_f1']:.3f} / "
-            f"{scores['micro_f1']:.3f}).</p>"
-        )
-    body = [
-        "<h1>winnow evaluate</h1>",
-        f"<div class=muted>{html.escape(str(evaluation.data_dir))} · weights "
-        f"{html.escape(str(evaluation.weights))} · {evaluation.seconds} s</div>",
-        _cards(evaluation),
-        leak_note,
-        "<h2>Per-class F1</h2><div class=plots>",
-        _f1_chart(scores),
-        "</div><h2>Confusion matrix</h2><div class=plots><img src='data:image/png;base64,"
-        + _inline(out_dir / "confusion_matrix.png")
-        + "' style='width:900px'></div>",
-        f"<h2>classification_report</h2><pre>{html.escape(scores['report_text'])}</pre>",
-        _calibration_section(calibration, out_dir),
-        "<h2>Most confused pairs</h2>",
-        _pairs(evaluation, links),
-        "<h2>Misclassified</h2>",
-        _gallery(evaluation, links),
-        "<h2>Left out</h2>",
-        _problems(evaluation),
-    ]
+    bad = evaluation.bad_files
     page = (
-        "<!doctype html><html><head><meta charset=utf-8><title>winnow evaluate</title>"
-        f"<style>{CSS} pre{{background:#fff;padding:10px;border-radius:8px}}</style></head>"
-        f"<body><main>{''.join(body)}</main></body></html>"
+        templates("winnow.evaluate")
+        .get_template("report.html")
+        .render(
+            css=CSS,
+            data_name=Path(evaluation.data_dir).name,
+            data_dir=str(evaluation.data_dir),
+            weights=str(evaluation.weights),
+            seconds=evaluation.seconds,
+            cards=_cards(evaluation),
+            leak=evaluation.scores_without_leaks or None,
+            macro_f1=scores["macro_f1"],
+            micro_f1=scores["micro_f1"],
+            f1_chart=_f1_chart(scores),
+            confusion=_inline(out_dir / "confusion_matrix.png"),
+            per_class=_per_class(scores),
+            report_text=scores["report_text"],
+            calibration=calibration,
+            calibration_png=_inline(out_dir / "calibration.png"),
+            # every 0.1 of the coverage curve
+            coverage=[c for c in calibration["coverage"] if round(c["threshold"] * 10, 6) % 1 == 0],
+            pairs=_pairs(evaluation, links),
+            gallery=_gallery(evaluation, links),
+            unknown_folders=", ".join(f"{k} ({v})" for k, v in evaluation.unknown_folders.items()),
+            missing_classes=", ".join(evaluation.missing_classes),
+            # the audit report's listing: damaged first, companions counted
+            bad_files=Markup(bad_files_section(bad)) if not bad.empty else None,
+        )
     )
     atomic_write_bytes(path, page.encode("utf-8"))
 

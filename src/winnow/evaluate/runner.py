@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,21 @@ class Evaluation:
         return self.rows[self.rows["status"] != "ok"]
 
 
+@dataclass
+class EvaluateProgress:
+    """Files decoded and scored so far, of `total`."""
+
+    total: int
+    done: int = 0
+    description: str = "evaluating"
+
+
 def evaluate(
-    data_dir: Path, weights: Path, workers: int | None = None, top_k: int = 3
+    data_dir: Path,
+    weights: Path,
+    workers: int | None = None,
+    top_k: int = 3,
+    on_progress: Callable[[EvaluateProgress], None] | None = None,
 ) -> Evaluation:
     started = time.perf_counter()
     data_dir = Path(data_dir)
@@ -99,9 +113,13 @@ def evaluate(
         batch_rows.clear()
         batch_pixels.clear()
 
+    progress = EvaluateProgress(total=len(readable))
     for row, pixels, _detail in decode_files(
         readable, loaded.scan_config(workers), file_hash=False
     ):
+        progress.done += 1
+        if on_progress is not None and (progress.done % 64 == 0 or progress.done == progress.total):
+            on_progress(progress)
         if pixels is None or row.get("status") != "ok":
             records.append(_bad_row(row))
             continue

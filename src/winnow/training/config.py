@@ -46,6 +46,9 @@ class TrainConfig(BaseModel):
     early_stopping_patience: epochs without a better validation macro-F1 before stopping.
     checkpoint_minutes: how often `last.ckpt` is written inside an epoch (for --resume).
     threads: torch intra-op threads on CPU (None = all cores).
+    logger: none | csv | tensorboard: Lightning's logger of the step loss, validation
+      macro-F1 and accuracy, beside the run's own metrics.csv (csv: RUN/train/NAME/logs/,
+      tensorboard: RUN/train/NAME/tensorboard/; needs the tensorboard package).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -85,6 +88,7 @@ class TrainConfig(BaseModel):
     early_stopping_patience: int | None = None
     checkpoint_minutes: float = 1.0
     threads: int | None = None
+    logger: Literal["none", "csv", "tensorboard"] = "none"
 
     @field_validator("image_size")
     @classmethod

@@ -100,6 +100,7 @@ def train(
             )
         else:
             plan = None
+    _require_logger(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
@@ -355,6 +356,7 @@ def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -
         "checkpoint_every_steps": every,
         "threads": torch.get_num_threads(),
         "train_items": int(len(rows.frames["train"])),
+        "val_items": int(len(rows.frames["val"])),
         "uncleaned_items_added": rows.added_uncleaned,
     }
 
@@ -389,6 +391,34 @@ def _calibrate(config, stream, val, rows, counts, mean, std, meta, device) -> di
     torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict()}, io.BytesIO())
     save_seconds = (time.perf_counter() - tick) * 1.5  # plus the write and rename
     return {"step": float(np.median(times[2:])), "val": val_seconds, "save": save_seconds}
+
+
+def _require_logger(config: TrainConfig) -> None:
+    """Refuse, before anything is written, a logger whose package is missing."""
+    if config.logger != "tensorboard":
+        return
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise TrainError(
+            "logger: tensorboard needs the tensorboard package: "
+            "pip install -c constraints.txt tensorboard (or use logger: csv)."
+        ) from None
+
+
+def _logger(config: TrainConfig, out_dir: Path):
+    """Lightning's logger beside metrics.csv: none, csv (RUN/train/NAME/logs/) or
+    tensorboard (RUN/train/NAME/tensorboard/, `tensorboard --logdir` it)."""
+    if config.logger == "none":
+        return False
+    if config.logger == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(out_dir, name="logs", version="")
+    _require_logger(config)
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(out_dir, name="tensorboard", version="")
 
 
 def _quiet_lightning() -> None:
@@ -430,6 +460,10 @@ def _trainer(config, plan: dict, out_dir: Path, device: str, progress: bool, ext
         callbacks.append(
             EarlyStopping("val_macro_f1", mode="max", patience=config.early_stopping_patience)
         )
+    if progress:
+        from winnow.training.progress import BudgetProgressBar
+
+        callbacks.append(BudgetProgressBar(plan["epochs"], plan.get("val_items", 0)))
     _quiet_lightning()
     return L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
@@ -439,9 +473,10 @@ def _trainer(config, plan: dict, out_dir: Path, device: str, progress: bool, ext
         max_epochs=-(-plan["max_steps"] // plan["steps_per_epoch"]),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
-        logger=False,
+        logger=_logger(config, out_dir),
         enable_progress_bar=progress,
         enable_model_summary=False,
+        log_every_n_steps=min(50, plan["steps_per_epoch"]),
         num_sanity_val_steps=0,
         deterministic=device == "cpu",
         default_root_dir=str(out_dir),

@@ -9,7 +9,6 @@ scored instead.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import time
@@ -96,7 +95,9 @@ def run_pipeline(
     )
     evaluation = None
     if test is not None:
-        result = timed("evaluate", lambda: evaluate(test, trained.best))
+        result = timed(
+            "evaluate", lambda: tracked(lambda cb: evaluate(test, trained.best, on_progress=cb))
+        )
         paths = write_outputs(result, trained.out_dir / "evaluate" / Path(test).name)
         evaluation = {
             "report": str(paths["report"]),
@@ -128,6 +129,9 @@ def run_pipeline(
             "out_dir": str(trained.out_dir),
             "weights": str(trained.best),
             "epochs": trained.summary["epochs"],
+            "val_items": trained.summary["val_items"],
+            "val_per_class": split.get("per_class")
+            and {label: counts.get("val", 0) for label, counts in split["per_class"].items()},
             "scores": {k: {m: v[m] for m in ("macro_f1", "micro_f1")} for k, v in scores.items()},
         },
         "evaluate": evaluation,
@@ -140,13 +144,16 @@ def run_pipeline(
     return summary
 
 
-def _link(run_dir: Path, target: str | Path, text: str) -> str:
-    relative = os.path.relpath(Path(target), run_dir)
-    return f"<a href='{html.escape(relative)}'>{html.escape(text)}</a>"
+SMALL_VALIDATION = 100  # fewer validation items than this: its scores are warned about
+SMALL_VALIDATION_CLASS = 5
+
+
+def _link(run_dir: Path, target: str | Path, text: str) -> dict[str, str]:
+    return {"href": os.path.relpath(Path(target), run_dir), "text": text}
 
 
 def write_index(run_dir: Path, summary: dict[str, Any]) -> Path:
-    from winnow.pages import CSS
+    from winnow.pages import CSS, templates
 
     train = summary["train"]
     out_dir = Path(train["out_dir"])
@@ -161,6 +168,7 @@ def write_index(run_dir: Path, summary: dict[str, Any]) -> Path:
         ("epochs", train["epochs"]),
         ("test macro-F1" if evaluation else "held-out macro-F1", f"{headline['macro_f1']:.3f}"),
         ("test micro-F1" if evaluation else "held-out micro-F1", f"{headline['micro_f1']:.3f}"),
+        ("validation items", train.get("val_items", "–")),
     ]
     if evaluation and evaluation["without_training_copies"]:
         cards.append(
@@ -169,13 +177,7 @@ def write_index(run_dir: Path, summary: dict[str, Any]) -> Path:
                 f"{evaluation['without_training_copies']['macro_f1']:.3f}",
             )
         )
-    stages = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v} s</td></tr>" for k, v in summary["stages"].items()
-    )
-    reasons = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>"
-        for k, v in summary["clean"]["reasons"].items()
-    )
+    audit_dir = Path(summary["audit"]["report"]).parent
     links = [
         _link(
             run_dir,
@@ -186,41 +188,50 @@ def write_index(run_dir: Path, summary: dict[str, Any]) -> Path:
         _link(run_dir, out_dir / "model_card.md", "model card"),
         _link(run_dir, out_dir / "best.ckpt", "weights (best.ckpt)"),
     ]
-    if evaluation:
+    if (audit_dir / "leaks.csv").exists():
         links.append(
-            _link(run_dir, evaluation["report"], "evaluation report (confusion, mistakes)")
+            _link(
+                run_dir, audit_dir / "leaks.csv", "leaks.csv (every test item with a training copy)"
+            )
         )
-    curves = out_dir / "curves.png"
-    body = [
-        "<h1>winnow run</h1>",
-        f"<div class=muted>{html.escape(summary['data'])}"
-        + (f" · test {html.escape(summary['test'])}" if summary["test"] else "")
-        + f" · {summary['seconds']} s</div>",
-        "<div class=cards>"
-        + "".join(
-            f"<div class=card><b>{html.escape(str(v))}</b>{html.escape(k)}</div>" for k, v in cards
-        )
-        + "</div>",
-        "<h2>Reports</h2><ul>" + "".join(f"<li>{link}</li>" for link in links) + "</ul>",
-        "<h2>Training</h2>",
-        f"<img src='{html.escape(os.path.relpath(curves, run_dir))}' style='max-width:100%'>"
-        if curves.exists()
-        else "",
-        "<h2>What clean decided</h2>",
-        f"<p>{summary['review']['awaiting']} flagged files await a person's decision: "
-        f"<code>{html.escape(summary['review']['command'])}</code> opens the review page, "
-        "then <code>winnow clean</code> applies what was decided.</p>",
-        "<table>" + reasons + "</table>",
-        "<h2>Time per stage</h2><table>" + stages + "</table>",
-    ]
     if evaluation:
-        body.append(
-            f"<h2>classification_report</h2><pre>{html.escape(evaluation['report_text'])}</pre>"
-        )
+        report = Path(evaluation["report"])
+        links.append(_link(run_dir, report, "evaluation report (confusion, mistakes)"))
+        if (report.parent / "predictions.csv").exists():
+            links.append(
+                _link(
+                    run_dir, report.parent / "predictions.csv", "predictions.csv (every test file)"
+                )
+            )
+    val_items = train.get("val_items")
+    per_class = train.get("val_per_class") or {}
+    smallest = min(per_class.items(), key=lambda item: item[1]) if per_class else None
+    curves = out_dir / "curves.png"
     page = (
-        "<!doctype html><html><head><meta charset=utf-8><title>winnow run</title>"
-        f"<style>{CSS} pre{{background:#fff;padding:10px;border-radius:8px}}</style></head>"
-        f"<body><main>{''.join(body)}</main></body></html>"
+        templates("winnow.workflows")
+        .get_template("index.html")
+        .render(
+            css=CSS,
+            run_name=Path(run_dir).resolve().name,
+            data=summary["data"],
+            test=summary["test"],
+            seconds=summary["seconds"],
+            cards=[{"label": k, "value": v} for k, v in cards],
+            small_validation=val_items is not None
+            and (
+                val_items < SMALL_VALIDATION
+                or (smallest is not None and smallest[1] < SMALL_VALIDATION_CLASS)
+            ),
+            val_items=val_items,
+            smallest_val_class={"name": smallest[0], "count": smallest[1]} if smallest else None,
+            evaluation=evaluation,
+            links=links,
+            curves=os.path.relpath(curves, run_dir) if curves.exists() else None,
+            awaiting=summary["review"]["awaiting"],
+            review_command=summary["review"]["command"],
+            reasons=list(summary["clean"]["reasons"].items()),
+            stages=list(summary["stages"].items()),
+        )
     )
     path = run_dir / "index.html"
     atomic_write_bytes(path, page.encode("utf-8"))

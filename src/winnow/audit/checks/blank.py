@@ -23,8 +23,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.checks.base import (
+    AuditContext,
+    Check,
+    CheckResult,
+    CleanRule,
+    ReportInputs,
+    ReportSection,
+    empty_columns,
+    ok_rows,
+)
 from winnow.audit.neardup.similarity import distance_from_dominant, image_region
+from winnow.audit.sections import MAX_STRIP, figures, marked, more
 from winnow.data.decode import detail_region
 from winnow.data.manifest import cache_positions
 
@@ -79,6 +89,41 @@ def run(context: AuditContext) -> CheckResult:
     )
 
 
+def report_data(inputs: ReportInputs) -> dict:
+    """The blank images, least ink first, with their colour and ink, counted per class."""
+    frame = inputs.frame
+    if CHECK.issue_column not in frame:
+        return {"missing": True}
+    blank = frame[frame[CHECK.issue_column] == True]  # noqa: E712
+    if blank.empty:
+        return {"count": 0}
+    per_class = blank["label"].astype(str).value_counts()
+    shown = blank.sort_values(["blank_ink", "path"]).head(MAX_STRIP)
+    transparent = blank.get("has_alpha", pd.Series(False, index=blank.index))
+    transparent = transparent.fillna(False).astype(bool)
+    items = [
+        (
+            r.path,
+            f"{r.blank_colour}{' · transparent' if clear else ''} · ink {100 * r.blank_ink:.2f} %",
+        )
+        for r, clear in zip(shown.itertuples(), transparent[shown.index], strict=True)
+    ]
+    return {
+        "count": len(blank),
+        "per_class": ", ".join(f"{k} {v}" for k, v in per_class.items()),
+        "transparent": int(transparent.sum()),
+        "figures": figures(inputs.thumbs, items),
+        "more_note": more(len(blank) - len(shown), marked(CHECK.issue_column)),
+    }
+
+
+def details(numbers: dict) -> str:
+    return (
+        f"{numbers['blank']} images with at most {100 * numbers['max_ink']:g} % of their pixels "
+        f"more than {numbers['tolerance']:g} grey levels from their dominant colour."
+    )
+
+
 CHECK = Check(
     name="blank",
     description=(
@@ -87,5 +132,9 @@ CHECK = Check(
     ),
     needs=("status", "width", "height", "cache_shard", "cache_index", "label"),
     run=run,
+    details=details,
+    title="Blank",
+    clean_rules=(CleanRule("blank", "drop", "blank"),),  # nothing a model can learn
+    report=ReportSection("Blank images", report_data, "checks/blank.html"),
     extra_columns=("blank_ink", "blank_colour"),
 )

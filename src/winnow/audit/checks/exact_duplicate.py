@@ -33,10 +33,21 @@ def run(context: AuditContext) -> CheckResult:
     )
 
 
+def details(numbers: dict) -> str:
+    return (
+        f"{numbers['groups']} groups of identical files ({numbers['files_in_groups']} files, "
+        f"{numbers['redundant_files']} of them redundant; {numbers['identical_bytes_groups']} "
+        "groups identical to the byte, the rest in decoded pixels)."
+    )
+
+
 CHECK = Check(
     name="exact_duplicate",
     description="Identical files, or identical decoded pixels in byte-different files.",
     needs=("status", "path", "sha256", "pixel_sha256"),
     run=run,
+    details=details,
+    clean_rules=(),  # copies are kept one per group by the policy's `duplicates`
+    shown_in="near_duplicate",  # its groups are part of the duplicate groups
     extra_columns=("exact_duplicate_group",),
 )

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns
+from markupsafe import Markup
+
+from winnow.audit.checks.base import (
+    AuditContext,
+    Check,
+    CheckResult,
+    CleanRule,
+    ReportInputs,
+    ReportSection,
+    empty_columns,
+)
+from winnow.audit.sections import duplicate_groups
 
 
 def run(context: AuditContext) -> CheckResult:
@@ -24,9 +35,29 @@ def run(context: AuditContext) -> CheckResult:
     )
 
 
+def report_data(inputs: ReportInputs) -> dict:
+    return {
+        "intro": Markup(
+            "The same picture under different labels. Sent to review by <code>winnow clean</code>."
+        ),
+        **duplicate_groups(inputs.frame, inputs.thumbs, conflicts_only=True),
+    }
+
+
+def details(numbers: dict) -> str:
+    return (
+        f"{numbers['groups']} groups of copies hold more than one label ({numbers['files']} files)."
+    )
+
+
 CHECK = Check(
     name="label_conflict",
     description="A duplicate group whose members carry different labels.",
     needs=("label", "duplicate_group"),
     run=run,
+    details=details,
+    title="Label conflicts",
+    # the same picture under several labels: dropped until a person decides
+    clean_rules=(CleanRule("label_conflicts", "review", "label_conflict"),),
+    report=ReportSection("Label conflicts", report_data, "checks/groups.html"),
 )

@@ -21,9 +21,20 @@ import time
 import numpy as np
 import pandas as pd
 
-from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.checks.base import (
+    AuditContext,
+    Check,
+    CheckResult,
+    CleanRule,
+    ReportInputs,
+    ReportSection,
+    empty_columns,
+    ok_rows,
+)
 from winnow.audit.confident import find_label_issues
+from winnow.audit.sections import figures, marked, more
 
+MAX_SHOWN = 48  # flagged images shown in the report, least self-confident first
 MIN_ITEMS = 30  # below this no fold model learns anything worth trusting
 MIN_CLASS_ITEMS = 6
 
@@ -107,6 +118,29 @@ def run(context: AuditContext) -> CheckResult:
     )
 
 
+def report_data(inputs: ReportInputs) -> dict:
+    """The flagged images, the least self-confident first, each with its folder and the
+    class the out-of-fold models suggest; how accurate those models were."""
+    frame, numbers = inputs.frame, inputs.summary["checks"].get(CHECK.name)
+    if CHECK.issue_column not in frame or numbers is None or numbers.get("status") != "ok":
+        return {"missing": True}
+    if "skipped" in numbers:
+        return {"skipped": str(numbers["skipped"])}
+    flagged = frame[frame[CHECK.issue_column].fillna(False).astype(bool)]
+    shown = flagged.sort_values([CHECK.score_column, "path"]).head(MAX_SHOWN)
+    items = [(r.path, f"{r.label} → {r.suggested_label}") for r in shown.itertuples()]
+    return {
+        "count": len(flagged),
+        "judged": numbers.get("judged", 0),
+        "folds": numbers.get("folds"),
+        "accuracy": numbers.get("out_of_fold_accuracy"),
+        "noise": numbers.get("noise_estimate"),
+        "too_small": ", ".join(map(str, numbers.get("classes_too_small") or [])),
+        "figures": figures(inputs.thumbs, items),
+        "more_note": more(len(flagged) - len(shown), marked(CHECK.issue_column)),
+    }
+
+
 def _groups(rows: pd.DataFrame) -> np.ndarray:
     """One group per duplicate group (when near_duplicate ran first), else per row."""
     own = -1 - np.arange(len(rows), dtype=np.int64)
@@ -114,6 +148,16 @@ def _groups(rows: pd.DataFrame) -> np.ndarray:
         return own
     group = pd.to_numeric(rows["duplicate_group"], errors="coerce").to_numpy()
     return np.where(np.isnan(group), own, np.nan_to_num(group)).astype(np.int64)
+
+
+def details(numbers: dict) -> str:
+    if "skipped" in numbers:
+        return f"Skipped: {numbers['skipped']}"
+    return (
+        f"{numbers['flagged']} of {numbers['judged']} images contradicted by {numbers['folds']} "
+        f"out-of-fold models ({100 * numbers['out_of_fold_accuracy']:.0f} % accurate; "
+        f"estimated noise {100 * numbers['noise_estimate']:.1f} %)."
+    )
 
 
 CHECK = Check(
@@ -124,6 +168,11 @@ CHECK = Check(
     ),
     needs=("status", "cache_shard", "cache_index", "path", "label"),
     run=run,
+    details=details,
+    title="Label issues",
+    # a model's disagreement is a question for a person, not a reason to drop
+    clean_rules=(CleanRule("label_issues", "keep", "label_issue"),),
+    report=ReportSection("Label issues", report_data, "checks/label_issue.html"),
     extra_columns=("suggested_label",),
     after=("duplicate_group",),
 )

@@ -6,12 +6,24 @@ F1 measured on that test set can be reported with and without the leaked items.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
-from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.checks.base import (
+    AuditContext,
+    Check,
+    CheckResult,
+    CleanRule,
+    ReportInputs,
+    ReportSection,
+    empty_columns,
+    ok_rows,
+)
 from winnow.audit.checks.near_duplicate import representatives, settings_of, shared_items
 from winnow.audit.neardup.search import candidate_pairs, describe, exact_keys, verify_pairs
+from winnow.audit.sections import figures, more
 
 COLUMNS = ["test_path", "train_path", "kind", "similarity"]
 
@@ -69,6 +81,57 @@ def run(context: AuditContext) -> CheckResult:
     )
 
 
+MAX_LEAK_ITEMS = 100  # leaked test items shown in the report, each with its copies
+MAX_LEAK_COPIES = 4  # training copies shown per leaked test item
+
+
+def report_data(inputs: ReportInputs) -> dict:
+    """One row per leaked test item with its training copies (most alike first), up to
+    MAX_LEAK_ITEMS items and MAX_LEAK_COPIES copies each; what is left out is counted, and
+    every pair is in leaks.csv."""
+    leaks = inputs.tables.get("leaks")
+    if leaks is None or leaks.empty:
+        return {"checked": leaks is not None, "items": []}
+    ordered = leaks.sort_values(["test_path", "similarity"], ascending=[True, False], kind="stable")
+    grouped = ordered.groupby("test_path", sort=False)
+    items = []
+    for test_path, copies in itertools.islice(grouped, MAX_LEAK_ITEMS):
+        items.append(
+            {
+                "test": (
+                    figures(inputs.test_thumbs, [(test_path, "")])[0]
+                    if inputs.test_thumbs
+                    else test_path
+                ),
+                "figures": figures(
+                    inputs.thumbs, [(p, "") for p in copies["train_path"].head(MAX_LEAK_COPIES)]
+                ),
+                "more_copies": max(0, len(copies) - MAX_LEAK_COPIES),
+                "kind": "exact" if (copies["kind"] == "exact").any() else "near",
+                "similarity": float(copies["similarity"].max()),
+            }
+        )
+    count = grouped.ngroups
+    left_out = count - MAX_LEAK_ITEMS
+    return {
+        "checked": True,
+        "count": count,
+        "pairs": len(leaks),
+        "items": items,
+        "more_note": more(left_out, "see leaks.csv", "test item" + ("s" if left_out != 1 else "")),
+    }
+
+
+def details(numbers: dict) -> str:
+    if not numbers.get("ran"):
+        return "Not checked: no --against folder."
+    return (
+        f"{numbers['leaked_test_items']} of {numbers['test_items']} test items have a copy among "
+        f"{numbers['training_items_involved']} training files ({numbers['exact_pairs']} exact "
+        f"and {numbers['near_pairs']} near pairs)."
+    )
+
+
 CHECK = Check(
     name="leak",
     description="Training items with an exact or near copy in the --against (test) set.",
@@ -83,4 +146,9 @@ CHECK = Check(
         "cache_index",
     ),
     run=run,
+    details=details,
+    title="Leaks",
+    # a copy of a test item inflates the test score
+    clean_rules=(CleanRule("leaks", "drop", "leak"),),
+    report=ReportSection("Test items leaked into training", report_data, "checks/leak.html"),
 )

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
-from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.checks.base import (
+    AuditContext,
+    Check,
+    CheckResult,
+    ReportInputs,
+    ReportSection,
+    empty_columns,
+    ok_rows,
+)
 from winnow.audit.neardup.search import (
     NearDuplicateSettings,
     candidate_pairs,
@@ -21,6 +30,7 @@ from winnow.audit.neardup.search import (
     leader_groups,
     verify_pairs,
 )
+from winnow.audit.sections import duplicate_groups
 
 
 def settings_of(context: AuditContext) -> NearDuplicateSettings:
@@ -111,6 +121,25 @@ def run(context: AuditContext) -> CheckResult:
     )
 
 
+def report_data(inputs: ReportInputs) -> dict:
+    return {
+        "intro": Markup(
+            "Exact and near copies; the green copy is kept by default (lossless first, then "
+            "most pixels). Two pictures you expected here, or two that are not copies: "
+            "<code>winnow compare RUN A B</code> shows which test decided."
+        ),
+        **duplicate_groups(inputs.frame, inputs.thumbs, conflicts_only=False),
+    }
+
+
+def details(numbers: dict) -> str:
+    return (
+        f"{numbers['verified_pairs']} of {numbers['candidate_pairs']} candidate pairs verified "
+        f"on pixels; {numbers['groups']} groups of copies, exact ones included "
+        f"({numbers['files_in_groups']} files, {numbers['redundant_files']} redundant)."
+    )
+
+
 CHECK = Check(
     name="near_duplicate",
     description="Resized, cropped, re-encoded or brightness-shifted copies, verified on pixels.",
@@ -126,5 +155,9 @@ CHECK = Check(
         "cache_index",
     ),
     run=run,
+    details=details,
+    title="Duplicates",
+    clean_rules=(),  # copies are kept one per group by the policy's `duplicates`
+    report=ReportSection("Duplicate groups", report_data, "checks/groups.html"),
     extra_columns=("duplicate_group", "duplicate_keep"),
 )

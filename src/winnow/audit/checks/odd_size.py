@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.checks.base import (
+    AuditContext,
+    Check,
+    CheckResult,
+    CleanRule,
+    ReportInputs,
+    ReportSection,
+    empty_columns,
+    ok_rows,
+)
+from winnow.audit.sections import MAX_STRIP, figures, marked, more
 
 
 def run(context: AuditContext) -> CheckResult:
@@ -31,9 +41,36 @@ def run(context: AuditContext) -> CheckResult:
     )
 
 
+def report_data(inputs: ReportInputs) -> dict:
+    """The odd sizes, most extreme first, with their width × height."""
+    frame = inputs.frame
+    if CHECK.issue_column not in frame:
+        return {"missing": True}
+    odd = frame[frame[CHECK.issue_column] == True].sort_values(CHECK.score_column)  # noqa: E712
+    shown = odd.head(MAX_STRIP)
+    return {
+        "figures": figures(
+            inputs.thumbs, [(r.path, f"{r.width}×{r.height}") for r in shown.itertuples()]
+        ),
+        "more_note": more(len(odd) - MAX_STRIP, marked(CHECK.issue_column)),
+    }
+
+
+def details(numbers: dict) -> str:
+    return (
+        f"{numbers['tiny']} with a side under {numbers['tiny_side']} px, "
+        f"{numbers['extreme_aspect']} with one side over {numbers['max_aspect']:g}× the other."
+    )
+
+
 CHECK = Check(
     name="odd_size",
     description="Images smaller than tiny_side pixels or with aspect ratio above max_aspect.",
     needs=("status", "width", "height"),
     run=run,
+    details=details,
+    title="Odd sizes",
+    # tiny or extreme images are often fine drawings: flagged, kept unless the policy says
+    clean_rules=(CleanRule("odd_sizes", "keep", "odd_size"),),
+    report=ReportSection("Odd sizes", report_data, "checks/odd_size.html"),
 )

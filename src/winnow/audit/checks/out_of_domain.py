@@ -24,7 +24,17 @@ import time
 import numpy as np
 import pandas as pd
 
-from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
+from winnow.audit.checks.base import (
+    AuditContext,
+    Check,
+    CheckResult,
+    CleanRule,
+    ReportInputs,
+    ReportSection,
+    empty_columns,
+    ok_rows,
+)
+from winnow.audit.sections import figures, marked, more
 from winnow.audit.style.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.audit.style.domain import family_evidence, strongest_evidence, verdict
 from winnow.audit.style.features import photo_like_features
@@ -144,6 +154,159 @@ def run(context: AuditContext) -> CheckResult:
     return CheckResult(columns=columns, tables={"out_of_domain": table}, summary=summary)
 
 
+RANKED_BY_SCORE = "the manifest's <code>out_of_domain_score</code> ranks them all"
+MAX_SURE, MAX_BORDER, MAX_NEAREST, MAX_CLEARED = 48, 24, 12, 12
+
+
+def report_data(inputs: ReportInputs) -> dict:
+    """The flagged images (sure, then borderline), the unflagged ones nearest the other
+    style, the cleared copies, and the histogram of photo-likeness with the threshold."""
+    frame, numbers = inputs.frame, inputs.summary["checks"].get("out_of_domain")
+    if "photo_likeness" not in frame or numbers is None or numbers.get("status") != "ok":
+        return {"missing": True}
+    if "dominant_style" not in numbers:
+        return {"skipped": str(numbers.get("skipped", ""))}
+    other = numbers["out_of_domain_style"]
+    direction = 1.0 if other == "photo" else -1.0  # photographs score high, drawings low
+    scored = frame[frame["photo_likeness"].notna()]
+    flagged = scored[CHECK.issue_column].astype(bool)
+    likeness = scored["photo_likeness"].astype(float)
+    cleared = (
+        scored["out_of_domain_cleared"].astype(bool)
+        if "out_of_domain_cleared" in scored
+        else pd.Series(False, index=scored.index)
+    )
+    kept = ~flagged & ~cleared
+    prob = 1.0 - scored[CHECK.score_column].astype(float)
+
+    def ranked(rows: pd.DataFrame, limit: int) -> list:
+        rows = rows.loc[prob[rows.index].sort_values(ascending=False).index].head(limit)
+        return figures(
+            inputs.thumbs,
+            [(r.path, f"p={p:.2f} · {_evidence_tag(r.out_of_domain_evidence)}")
+             for r, p in zip(rows.itertuples(), prob[rows.index], strict=True)],
+        )  # fmt: skip
+
+    sure = scored[flagged & ~scored["out_of_domain_borderline"].astype(bool)]
+    border = scored[(prob >= 0.3) & (prob < numbers["sure"])]
+    # the unflagged images nearest the other style, so a miss (or a folder that mixes both
+    # styles in similar shares, where no minority stands out) can be seen, not only inferred
+    nearest = likeness[kept].mul(direction).sort_values(ascending=False).head(MAX_NEAREST)
+    return {
+        "n": {"flagged_share": None, "separation": None, **numbers},
+        "skipped": None,
+        "other": other,
+        "weights": _weights_text(numbers.get("discriminant_weights") or {}, other),
+        "chart": _likeness_chart(scored, likeness, flagged, cleared, kept, numbers, direction),
+        "sure": ranked(sure, MAX_SURE),
+        "sure_more": more(len(sure) - MAX_SURE, marked(CHECK.issue_column)),
+        "border": ranked(border, MAX_BORDER),
+        "border_more": more(len(border) - MAX_BORDER, RANKED_BY_SCORE),
+        "nothing_flagged": not flagged.any(),
+        "nearest": figures(
+            inputs.thumbs,
+            [(scored.at[i, "path"], f"likeness {likeness[i]:+.2f}") for i in nearest.index],
+        ),
+        "cleared": _cleared_beside_originals(inputs, scored, flagged, cleared),
+    }
+
+
+def _cleared_beside_originals(inputs, scored, flagged, cleared) -> list:
+    """Each cleared copy beside the in-domain picture of its group that cleared it."""
+    if not cleared.any():
+        return []
+    in_domain = scored[~flagged & ~cleared & scored["duplicate_group"].notna()]
+    original = in_domain.groupby("duplicate_group")["path"].first()
+    items = []
+    for r in scored[cleared].head(MAX_CLEARED).itertuples():
+        items.append((r.path, "cleared: looks out of domain alone", False))
+        if r.duplicate_group in original.index:
+            items.append((original[r.duplicate_group], "same picture, in domain", True))
+    return figures(inputs.thumbs, items)
+
+
+def _likeness_chart(scored, likeness, flagged, cleared, kept, numbers, direction) -> str:
+    """The histogram of photo-likeness: in domain, flagged, cleared, and the threshold."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    from winnow.pages import plain_number, png_base64
+
+    fig = Figure(figsize=(7, 3))
+    ax = fig.subplots()
+    bins = np.linspace(likeness.min(), likeness.max(), 60)
+    ax.hist(likeness[kept], bins=bins, color="#4a72b0", label=f"in domain ({int(kept.sum())})")
+    ax.hist(likeness[flagged], bins=bins, color="#d2502a", label=f"flagged ({int(flagged.sum())})")
+    if cleared.any():
+        ax.hist(
+            likeness[cleared],
+            bins=bins,
+            color="#e8b04a",
+            label=f"copies of in-domain pictures ({int(cleared.sum())})",
+        )
+    if numbers.get("photo_likeness_threshold") is not None:
+        ax.axvline(
+            numbers["photo_likeness_threshold"],
+            color="#222",
+            linestyle="--",
+            label="automatic threshold",
+        )
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(plain_number))
+    families = (
+        "colour, texture and learned"
+        if numbers.get("learned_representation")
+        else "colour and texture"
+    )
+    how = (
+        f"a discriminant on the {families} statistics, robust z"
+        if numbers.get("discriminant_step")
+        else f"median robust z of {families} statistics"
+    )
+    ax.set_xlabel(f"photo-likeness ({how})")
+    ax.set_ylabel("images")
+    # away from the flagged tail: photographs on the right, drawings on the left
+    ax.legend(fontsize=8, loc="upper left" if direction > 0 else "upper right")
+    return png_base64(fig)
+
+
+def _weights_text(weights: dict[str, float], other: str, shown: int = 3) -> str:
+    """The discriminant's largest weights towards and away from the other style, in words."""
+    toward = [f"{n} ({w:+.1f})" for n, w in weights.items() if w > 0][:shown]
+    against = [f"{n} ({w:+.1f})" for n, w in weights.items() if w < 0][:shown]
+    parts = []
+    if toward:
+        parts.append(f"Weighed most towards {other}s: {', '.join(toward)}.")
+    if against:
+        parts.append(f"Weighed most against: {', '.join(against)}.")
+    if parts:
+        parts.append("(A weight is what a statistic adds given the others.)")
+    return " ".join(parts)
+
+
+def _evidence_tag(evidence: object) -> str:
+    """The evidence family of a flagged image; an unflagged one (a borderline image under the
+    threshold) has none (NaN, which is truthy, so `or` would print "nan")."""
+    return str(evidence) if isinstance(evidence, str) and evidence else "near threshold"
+
+
+def _borderline(frame: pd.DataFrame) -> pd.Series:
+    """Flags under the sure probability (`out_of_domain_sure`)."""
+    column = frame.get("out_of_domain_borderline", pd.Series(False, index=frame.index))
+    return column.fillna(False).astype(bool)
+
+
+def details(numbers: dict) -> str:
+    if "dominant_style" not in numbers:
+        return f"Skipped: {numbers.get('skipped', '')}"
+    return (
+        f"Dominant style {numbers['dominant_style']}; {numbers['flagged']} look like a "
+        f"{numbers['out_of_domain_style']} ({numbers['borderline']} borderline, "
+        f"{numbers['cleared_as_copies']} cleared as copies of in-domain pictures); threshold "
+        f"by {numbers['threshold_rule']}."
+    )
+
+
 CHECK = Check(
     name="out_of_domain",
     description=(
@@ -152,6 +315,7 @@ CHECK = Check(
     ),
     needs=("status", "width", "height", "cache_shard", "cache_index", "path", "label"),
     run=run,
+    details=details,
     extra_columns=(
         "photo_likeness",
         "out_of_domain_evidence",
@@ -159,4 +323,11 @@ CHECK = Check(
         "out_of_domain_cleared",
     ),
     after=("duplicate_group",),
+    title="Out of domain",
+    # sure flags are dropped; those under `out_of_domain_sure` go to a person
+    clean_rules=(
+        CleanRule("out_of_domain", "drop", "out_of_domain", rows=lambda f: ~_borderline(f)),
+        CleanRule("out_of_domain_borderline", "review", "out_of_domain", rows=_borderline),
+    ),
+    report=ReportSection("Out of domain", report_data, "checks/out_of_domain.html"),
 )

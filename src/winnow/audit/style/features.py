@@ -29,60 +29,27 @@ Statistics (all oriented so that larger = more photo-like):
                       isotropic fine detail (fur, foliage, sensor noise) reads high, the
                       oriented detail of a drawing (hatching, anti-aliased outlines) low
 
-Which ones: on the project benchmark (7,403 clipart images, 261 photographs), colours,
-colour_entropy, texture and noise_residual gave the best rank-combined AUROC of the ten we
-measured first; flat-region share, mid-gradient share, saturation and edge sharpness were
-measured and left out because they lowered the combination (see the ablation in
-`make bench`).
+Why these: each was kept because the combination (the median of robust z-scores, then
+the discriminant of `winnow.audit.style.domain`) separated photographs better with it than
+without it, measured on the project benchmark with `benchmarks/bench_domain.py`
+(docs/benchmarks.md has the numbers). Flat-region share, mid-gradient share, saturation
+and edge sharpness were measured and left out: they lowered the combination.
 
-At the detail scale five statistics are used: colours, colour entropy, palette spread,
-texture and incoherence (not the noise residual). Colour entropy came first (session 8:
-AUROC 0.969 alone; the combination's AUROC rose from 0.965 to 0.970). The others were
-left out at first because they read JPEG ringing on flat drawings as sensor noise (with
-all four counting statistics there, drawings saved as JPEG were flagged 17 % of the time
-instead of 6 %). Session 16 measured every subset of colours, palette spread, texture and
-noise residual at the detail scale on top of the twelve statistics then shipped, with
-copies sharing their style and with 300 twinless drawings re-encoded as JPEG (see
-`benchmarks/bench_domain.py` and docs/benchmarks.md). Colours + palette spread + texture
-raised precision / recall at the automatic threshold from 0.798 / 0.789 to 0.916 / 0.793
-(AUROC 0.975 → 0.979, the supervised ceiling's precision at recall 0.9 from 0.861 to
-0.890). Twinless JPEG drawings were flagged 4.7 % of the time instead of 4.3 %, and
-precision / recall with them in the folder rose from 0.772 / 0.778 to 0.863 / 0.793. Of
-the other 15 subsets one did as well (the noise residual in place of texture: 0.916 /
-0.797, 5.0 % of the twinless JPEG drawings) and the rest worse, some much worse
-(precision 0.42–0.86): the median over features is sensitive to which statistics it
-takes the median of, and this choice was made on the benchmark. Colours are counted in
-15-bit bins (exact 24-bit colours: AUROC 0.980 on the benchmark, but a drawing saved as
-JPEG at quality 90 then looks as colourful as a photograph).
+- At the detail scale the noise residual is left out, and every counting statistic is
+  robust to JPEG ringing only in this set: with all four counting statistics there, a
+  drawing saved as JPEG reads as sensor noise far more often.
+- Colours are counted in 15-bit bins: with exact 24-bit colours a drawing saved as JPEG
+  at quality 90 looks as colourful as a photograph.
+- palette_spread asks how much of the picture its few commonest colours cover, not how
+  many colours there are: a glossy icon has many colours (its gradients) but still large
+  fills, while a photograph's commonest colours cover a few % of it. It counts exact
+  colours: JPEG noise multiplies a drawing's distinct colours but leaves the inside of
+  its fills flat, so their coverage moves less.
+- incoherence asks which way the fine detail runs: a drawing's detail (hatching, line
+  art, outlines) is oriented, a photograph's is not. Weak alone and blind to the format,
+  it is evidence the counting statistics do not have. On tiny drawings saved as JPEG at
+  their analysis size it does not help (their ringing reads as incoherent as a photo).
 
-palette_spread (session 12) asks the opposite question: not how many colours there are but
-how much of the picture its few commonest colours cover. A glossy icon has many colours
-(its gradients) but still large fills; a photograph's commonest colours cover a few % of
-it. Alone it is the strongest statistic on the benchmark (AUROC 0.979 at the native
-scale). Added there, the combination's AUROC rose from 0.970 to 0.973 and its precision /
-recall at the automatic threshold from 0.68 / 0.78 to 0.71 / 0.77, with fewer drawings
-saved as JPEG flagged (6.3 % instead of 6.8 %); the supervised ceiling
-(`benchmarks/bench_domain.py`) rose from precision 0.75 to 0.82 at recall 0.9. It counts
-exact colours: JPEG noise multiplies the distinct colours of a drawing (why `colours` uses
-bins) but leaves the inside of its fills flat, so their coverage moves less (on tiny 64-px
-drawings at quality 75 it rises to 0.3–0.75; a photograph sits above 0.95). At the detail
-scale it is as strong alone (0.980); session 12 left it out there because a 64-px window
-of a small JPEG drawing is mostly fill rims and, added alone, it flagged a test folder's
-one JPEG copy. With colours and texture beside it (session 16, above) the median no longer
-rests on it alone, and the tests' mixed-format folders pass.
-
-incoherence (session 13) asks which way the fine detail runs. The texture statistics count
-fine detail, and their highest scores on the benchmark are nearly all drawings (hatching,
-line art): a drawing's detail is oriented, a photograph's is not. Alone it is weak (AUROC
-0.82 native, 0.88 detail), and at the native scale it is blind to the format (drawings
-saved as JPEG vs PNG: AUROC 0.52; 0.69 at the detail scale), but it is new evidence: the
-supervised ceiling rose from precision 0.82 to 0.86 at recall 0.9, and in the median the
-AUROC rose from 0.9725 to 0.975 and precision / recall at the automatic threshold from
-0.713 / 0.770 to 0.766 / 0.789 (drawings saved as JPEG flagged 6.3 % → 5.8 %). The gradient
-band and the two scales were chosen among eight variants on the benchmark (all gradients,
-weak, strong, share of incoherent pixels; native, detail). On tiny drawings saved as JPEG
-at their analysis size it does not help: 64-px demo drawings at quality 75 read 0.28–0.40,
-as high as the demo's photo-like images.
 No file format, name or metadata is used.
 """
 

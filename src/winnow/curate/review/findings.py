@@ -26,24 +26,7 @@ from winnow.curate.clean import CleanPolicy
 DUPLICATES = "duplicates"
 # the tab of a check that makes duplicate groups is the duplicates tab
 GROUP_CHECKS = ("exact_duplicate", "near_duplicate")
-TITLES = {
-    DUPLICATES: "Duplicates",
-    "label_conflict": "Label conflicts",
-    "label_issue": "Label issues",
-    "out_of_domain": "Out of domain",
-    "leak": "Leaks",
-    "blank": "Blank",
-    "odd_size": "Odd sizes",
-}
-# the clean policy's field for a check's finding, where it has one
-POLICY_FIELDS = {
-    "label_conflict": "label_conflicts",
-    "leak": "leaks",
-    "blank": "blank",
-    "odd_size": "odd_sizes",
-    "out_of_domain": "out_of_domain",
-    "label_issue": "label_issues",
-}
+DUPLICATES_TITLE = "Duplicates"
 
 
 @dataclass
@@ -59,11 +42,14 @@ class Tab:
 
 def build_tabs(frame: pd.DataFrame, check_names: list[str], policy: CleanPolicy) -> list[Tab]:
     """The tabs of `frame` (an audited manifest), in the registry's order of `check_names`."""
+    from winnow.audit.checks import available_checks
+
+    registry = available_checks()
     tabs = []
     if "duplicate_group" in frame and frame["duplicate_group"].notna().any():
         tabs.append(_duplicates(frame))
-    for name in check_names:
-        column = f"is_{name}_issue"
+    for check in (registry[name] for name in check_names if name in registry):
+        name, column = check.name, check.issue_column
         if name in GROUP_CHECKS or column not in frame:
             continue
         flagged = frame.index[frame[column].fillna(False).astype(bool)]
@@ -71,10 +57,8 @@ def build_tabs(frame: pd.DataFrame, check_names: list[str], policy: CleanPolicy)
             continue
         score = pd.to_numeric(frame.loc[flagged, f"{name}_score"], errors="coerce").fillna(1.0)
         order = flagged[np.argsort(score.to_numpy(), kind="stable")]
-        tab = Tab(
-            name, TITLES.get(name, name.replace("_", " ").capitalize()), list(map(int, order))
-        )
-        action = getattr(policy, POLICY_FIELDS.get(name, ""), "drop")
+        tab = Tab(name, check.display_title, list(map(int, order)))
+        action = policy.action_for(name) or "keep"
         for row in tab.rows:
             tab.suggestions[row] = {"keep": action == "keep", "label": None}
             tab.notes[row] = f"score {float(score.loc[row]):.3f}"
@@ -100,7 +84,7 @@ def build_tabs(frame: pd.DataFrame, check_names: list[str], policy: CleanPolicy)
 def _duplicates(frame: pd.DataFrame) -> Tab:
     members = frame[frame["duplicate_group"].notna()]
     keep_rank = members.get("duplicate_keep", pd.Series(0.0, index=members.index))
-    tab = Tab(DUPLICATES, TITLES[DUPLICATES], [])
+    tab = Tab(DUPLICATES, DUPLICATES_TITLE, [])
     by_group = members.groupby("duplicate_group").groups  # group → its rows, groups in order
     for group in sorted(by_group, key=lambda g: -len(by_group[g])):  # largest first, stable
         rows = by_group[group]

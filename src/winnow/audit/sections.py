@@ -1,0 +1,143 @@
+"""What the checks' report sections share: thumbnails, "… and N more" notes, duplicate
+groups as strips. A section's markup lives in its jinja2 partial (winnow/audit/templates/);
+these helpers only prepare data for it.
+
+A thumbnail source (`Thumbs`, or a stand-in with the same `figure` method) returns a
+figure's HTML, made by the `_figure.html` partial with the path and caption escaped: the
+partials insert it as markup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from winnow.data.cache import PixelCache
+from winnow.pages import templates, thumbnail_uri
+
+MAX_GROUPS = 40
+MAX_MEMBERS = 8
+MAX_STRIP = 24  # pictures in a strip of odd sizes or blank images
+
+
+def render(template: str, **data: Any) -> Markup:
+    """A partial of winnow.audit's templates rendered with `data` (autoescaped)."""
+    return Markup(templates("winnow.audit").get_template(template).render(**data))
+
+
+class Thumbs:
+    """Thumbnails of a run's files from its pixel cache, by manifest path; with the data
+    folder known, a click on one opens the original file."""
+
+    def __init__(
+        self, frame: pd.DataFrame, cache: PixelCache, data_dir: Path | None = None
+    ) -> None:
+        ok = frame[frame["cache_shard"].notna()]
+        self.where = dict(
+            zip(ok["path"], zip(ok["cache_shard"], ok["cache_index"], strict=True), strict=True)
+        )
+        self.cache = cache
+        self.data_dir = Path(data_dir).resolve() if data_dir else None
+
+    def figure(self, path: str, caption: str = "", keep: bool = False) -> Markup:
+        src = href = None
+        if path in self.where:
+            shard, index = self.where[path]
+            src = thumbnail_uri(np.asarray(self.cache.get(shard, index)))
+            if self.data_dir is not None:
+                href = (self.data_dir / path).as_uri()
+        return render("_figure.html", path=path, src=src, href=href, caption=caption, keep=keep)
+
+
+def figures(thumbs: Any, items: list[tuple[str, str] | tuple[str, str, bool]]) -> list[Markup]:
+    """Figures of (path, caption[, keep]) items from `thumbs`, as markup for a strip."""
+    return [Markup(thumbs.figure(*item)) for item in items]
+
+
+def more(left_out: int, where: str = "", what: str = "") -> dict[str, Any] | None:
+    """The note a section adds under what it shows: how many `what` (pictures, groups,
+    items) it leaves out, and where to find them all (`where` may hold markup)."""
+    if left_out <= 0:
+        return None
+    return {"count": left_out, "where": Markup(where), "what": what}
+
+
+def marked(column: str) -> str:
+    return f"every one has <code>{column}</code> set in the manifest"
+
+
+def duplicate_groups(frame: pd.DataFrame, thumbs: Any, conflicts_only: bool) -> dict[str, Any]:
+    """The groups of copies (or, with `conflicts_only`, those holding several labels),
+    largest first; groups of blank pages are counted and left to the blank section."""
+    if "duplicate_group" not in frame:
+        return {"missing": "near_duplicate"}
+    grouped = frame[frame["duplicate_group"].notna()]
+    if conflicts_only:
+        if "is_label_conflict_issue" not in grouped:
+            return {"missing": "label_conflict"}
+        grouped = grouped[grouped["is_label_conflict_issue"].fillna(False).astype(bool)]
+    groups = grouped.groupby("duplicate_group")
+    order = sorted(groups, key=lambda g: (-len(g[1]), g[1]["path"].min()))
+    # groups of blank pages are alike because nothing is drawn: shown under Blank images
+    all_blank = (
+        grouped["is_blank_issue"].eq(True).groupby(grouped["duplicate_group"]).all()
+        if "is_blank_issue" in grouped
+        else pd.Series(dtype=bool)
+    )
+    blank = [g for g in order if all_blank.get(g[0], False)]
+    order = [g for g in order if not all_blank.get(g[0], False)]
+    shown = []
+    for _, members in order[:MAX_GROUPS]:
+        members = members.sort_values("duplicate_keep", ascending=False)
+        majority = _majority(members["label"].astype(str)) if conflicts_only else None
+        items = [
+            # in a conflict every copy waits for a person: none is marked as kept
+            (
+                r.path,
+                _member_caption(r, conflicts_only, majority),
+                bool(r.duplicate_keep) and not conflicts_only,
+            )
+            for r in members.head(MAX_MEMBERS).itertuples()
+        ]
+        shown.append(
+            {
+                "size": len(members),
+                "labels": ", ".join(sorted(set(members["label"].astype(str)))),
+                "majority": majority,
+                "figures": figures(thumbs, items),
+                "more_members": max(0, len(members) - MAX_MEMBERS),
+            }
+        )
+    return {
+        "blank_groups": len(blank),
+        "blank_files": sum(len(m) for _, m in blank),
+        "groups": shown,
+        "more_note": more(len(order) - MAX_GROUPS, ALL_GROUPS, "groups"),
+    }
+
+
+ALL_GROUPS = (
+    "every group is in <code>winnow review RUN</code> and in the manifest's "
+    "<code>duplicate_group</code> column"
+)
+
+
+def _majority(labels: pd.Series) -> str | None:
+    """The label most members of a group carry (None on a tie: no majority to suggest)."""
+    counts = labels.value_counts()
+    if len(counts) > 1 and counts.iloc[0] == counts.iloc[1]:
+        return None
+    return str(counts.index[0])
+
+
+def _member_caption(row: Any, conflicts_only: bool, majority: str | None) -> str:
+    """A group member's caption: the kept copy in a group of copies; its label in a label
+    conflict, with the group's majority label where it differs."""
+    if not conflicts_only:
+        return "keep" if row.duplicate_keep else ""
+    label = str(row.label)
+    return label if majority is None or label == majority else f"{label} (most say {majority})"
