@@ -134,6 +134,20 @@ def test_split_is_stratified_deterministic_and_seeded() -> None:
     assert table.loc["a", "val"] == 8 and table.loc["b", "val"] == 2
 
 
+def test_dropped_copies_travel_with_their_group_without_taking_a_place_in_the_shares() -> None:
+    # 20 kept pictures of one class; three of them have 10 copies each that clean dropped
+    labels = np.array(["a"] * 50)
+    groups = np.array(list(range(20)) + [0] * 10 + [1] * 10 + [2] * 10)
+    counted = np.array([True] * 20 + [False] * 30)
+    split = assign_splits(labels, groups, 0.1, 0.0, seed=0, counted=counted)
+    assert (pd.Series(split[counted]).value_counts().to_dict()) == {"train": 18, "val": 2}
+    per_group = pd.DataFrame({"g": groups, "s": split}).groupby("g")["s"].nunique()
+    assert (per_group == 1).all()  # the dropped copies sit with their kept picture
+    # counting them would have sent 5 of the 20 kept pictures to validation
+    uncounted = assign_splits(labels, groups, 0.1, 0.0, seed=0)
+    assert (uncounted[counted] == "val").sum() == 5
+
+
 def test_run_split_keeps_every_group_together_when_all_copies_are_kept(
     audited_run, tmp_path: Path
 ) -> None:

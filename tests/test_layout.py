@@ -142,3 +142,34 @@ def test_every_name_a_package_lists_resolves() -> None:
         for name in module.__all__:
             assert getattr(module, name) is not None, f"winnow.{package}.{name}"
         assert sorted(dir(module)) == sorted(module.__all__)
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the docstring nodes of a module, its classes and functions."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def test_no_html_is_built_in_python() -> None:
+    """Pages are jinja2 templates with autoescape on; Python prepares data. A string with
+    an HTML tag outside a docstring is markup built in Python."""
+    import re
+
+    tag = re.compile(r"<(h[1-6]|p|div|span|table|tr|td|th|img|figure|ul|li|a|code|b|pre)[\s>]")
+    offenders = []
+    for name, tree in _modules().items():
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and tag.search(node.value)
+            ):
+                offenders.append(f"{name}:{node.lineno}: {node.value[:60]!r}")
+    assert offenders == [], offenders

@@ -173,3 +173,20 @@ def test_the_audit_report_in_a_browser_reaches_every_section_from_the_keyboard(
     assert page.locator("section#narrow h2").is_visible()
     assert page.locator("section#narrow code", has_text="cat/cat_8.png").count() == 1
     assert errors == []
+
+
+def test_the_audit_reports_each_checks_progress_flagged_rows_and_seconds(narrow_run) -> None:
+    from winnow.audit.runner import CheckProgress
+
+    _, run = narrow_run
+    heard: list[CheckProgress] = []
+    settings = {"checks": ["exact_duplicate", "narrow"], "narrow": {"max_width": 24}}
+    run_audit(run, build_config(AuditConfig, settings), on_progress=heard.append)
+    events = [(p.check, p.position, p.count, p.state) for p in heard]
+    assert events == [
+        ("exact_duplicate", 1, 2, "running"),
+        ("exact_duplicate", 1, 2, "ok"),
+        ("narrow", 2, 2, "running"),
+        ("narrow", 2, 2, "ok"),
+    ]
+    assert heard[-1].issues == 4 and heard[-1].seconds >= 0

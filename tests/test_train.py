@@ -176,6 +176,34 @@ def test_cleaning_off_trains_on_dropped_rows_but_never_on_held_out_groups(demo_r
     assert not set(photos) & set(on.frames["train"]["path"])
 
 
+def test_decay_and_init_choose_what_is_shrunk_and_how_layers_start() -> None:
+    from winnow.training.module import ClassifierModule
+
+    def module(**settings) -> ClassifierModule:
+        config = TrainConfig(model="fastnet", model_params={"width": 8}, **settings)
+        return ClassifierModule(config, ["a", "b"], [5, 5], (0.5,) * 3, (0.2,) * 3, 10, {})
+
+    def groups(built: ClassifierModule) -> list[tuple[float, int]]:
+        optimizer = built.configure_optimizers()["optimizer"]
+        return [(g["weight_decay"], len(g["params"])) for g in optimizer.param_groups]
+
+    every = len(list(module().model.parameters()))
+    weights_only = groups(module())
+    assert weights_only[0][0] == 0.05 and weights_only[1] == (0.0, every - weights_only[0][1])
+    assert weights_only[1][1] > 0  # batch-norm scales and shifts are spared
+    assert groups(module(decay="all")) == [(0.05, every), (0.0, 0)]
+
+    def first_conv_std(built: ClassifierModule) -> float:
+        conv = next(m for m in built.model.modules() if isinstance(m, torch.nn.Conv2d))
+        return float(conv.weight.std())
+
+    fan_in, fan_out = 3 * 9, 8 * 9  # the stem: 3 → 8 channels, 3×3
+    kaiming = first_conv_std(module())  # Kaiming-normal, fan-out: √(2 / fan_out)
+    assert kaiming == pytest.approx((2 / fan_out) ** 0.5, rel=0.25)
+    default = first_conv_std(module(init="torch"))  # uniform ±1/√fan_in: std 1/√(3·fan_in)
+    assert default == pytest.approx((1 / (3 * fan_in)) ** 0.5, rel=0.25)
+
+
 def test_imbalance_strategies_draw_and_weigh_as_described() -> None:
     labels = np.array([0] * 90 + [1] * 10)
     rng = np.random.default_rng(0)

@@ -42,7 +42,13 @@ def templates(package: str):
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader(package, "templates"),
+        # the package's own templates, then the partials every page shares (winnow/templates)
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader(package, "templates"),
+                jinja2.PackageLoader("winnow", "templates"),
+            ]
+        ),
         autoescape=jinja2.select_autoescape(["html"], default_for_string=True),
     )
     environment.filters["breakable"] = breakable

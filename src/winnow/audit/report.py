@@ -19,7 +19,7 @@ from markupsafe import Markup
 from winnow.audit.checks.base import Check, ReportInputs
 from winnow.audit.sections import MAX_STRIP, Thumbs, figures, marked, more
 from winnow.audit.summary import audit_time
-from winnow.data.bad_files import bad_files_section
+from winnow.data.bad_files import bad_files_listing
 from winnow.data.cache import PixelCache
 from winnow.data.io import atomic_write_bytes
 from winnow.pages import CSS, plain_number, png_base64, templates
@@ -237,7 +237,7 @@ def write_audit_report(
             cards=_cards(summary),
             charts=_charts(frame),
             check_rows=_check_rows(summary),
-            bad_files=Markup(bad_files_section(frame)),
+            bad_files=bad_files_listing(frame),
             sections=sections,
         )
     )

@@ -24,6 +24,11 @@ MAX_MEMBERS = 8
 MAX_STRIP = 24  # pictures in a strip of odd sizes or blank images
 
 
+def count(number: int, word: str, plural: str | None = None) -> str:
+    """`1 group`, `3 groups`, `1 copy`, `2 copies` (pass the plural when it is not word+s)."""
+    return f"{number:,} {word if number == 1 else plural or word + 's'}"
+
+
 def render(template: str, **data: Any) -> Markup:
     """A partial of winnow.audit's templates rendered with `data` (autoescaped)."""
     return Markup(templates("winnow.audit").get_template(template).render(**data))
@@ -58,27 +63,39 @@ def figures(thumbs: Any, items: list[tuple[str, str] | tuple[str, str, bool]]) -
     return [Markup(thumbs.figure(*item)) for item in items]
 
 
-def more(left_out: int, where: str = "", what: str = "") -> dict[str, Any] | None:
+def more(left_out: int, where: dict[str, str], what: str = "") -> dict[str, Any] | None:
     """The note a section adds under what it shows: how many `what` (pictures, groups,
-    items) it leaves out, and where to find them all (`where` may hold markup)."""
+    items) it leaves out, and where to find them all (`where`: `marked`, `ranked`, `see`
+    or ALL_GROUPS; the `more` macro of `_macros.html` words it)."""
     if left_out <= 0:
         return None
-    return {"count": left_out, "where": Markup(where), "what": what}
+    return {"count": left_out, "where": where, "what": what}
 
 
-def marked(column: str) -> str:
-    return f"every one has <code>{column}</code> set in the manifest"
+def marked(column: str) -> dict[str, str]:
+    """Every one of them has the manifest column `column` set."""
+    return {"marked": column}
+
+
+def ranked(column: str) -> dict[str, str]:
+    """The manifest column `column` ranks them all."""
+    return {"ranked": column}
+
+
+def see(place: str) -> dict[str, str]:
+    """They are all in `place` (a file name)."""
+    return {"see": place}
 
 
 def duplicate_groups(frame: pd.DataFrame, thumbs: Any, conflicts_only: bool) -> dict[str, Any]:
     """The groups of copies (or, with `conflicts_only`, those holding several labels),
     largest first; groups of blank pages are counted and left to the blank section."""
     if "duplicate_group" not in frame:
-        return {"missing": "near_duplicate"}
+        return {"conflicts": conflicts_only, "missing": "near_duplicate"}
     grouped = frame[frame["duplicate_group"].notna()]
     if conflicts_only:
         if "is_label_conflict_issue" not in grouped:
-            return {"missing": "label_conflict"}
+            return {"conflicts": True, "missing": "label_conflict"}
         grouped = grouped[grouped["is_label_conflict_issue"].fillna(False).astype(bool)]
     groups = grouped.groupby("duplicate_group")
     order = sorted(groups, key=lambda g: (-len(g[1]), g[1]["path"].min()))
@@ -113,6 +130,7 @@ def duplicate_groups(frame: pd.DataFrame, thumbs: Any, conflicts_only: bool) -> 
             }
         )
     return {
+        "conflicts": conflicts_only,
         "blank_groups": len(blank),
         "blank_files": sum(len(m) for _, m in blank),
         "groups": shown,
@@ -120,10 +138,7 @@ def duplicate_groups(frame: pd.DataFrame, thumbs: Any, conflicts_only: bool) -> 
     }
 
 
-ALL_GROUPS = (
-    "every group is in <code>winnow review RUN</code> and in the manifest's "
-    "<code>duplicate_group</code> column"
-)
+ALL_GROUPS = {"all_groups": "duplicate_group"}  # in winnow review and in the manifest
 
 
 def _majority(labels: pd.Series) -> str | None:

@@ -135,8 +135,14 @@ def list_checks() -> None:
     from winnow.audit.checks import available_checks
 
     table = Table(show_edge=False)
-    for column in ("check", "columns", "what it finds"):
+    for column in ("check", "columns", "what it finds", "clean (policy key: default)"):
         table.add_column(column, overflow="fold")
     for check in available_checks().values():
-        table.add_row(check.name, ", ".join(check.columns), check.description)
+        rules = ", ".join(f"{rule.key}: {rule.default}" for rule in check.rules) or "–"
+        table.add_row(check.name, ", ".join(check.columns), check.description, rules)
     out.print(table)
+    out.print(
+        "A policy YAML for 'winnow clean' sets any of these keys (or the check's name) to "
+        "drop, review or keep; copies found by the duplicate checks follow 'duplicates: "
+        "keep_one' (or keep_all)."
+    )

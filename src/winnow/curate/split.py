@@ -23,20 +23,33 @@ class SplitError(WinnowError, RuntimeError):
 
 
 def assign_splits(
-    labels: np.ndarray, groups: np.ndarray, val: float, test: float, seed: int
+    labels: np.ndarray,
+    groups: np.ndarray,
+    val: float,
+    test: float,
+    seed: int,
+    counted: np.ndarray | None = None,
 ) -> np.ndarray:
     """'train'/'val'/'test' per item; items sharing a group id share a split.
 
-    Groups are dealt per label (a group's label is its most common one), largest groups
-    first, each to the split furthest below its target share: stratified and exact up to
-    one group per label and split.
+    Groups are dealt per label (a group's label is its most common one among its counted
+    items), largest first, each to the split furthest below its target share: stratified
+    and exact up to one group per label and split. `counted` (default: every item) marks
+    the items that will keep the split: a group weighs as many items as it has counted,
+    so copies that `clean` dropped travel with their group without taking a place in the
+    shares (a small class keeps its share of training images however many copies it had).
     """
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise SplitError(f"val ({val}) and test ({test}) must be fractions with val + test < 1.")
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"label": labels, "group": groups})
-    sizes = frame.groupby("group").size()
+    weight = np.ones(len(labels), dtype=np.int64) if counted is None else counted.astype(np.int64)
+    frame = pd.DataFrame({"label": labels, "group": groups, "weight": weight})
+    sizes = frame.groupby("group")["weight"].sum()
+    counted_rows = frame[frame["weight"] > 0]
     group_label = frame.groupby("group")["label"].agg(lambda s: s.value_counts().index[0])
+    group_label.update(
+        counted_rows.groupby("group")["label"].agg(lambda s: s.value_counts().index[0])
+    )
     targets = {"train": 1 - val - test, "val": val, "test": test}
     assignment: dict[object, str] = {}
     for label in sorted(group_label.unique(), key=str):
@@ -97,7 +110,10 @@ def _run_split(run_dir: Path, val: float, test: float, seed: int) -> dict:
     group_key, grouped_by = _group_keys(frame)
     labels = frame["final_label"].astype(str).to_numpy()
     split = pd.Series(pd.NA, index=frame.index, dtype=object)
-    split[usable] = assign_splits(labels[usable], group_key[usable], val, test, seed)
+    keeps = frame["keep"].fillna(False).astype(bool).to_numpy()
+    split[usable] = assign_splits(
+        labels[usable], group_key[usable], val, test, seed, counted=keeps[usable.to_numpy()]
+    )
     frame["split"] = split.where(frame["keep"].fillna(False), None)
     write_manifest(run_dir, frame, guard)
     kept = frame[frame["split"].notna()]

@@ -12,7 +12,7 @@ import numpy as np
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
-from winnow.data.bad_files import bad_files_section
+from winnow.data.bad_files import bad_files_listing
 from winnow.data.io import atomic_output, atomic_write_bytes
 from winnow.data.scan import companions
 from winnow.pages import CSS, png_base64, templates, thumbnail_uri
@@ -22,7 +22,7 @@ PAIRS = 10
 PAIR_EXAMPLES = 6
 
 
-CELL_TEXT_MAX_CLASSES = 60  # above this a cell is too small for its count to be read
+CELL_TEXT_MAX_CLASSES = 150  # above this a cell (0.42 in a class) is too small for its count
 
 
 def confusion_png(scores: dict[str, Any], path: Path) -> None:
@@ -241,7 +241,7 @@ def write_report(
             unknown_folders=", ".join(f"{k} ({v})" for k, v in evaluation.unknown_folders.items()),
             missing_classes=", ".join(evaluation.missing_classes),
             # the audit report's listing: damaged first, companions counted
-            bad_files=Markup(bad_files_section(bad)) if not bad.empty else None,
+            bad_files=bad_files_listing(bad) if not bad.empty else None,
         )
     )
     atomic_write_bytes(path, page.encode("utf-8"))

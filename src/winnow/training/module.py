@@ -39,6 +39,8 @@ class ClassifierModule(L.LightningModule):
         n = len(classes)
         torch.manual_seed(config.seed)
         self.model = create_model(config.model, n, **config.model_params)
+        if config.init == "torch":
+            reset_to_torch_defaults(self.model)
         self.augment = BatchAugment(config, n)
         self.criterion = STRATEGIES[config.imbalance].loss(
             torch.tensor(class_counts).numpy(), config.focal_gamma, config.logit_tau
@@ -183,7 +185,8 @@ class ClassifierModule(L.LightningModule):
     def configure_optimizers(self):
         decay, no_decay = [], []
         for parameter in self.model.parameters():
-            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
+            spared = parameter.ndim <= 1 and self.config.decay == "weights"
+            (no_decay if spared else decay).append(parameter)
         optimizer = torch.optim.AdamW(
             [
                 {"params": decay, "weight_decay": self.config.weight_decay},
@@ -204,6 +207,14 @@ class ClassifierModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("winnow", {}).get("history", []))
         self.schedule.elapsed_before = float(checkpoint.get("winnow_seconds_trained", 0.0))
+
+
+def reset_to_torch_defaults(model: torch.nn.Module) -> None:
+    """Every layer back to PyTorch's own initialisation (`reset_parameters`): Kaiming-uniform
+    with a = √5 for convolutions and linear layers, unit scale and zero shift for norms."""
+    for layer in model.modules():
+        if layer is not model and hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
 
 
 def ema_update(decay: float):

@@ -18,7 +18,6 @@ interrupted grid continues where it stopped. Results: RUN/experiments/<grid name
 from __future__ import annotations
 
 import base64
-import html
 import itertools
 import json
 import os
@@ -164,7 +163,7 @@ def write_tables(table: pd.DataFrame, grid: GridConfig, name: str) -> dict[str, 
     effects = _effects(table, list(grid.grid), sort_key)
     markdown = f"# Experiment {name}\n\n{note}\n\n{_markdown(table)}\n\n{effects}\n"
     atomic_write_bytes(paths["markdown"], markdown.encode())
-    atomic_write_bytes(paths["html"], _html(table, grid, name, note, effects).encode())
+    atomic_write_bytes(paths["html"], _html(table, grid, name, note, sort_key).encode())
     return paths
 
 
@@ -177,37 +176,52 @@ def _markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _effects(table: pd.DataFrame, keys: list[str], metric: str) -> str:
+def _setting_means(table: pd.DataFrame, keys: list[str], metric: str) -> list[dict[str, str]]:
     """Mean of the metric per value of each grid key: which choice wins, and by how much."""
-    lines = [f"## Mean {metric} per setting"]
+    effects = []
     for key in keys:
         if table[key].nunique() < 2:
             continue
         means = table.groupby(key)[metric].mean().sort_values(ascending=False)
-        parts = ", ".join(f"{k}: {v:.3f}" for k, v in means.items())
-        lines.append(f"- **{key}**: {parts} (best − worst {means.iloc[0] - means.iloc[-1]:+.3f})")
+        effects.append(
+            {
+                "key": key,
+                "means": ", ".join(f"{k}: {v:.3f}" for k, v in means.items()),
+                "gap": f"{means.iloc[0] - means.iloc[-1]:+.3f}",
+            }
+        )
+    return effects
+
+
+def _effects(table: pd.DataFrame, keys: list[str], metric: str) -> str:
+    lines = [f"## Mean {metric} per setting"]
+    for effect in _setting_means(table, keys, metric):
+        lines.append(f"- **{effect['key']}**: {effect['means']} (best − worst {effect['gap']})")
     return "\n".join(lines)
 
 
-def _html(table: pd.DataFrame, grid: GridConfig, name: str, note: str, effects: str) -> str:
-    from winnow.pages import CSS
+def _html(table: pd.DataFrame, grid: GridConfig, name: str, note: str, metric: str) -> str:
+    from winnow.pages import CSS, templates
 
     figures = []
     for run in table["run"]:
         curves = grid.run / "train" / run / "curves.png"
         if curves.exists():
-            data = base64.b64encode(curves.read_bytes()).decode()
-            figures.append(
-                f"<h3>{html.escape(run)}</h3><img src='data:image/png;base64,{data}' "
-                "style='max-width:100%'>"
-            )
-    effects_html = "".join(
-        f"<li>{html.escape(line[2:]).replace('**', '')}</li>" for line in effects.splitlines()[1:]
-    )
+            figures.append({"run": run, "png": base64.b64encode(curves.read_bytes()).decode()})
+    rows = [
+        [f"{v:.3f}" if isinstance(v, float) else v for v in row]
+        for row in table.itertuples(index=False)
+    ]
     return (
-        "<!doctype html><html><head><meta charset=utf-8><title>winnow experiment</title>"
-        f"<style>{CSS}</style></head><body><main><h1>Experiment {html.escape(name)}</h1>"
-        f"<p class=muted>{html.escape(note)}</p>{table.to_html(index=False, border=0)}"
-        f"<h2>Which setting wins</h2><ul>{effects_html}</ul><h2>Curves</h2>{''.join(figures)}"
-        "</main></body></html>"
+        templates("winnow.workflows")
+        .get_template("experiment.html")
+        .render(
+            css=CSS,
+            name=name,
+            note=note,
+            columns=list(table.columns),
+            rows=rows,
+            effects=_setting_means(table, list(grid.grid), metric),
+            figures=figures,
+        )
     )

@@ -23,15 +23,17 @@ from winnow.audit.checks import (
 from winnow.audit.checks.base import Check
 from winnow.config import unknown_name
 
+# the order checks are listed, reported and applied by `clean` in (the first clean rule that
+# drops a row names its reason, so a file both blank and tiny is dropped as blank)
 BUILTIN_CHECKS: tuple[Check, ...] = (
     exact_duplicate.CHECK,
     near_duplicate.CHECK,
     label_conflict.CHECK,
     leak.CHECK,
-    odd_size.CHECK,
     blank.CHECK,
     out_of_domain.CHECK,
     label_issue.CHECK,
+    odd_size.CHECK,
 )
 ENTRY_POINT_GROUP = "winnow.checks"
 

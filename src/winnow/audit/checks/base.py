@@ -99,7 +99,6 @@ class ReportSection:
     build: Callable[[ReportInputs], dict[str, Any]]
     template: str | None = None
     source: str | None = None
-    intro: str = ""  # a sentence under the title (plain text)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from winnow.audit.checks.base import (
     ok_rows,
 )
 from winnow.audit.neardup.similarity import distance_from_dominant, image_region
-from winnow.audit.sections import MAX_STRIP, figures, marked, more
+from winnow.audit.sections import MAX_STRIP, count, figures, marked, more
 from winnow.data.decode import detail_region
 from winnow.data.manifest import cache_positions
 
@@ -119,8 +119,8 @@ def report_data(inputs: ReportInputs) -> dict:
 
 def details(numbers: dict) -> str:
     return (
-        f"{numbers['blank']} images with at most {100 * numbers['max_ink']:g} % of their pixels "
-        f"more than {numbers['tolerance']:g} grey levels from their dominant colour."
+        f"{count(numbers['blank'], 'image')} with at most {100 * numbers['max_ink']:g} % of "
+        f"the pixels more than {numbers['tolerance']:g} grey levels from the dominant colour."
     )
 
 

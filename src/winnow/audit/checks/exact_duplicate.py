@@ -6,6 +6,7 @@ import pandas as pd
 
 from winnow.audit.checks.base import AuditContext, Check, CheckResult, empty_columns, ok_rows
 from winnow.audit.neardup.search import exact_keys
+from winnow.audit.sections import count
 
 
 def run(context: AuditContext) -> CheckResult:
@@ -35,9 +36,10 @@ def run(context: AuditContext) -> CheckResult:
 
 def details(numbers: dict) -> str:
     return (
-        f"{numbers['groups']} groups of identical files ({numbers['files_in_groups']} files, "
-        f"{numbers['redundant_files']} of them redundant; {numbers['identical_bytes_groups']} "
-        "groups identical to the byte, the rest in decoded pixels)."
+        f"{count(numbers['groups'], 'group')} of identical files "
+        f"({count(numbers['files_in_groups'], 'file')}, {numbers['redundant_files']:,} of them "
+        f"redundant; {numbers['identical_bytes_groups']:,} identical to the byte, the rest in "
+        "decoded pixels)."
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from markupsafe import Markup
-
 from winnow.audit.checks.base import (
     AuditContext,
     Check,
@@ -13,7 +11,7 @@ from winnow.audit.checks.base import (
     ReportSection,
     empty_columns,
 )
-from winnow.audit.sections import duplicate_groups
+from winnow.audit.sections import count, duplicate_groups
 
 
 def run(context: AuditContext) -> CheckResult:
@@ -36,17 +34,14 @@ def run(context: AuditContext) -> CheckResult:
 
 
 def report_data(inputs: ReportInputs) -> dict:
-    return {
-        "intro": Markup(
-            "The same picture under different labels. Sent to review by <code>winnow clean</code>."
-        ),
-        **duplicate_groups(inputs.frame, inputs.thumbs, conflicts_only=True),
-    }
+    return duplicate_groups(inputs.frame, inputs.thumbs, conflicts_only=True)
 
 
 def details(numbers: dict) -> str:
+    groups = numbers["groups"]
     return (
-        f"{numbers['groups']} groups of copies hold more than one label ({numbers['files']} files)."
+        f"{count(groups, 'group')} of copies {'holds' if groups == 1 else 'hold'} more than "
+        f"one label ({count(numbers['files'], 'file')})."
     )
 
 

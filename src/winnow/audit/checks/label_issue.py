@@ -32,7 +32,7 @@ from winnow.audit.checks.base import (
     ok_rows,
 )
 from winnow.audit.confident import find_label_issues
-from winnow.audit.sections import figures, marked, more
+from winnow.audit.sections import count, figures, marked, more
 
 MAX_SHOWN = 48  # flagged images shown in the report, least self-confident first
 MIN_ITEMS = 30  # below this no fold model learns anything worth trusting
@@ -154,8 +154,9 @@ def details(numbers: dict) -> str:
     if "skipped" in numbers:
         return f"Skipped: {numbers['skipped']}"
     return (
-        f"{numbers['flagged']} of {numbers['judged']} images contradicted by {numbers['folds']} "
-        f"out-of-fold models ({100 * numbers['out_of_fold_accuracy']:.0f} % accurate; "
+        f"{numbers['flagged']:,} of {count(numbers['judged'], 'image')} contradicted by "
+        f"{numbers['folds']} out-of-fold models "
+        f"({100 * numbers['out_of_fold_accuracy']:.0f} % accurate; "
         f"estimated noise {100 * numbers['noise_estimate']:.1f} %)."
     )
 

@@ -23,7 +23,7 @@ from winnow.audit.checks.base import (
 )
 from winnow.audit.checks.near_duplicate import representatives, settings_of, shared_items
 from winnow.audit.neardup.search import candidate_pairs, describe, exact_keys, verify_pairs
-from winnow.audit.sections import figures, more
+from winnow.audit.sections import count, figures, more, see
 
 COLUMNS = ["test_path", "train_path", "kind", "similarity"]
 
@@ -118,7 +118,7 @@ def report_data(inputs: ReportInputs) -> dict:
         "count": count,
         "pairs": len(leaks),
         "items": items,
-        "more_note": more(left_out, "see leaks.csv", "test item" + ("s" if left_out != 1 else "")),
+        "more_note": more(left_out, see("leaks.csv"), "test item" + ("s" if left_out != 1 else "")),
     }
 
 
@@ -126,9 +126,10 @@ def details(numbers: dict) -> str:
     if not numbers.get("ran"):
         return "Not checked: no --against folder."
     return (
-        f"{numbers['leaked_test_items']} of {numbers['test_items']} test items have a copy among "
-        f"{numbers['training_items_involved']} training files ({numbers['exact_pairs']} exact "
-        f"and {numbers['near_pairs']} near pairs)."
+        f"{numbers['leaked_test_items']:,} of {count(numbers['test_items'], 'test item')} "
+        f"{'has' if numbers['leaked_test_items'] == 1 else 'have'} a copy among "
+        f"{count(numbers['training_items_involved'], 'training file')} "
+        f"({numbers['exact_pairs']:,} exact, {count(numbers['near_pairs'], 'near pair')})."
     )
 
 

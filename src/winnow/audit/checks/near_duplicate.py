@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
 
 from winnow.audit.checks.base import (
     AuditContext,
@@ -30,7 +29,7 @@ from winnow.audit.neardup.search import (
     leader_groups,
     verify_pairs,
 )
-from winnow.audit.sections import duplicate_groups
+from winnow.audit.sections import count, duplicate_groups
 
 
 def settings_of(context: AuditContext) -> NearDuplicateSettings:
@@ -122,21 +121,15 @@ def run(context: AuditContext) -> CheckResult:
 
 
 def report_data(inputs: ReportInputs) -> dict:
-    return {
-        "intro": Markup(
-            "Exact and near copies; the green copy is kept by default (lossless first, then "
-            "most pixels). Two pictures you expected here, or two that are not copies: "
-            "<code>winnow compare RUN A B</code> shows which test decided."
-        ),
-        **duplicate_groups(inputs.frame, inputs.thumbs, conflicts_only=False),
-    }
+    return duplicate_groups(inputs.frame, inputs.thumbs, conflicts_only=False)
 
 
 def details(numbers: dict) -> str:
     return (
-        f"{numbers['verified_pairs']} of {numbers['candidate_pairs']} candidate pairs verified "
-        f"on pixels; {numbers['groups']} groups of copies, exact ones included "
-        f"({numbers['files_in_groups']} files, {numbers['redundant_files']} redundant)."
+        f"{numbers['verified_pairs']:,} of {count(numbers['candidate_pairs'], 'candidate pair')} "
+        f"verified on pixels; {count(numbers['groups'], 'group')} of copies, exact ones "
+        f"included ({count(numbers['files_in_groups'], 'file')}, "
+        f"{numbers['redundant_files']:,} redundant)."
     )
 
 

@@ -154,7 +154,6 @@ def run(context: AuditContext) -> CheckResult:
     return CheckResult(columns=columns, tables={"out_of_domain": table}, summary=summary)
 
 
-RANKED_BY_SCORE = "the manifest's <code>out_of_domain_score</code> ranks them all"
 MAX_SURE, MAX_BORDER, MAX_NEAREST, MAX_CLEARED = 48, 24, 12, 12
 
 
@@ -201,7 +200,7 @@ def report_data(inputs: ReportInputs) -> dict:
         "sure": ranked(sure, MAX_SURE),
         "sure_more": more(len(sure) - MAX_SURE, marked(CHECK.issue_column)),
         "border": ranked(border, MAX_BORDER),
-        "border_more": more(len(border) - MAX_BORDER, RANKED_BY_SCORE),
+        "border_more": more(len(border) - MAX_BORDER, ranked(CHECK.score_column)),
         "nothing_flagged": not flagged.any(),
         "nearest": figures(
             inputs.thumbs,
