@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from winnow.config import ConfigError, build_config, dump_config
 from winnow.data.cache import PixelCache
 from winnow.data.io import atomic_write_bytes
 from winnow.data.manifest import read_manifest
-from winnow.errors import WinnowError
 from winnow.inference.preprocess import Preprocessing, channel_stats
 from winnow.models import ModelError, get_spec
 from winnow.training.config import TrainConfig
@@ -46,6 +44,7 @@ from winnow.training.data import (
     load_pixels,
     select_rows,
 )
+from winnow.training.trainer import TrainError, make_trainer, require_logger
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +59,6 @@ FINISH_SECONDS = 3.0  # after the fit: final checkpoint, temperature, curves, ca
 # CutMix/MixUp regularise long schedules; below this many epochs they cost accuracy
 # (timm's and torchvision's recipes use them for 100-600 epochs), so `mix` becomes `basic`
 MIX_MIN_EPOCHS = 60
-
-
-class TrainError(WinnowError, RuntimeError):
-    """Training can't start or resume; the message says why and what to do."""
 
 
 @dataclass
@@ -100,7 +95,7 @@ def train(
             )
         else:
             plan = None
-    _require_logger(config)
+    require_logger(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
@@ -153,7 +148,7 @@ def train(
 
     throughput = Throughput()
     extra = [throughput, StopAtDeadline(module.schedule), *(callbacks or [])]
-    trainer = _trainer(config, plan, out_dir, device, progress, extra)
+    trainer = make_trainer(config, plan, out_dir, device, progress, extra)
     fit_started = time.perf_counter()
     last = out_dir / "last.ckpt"
     trainer.fit(
@@ -285,14 +280,6 @@ def _world_size(config: TrainConfig, device: str) -> int:
     return 1
 
 
-def _precision(config: TrainConfig, device: str) -> str:
-    if config.precision != "auto":
-        return config.precision
-    if device == "cuda":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
-
-
 def _module(config, rows, counts, mean, std, total_steps, meta):
     from winnow.training.module import ClassifierModule
 
@@ -391,93 +378,3 @@ def _calibrate(config, stream, val, rows, counts, mean, std, meta, device) -> di
     torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict()}, io.BytesIO())
     save_seconds = (time.perf_counter() - tick) * 1.5  # plus the write and rename
     return {"step": float(np.median(times[2:])), "val": val_seconds, "save": save_seconds}
-
-
-def _require_logger(config: TrainConfig) -> None:
-    """Refuse, before anything is written, a logger whose package is missing."""
-    if config.logger != "tensorboard":
-        return
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        raise TrainError(
-            "logger: tensorboard needs the tensorboard package: "
-            "pip install -c constraints.txt tensorboard (or use logger: csv)."
-        ) from None
-
-
-def _logger(config: TrainConfig, out_dir: Path):
-    """Lightning's logger beside metrics.csv: none, csv (RUN/train/NAME/logs/) or
-    tensorboard (RUN/train/NAME/tensorboard/, `tensorboard --logdir` it)."""
-    if config.logger == "none":
-        return False
-    if config.logger == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        return CSVLogger(out_dir, name="logs", version="")
-    _require_logger(config)
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    return TensorBoardLogger(out_dir, name="tensorboard", version="")
-
-
-def _quiet_lightning() -> None:
-    """Lightning's banners and tips are noise in a CLI; real warnings still show."""
-    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for message in (
-        "Checkpoint directory .* exists and is not empty",
-        ".*weights_only. was not set",
-        ".*isinstance.treespec, LeafSpec.",
-        ".*does not have many workers",
-    ):
-        warnings.filterwarnings("ignore", message=message)
-
-
-def _trainer(config, plan: dict, out_dir: Path, device: str, progress: bool, extra: list):
-    import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-
-    from winnow.training.callbacks import AtomicCheckpointIO, MetricsFile, PeriodicCheckpoint
-
-    callbacks: list[Any] = [
-        PeriodicCheckpoint(out_dir / "last.ckpt", plan["checkpoint_every_steps"]),
-        MetricsFile(out_dir / "metrics.csv"),
-        *extra,
-    ]
-    if config.select == "best_macro_f1":
-        best = ModelCheckpoint(
-            dirpath=out_dir,
-            filename="best",
-            monitor="val_macro_f1",
-            mode="max",
-            save_top_k=1,
-            enable_version_counter=False,
-            auto_insert_metric_name=False,
-        )
-        callbacks.insert(0, best)
-    if config.early_stopping_patience:
-        callbacks.append(
-            EarlyStopping("val_macro_f1", mode="max", patience=config.early_stopping_patience)
-        )
-    if progress:
-        from winnow.training.progress import BudgetProgressBar
-
-        callbacks.append(BudgetProgressBar(plan["epochs"], plan.get("val_items", 0)))
-    _quiet_lightning()
-    return L.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu",
-        devices=config.devices,
-        precision=_precision(config, device),
-        max_steps=plan["max_steps"],
-        max_epochs=-(-plan["max_steps"] // plan["steps_per_epoch"]),
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        logger=_logger(config, out_dir),
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=min(50, plan["steps_per_epoch"]),
-        num_sanity_val_steps=0,
-        deterministic=device == "cpu",
-        default_root_dir=str(out_dir),
-    )

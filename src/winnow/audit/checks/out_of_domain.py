@@ -34,7 +34,7 @@ from winnow.audit.checks.base import (
     empty_columns,
     ok_rows,
 )
-from winnow.audit.sections import figures, marked, more
+from winnow.audit.sections import figures, marked, more, ranked
 from winnow.audit.style.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.audit.style.domain import family_evidence, strongest_evidence, verdict
 from winnow.audit.style.features import photo_like_features
@@ -178,7 +178,7 @@ def report_data(inputs: ReportInputs) -> dict:
     kept = ~flagged & ~cleared
     prob = 1.0 - scored[CHECK.score_column].astype(float)
 
-    def ranked(rows: pd.DataFrame, limit: int) -> list:
+    def most_likely(rows: pd.DataFrame, limit: int) -> list:
         rows = rows.loc[prob[rows.index].sort_values(ascending=False).index].head(limit)
         return figures(
             inputs.thumbs,
@@ -197,9 +197,9 @@ def report_data(inputs: ReportInputs) -> dict:
         "other": other,
         "weights": _weights_text(numbers.get("discriminant_weights") or {}, other),
         "chart": _likeness_chart(scored, likeness, flagged, cleared, kept, numbers, direction),
-        "sure": ranked(sure, MAX_SURE),
+        "sure": most_likely(sure, MAX_SURE),
         "sure_more": more(len(sure) - MAX_SURE, marked(CHECK.issue_column)),
-        "border": ranked(border, MAX_BORDER),
+        "border": most_likely(border, MAX_BORDER),
         "border_more": more(len(border) - MAX_BORDER, ranked(CHECK.score_column)),
         "nothing_flagged": not flagged.any(),
         "nearest": figures(

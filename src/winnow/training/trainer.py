@@ -1,0 +1,116 @@
+"""Engineering around the training step: Lightning's Trainer for a run (devices, precision,
+callbacks, checkpoints, the logger) and the quieting of Lightning's chatter in a CLI."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from winnow.errors import WinnowError
+from winnow.training.config import TrainConfig
+
+
+class TrainError(WinnowError, RuntimeError):
+    """Training can't start or resume; the message says why and what to do."""
+
+
+def _precision(config: TrainConfig, device: str) -> str:
+    if config.precision != "auto":
+        return config.precision
+    if device == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def require_logger(config: TrainConfig) -> None:
+    """Refuse, before anything is written, a logger whose package is missing."""
+    if config.logger != "tensorboard":
+        return
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise TrainError(
+            "logger: tensorboard needs the tensorboard package: "
+            "pip install -c constraints.txt tensorboard (or use logger: csv)."
+        ) from None
+
+
+def _logger(config: TrainConfig, out_dir: Path):
+    """Lightning's logger beside metrics.csv: none, csv (RUN/train/NAME/logs/) or
+    tensorboard (RUN/train/NAME/tensorboard/, `tensorboard --logdir` it)."""
+    if config.logger == "none":
+        return False
+    if config.logger == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(out_dir, name="logs", version="")
+    require_logger(config)
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(out_dir, name="tensorboard", version="")
+
+
+def _quiet_lightning() -> None:
+    """Lightning's banners and tips are noise in a CLI; real warnings still show."""
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in (
+        "Checkpoint directory .* exists and is not empty",
+        ".*weights_only. was not set",
+        ".*isinstance.treespec, LeafSpec.",
+        ".*does not have many workers",
+    ):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def make_trainer(config, plan: dict, out_dir: Path, device: str, progress: bool, extra: list):
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from winnow.training.callbacks import AtomicCheckpointIO, MetricsFile, PeriodicCheckpoint
+
+    callbacks: list[Any] = [
+        PeriodicCheckpoint(out_dir / "last.ckpt", plan["checkpoint_every_steps"]),
+        MetricsFile(out_dir / "metrics.csv"),
+        *extra,
+    ]
+    if config.select == "best_macro_f1":
+        best = ModelCheckpoint(
+            dirpath=out_dir,
+            filename="best",
+            monitor="val_macro_f1",
+            mode="max",
+            save_top_k=1,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        )
+        callbacks.insert(0, best)
+    if config.early_stopping_patience:
+        callbacks.append(
+            EarlyStopping("val_macro_f1", mode="max", patience=config.early_stopping_patience)
+        )
+    if progress:
+        from winnow.training.progress import BudgetProgressBar
+
+        callbacks.append(BudgetProgressBar(plan["epochs"], plan.get("val_items", 0)))
+    _quiet_lightning()
+    return L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=config.devices,
+        precision=_precision(config, device),
+        max_steps=plan["max_steps"],
+        max_epochs=-(-plan["max_steps"] // plan["steps_per_epoch"]),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        logger=_logger(config, out_dir),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=min(50, plan["steps_per_epoch"]),
+        num_sanity_val_steps=0,
+        deterministic=device == "cpu",
+        default_root_dir=str(out_dir),
+    )
