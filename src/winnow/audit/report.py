@@ -17,7 +17,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from winnow.audit.checks.base import Check, ReportInputs
-from winnow.audit.sections import MAX_STRIP, Thumbs, figures, marked, more
+from winnow.audit.sections import MAX_STRIP, Thumbs, figures, marked, more, unavailable
 from winnow.audit.summary import audit_time
 from winnow.data.bad_files import bad_files_listing
 from winnow.data.cache import PixelCache
@@ -161,12 +161,10 @@ def _numbers(info: dict[str, Any]) -> str:
 def generic_data(check: Check, inputs: ReportInputs) -> dict[str, Any]:
     """A check without its own section: its flagged files, most severe (lowest score)
     first, and what `clean` does with them by default."""
-    frame, numbers = inputs.frame, inputs.summary["checks"].get(check.name)
     data: dict[str, Any] = {"name": check.name, "description": check.description}
-    if check.issue_column not in frame or numbers is None or numbers.get("status") != "ok":
-        return {**data, "missing": True}
-    if "skipped" in numbers:
-        return {**data, "skipped": str(numbers["skipped"])}
+    if (shown_instead := unavailable(check, inputs)) is not None:
+        return {**data, **shown_instead}
+    frame = inputs.frame
     flagged = frame[frame[check.issue_column].fillna(False).astype(bool)]
     shown = flagged.sort_values([check.score_column, "path"]).head(MAX_STRIP)
     items = [(r.path, f"score {getattr(r, check.score_column):.2f}") for r in shown.itertuples()]

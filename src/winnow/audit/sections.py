@@ -63,6 +63,18 @@ def figures(thumbs: Any, items: list[tuple[str, str] | tuple[str, str, bool]]) -
     return [Markup(thumbs.figure(*item)) for item in items]
 
 
+def unavailable(check: Any, inputs: Any) -> dict[str, Any] | None:
+    """What a check's section shows instead of findings: `{"missing": True}` when the check
+    did not run (or failed) in this audit, `{"skipped": why}` when it ran and declined (too
+    few images); None when it has findings to show."""
+    numbers = inputs.summary["checks"].get(check.name)
+    if check.issue_column not in inputs.frame or numbers is None or numbers.get("status") != "ok":
+        return {"missing": True}
+    if "skipped" in numbers:
+        return {"skipped": str(numbers["skipped"])}
+    return None
+
+
 def more(left_out: int, where: dict[str, str], what: str = "") -> dict[str, Any] | None:
     """The note a section adds under what it shows: how many `what` (pictures, groups,
     items) it leaves out, and where to find them all (`where`: `marked`, `ranked`, `see`

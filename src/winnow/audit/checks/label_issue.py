@@ -32,7 +32,7 @@ from winnow.audit.checks.base import (
     ok_rows,
 )
 from winnow.audit.confident import find_label_issues
-from winnow.audit.sections import count, figures, marked, more
+from winnow.audit.sections import count, figures, marked, more, unavailable
 
 MAX_SHOWN = 48  # flagged images shown in the report, least self-confident first
 MIN_ITEMS = 30  # below this no fold model learns anything worth trusting
@@ -121,11 +121,9 @@ def run(context: AuditContext) -> CheckResult:
 def report_data(inputs: ReportInputs) -> dict:
     """The flagged images, the least self-confident first, each with its folder and the
     class the out-of-fold models suggest; how accurate those models were."""
-    frame, numbers = inputs.frame, inputs.summary["checks"].get(CHECK.name)
-    if CHECK.issue_column not in frame or numbers is None or numbers.get("status") != "ok":
-        return {"missing": True}
-    if "skipped" in numbers:
-        return {"skipped": str(numbers["skipped"])}
+    if (shown_instead := unavailable(CHECK, inputs)) is not None:
+        return shown_instead
+    frame, numbers = inputs.frame, inputs.summary["checks"][CHECK.name]
     flagged = frame[frame[CHECK.issue_column].fillna(False).astype(bool)]
     shown = flagged.sort_values([CHECK.score_column, "path"]).head(MAX_SHOWN)
     items = [(r.path, f"{r.label} → {r.suggested_label}") for r in shown.itertuples()]

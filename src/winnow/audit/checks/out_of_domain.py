@@ -34,7 +34,7 @@ from winnow.audit.checks.base import (
     empty_columns,
     ok_rows,
 )
-from winnow.audit.sections import figures, marked, more, ranked
+from winnow.audit.sections import figures, marked, more, ranked, unavailable
 from winnow.audit.style.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.audit.style.domain import family_evidence, strongest_evidence, verdict
 from winnow.audit.style.features import photo_like_features
@@ -160,11 +160,9 @@ MAX_SURE, MAX_BORDER, MAX_NEAREST, MAX_CLEARED = 48, 24, 12, 12
 def report_data(inputs: ReportInputs) -> dict:
     """The flagged images (sure, then borderline), the unflagged ones nearest the other
     style, the cleared copies, and the histogram of photo-likeness with the threshold."""
-    frame, numbers = inputs.frame, inputs.summary["checks"].get("out_of_domain")
-    if "photo_likeness" not in frame or numbers is None or numbers.get("status") != "ok":
-        return {"missing": True}
-    if "dominant_style" not in numbers:
-        return {"skipped": str(numbers.get("skipped", ""))}
+    if (shown_instead := unavailable(CHECK, inputs)) is not None:
+        return shown_instead
+    frame, numbers = inputs.frame, inputs.summary["checks"][CHECK.name]
     other = numbers["out_of_domain_style"]
     direction = 1.0 if other == "photo" else -1.0  # photographs score high, drawings low
     scored = frame[frame["photo_likeness"].notna()]
