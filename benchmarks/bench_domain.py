@@ -42,7 +42,7 @@ import pandas as pd
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from bench_results import save_result
-from winnow.audit.config import AuditConfig
+from winnow.audit.checks.out_of_domain import OutOfDomainSettings
 from winnow.audit.style.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.audit.style.domain import (
     Verdict,
@@ -120,7 +120,7 @@ def supervised_ceiling(features: np.ndarray, truth: np.ndarray, seed: int = 0) -
 def what_clean_does(shipped: Verdict, truth: np.ndarray) -> dict:
     """The shipped flags split as `winnow clean` acts on them: sure ones (probability at
     least `out_of_domain_sure`) are dropped, borderline ones sent to review."""
-    sure_from = AuditConfig().out_of_domain_sure
+    sure_from = OutOfDomainSettings().sure
     sure = shipped.probability >= sure_from
     review = shipped.flagged & ~sure
     return {

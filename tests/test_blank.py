@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image, ImageDraw
 
-from winnow.audit.checks.blank import ink
+from winnow.audit.checks.blank import BlankSettings, ink
 from winnow.audit.config import AuditConfig
 from winnow.audit.runner import run_audit
+from winnow.config import ConfigError, build_config
 from winnow.curate.clean import CleanPolicy, decide
 from winnow.data.config import ScanConfig
 from winnow.data.decode import detail_region
@@ -69,7 +72,7 @@ def test_one_colour_images_are_blank_and_drawings_and_marks_are_not(audited) -> 
     assert frame.at["a/red.png", "blank_colour"] == "#c81e1e"
     assert frame.at["a/empty.png", "blank_colour"] == "#ffffff"  # transparency → background
     # the mark is seen in the detail crop, at the page's own resolution
-    assert frame.at["b/page_with_mark.png", "blank_ink"] > AuditConfig().blank_max_ink
+    assert frame.at["b/page_with_mark.png", "blank_ink"] > BlankSettings().max_ink
 
 
 def test_ink_counts_pixels_away_from_the_dominant_colour() -> None:
@@ -110,3 +113,32 @@ def test_the_report_shows_blank_images(audited) -> None:
     page = (audited / "audit" / "report.html").read_text()
     assert "<h2>Blank images</h2>" in page
     assert "4 images are one colour" in page and "on the 1 with transparency" in page
+
+
+def test_settings_come_from_the_blank_section_or_the_old_flat_keys(audited, tmp_path) -> None:
+    """The check's settings are its own section of the audit config; the flat spelling of
+    earlier versions lands in the same section, and the audit saves the resolved one."""
+    flagged = {}
+    for name, data in {
+        "section": {"checks": ["blank"], "blank": {"max_ink": 0.3}},
+        "flat": {"checks": ["blank"], "blank_max_ink": 0.3},
+    }.items():
+        run = tmp_path / name
+        shutil.copytree(audited, run)
+        run_audit(run, build_config(AuditConfig, data))
+        frame = read_manifest(run).set_index("path")
+        flagged[name] = set(frame.index[frame["is_blank_issue"].astype(bool)])
+        saved = yaml.safe_load((run / "audit" / "config.yaml").read_text())
+        assert saved["blank"] == {"max_ink": 0.3, "tolerance": 16.0}
+        assert "blank_max_ink" not in saved
+    # a looser limit: the faint hairline and the tiny mark now count as blank as well
+    assert flagged["section"] == flagged["flat"] == BLANK | NOT_BLANK
+
+
+def test_a_wrong_blank_setting_is_named_with_its_section() -> None:
+    with pytest.raises(ConfigError, match="in the blank section; did you mean 'max_ink'"):
+        build_config(AuditConfig, {"blank": {"max_inks": 0.1}})
+    with pytest.raises(ConfigError, match=r"blank\.tolerance"):
+        build_config(AuditConfig, {"blank": {"tolerance": 300}})
+    with pytest.raises(ConfigError, match=r"blank\.max_ink"):
+        build_config(AuditConfig, {"blank_max_ink": 2})

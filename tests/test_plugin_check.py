@@ -190,3 +190,17 @@ def test_the_audit_reports_each_checks_progress_flagged_rows_and_seconds(narrow_
         ("narrow", 2, 2, "ok"),
     ]
     assert heard[-1].issues == 4 and heard[-1].seconds >= 0
+
+
+def test_winnow_checks_lists_every_checks_settings_and_clean_rule(plugin) -> None:
+    from typer.testing import CliRunner
+
+    from winnow.cli import app
+
+    result = CliRunner().invoke(app, ["checks"], env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[0].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert "max_width=16" in rows["narrow"]
+    assert "min_correlation=0.9" in rows["near_duplicate"]
+    assert "max_ink=0.001" in rows["blank"] and "blank: drop" in rows["blank"]
+    assert "folds=3" in rows["label_issue"] and "label_issues: keep" in rows["label_issue"]

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 import winnow.audit.neardup.similarity as matrices
 from factory import brightened, card, spirograph
-from winnow.audit.config import AuditConfig
+from winnow.audit.neardup.search import NearDuplicateSettings
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
@@ -32,7 +32,7 @@ from winnow.audit.neardup.similarity import (
 from winnow.data.config import ScanConfig
 from winnow.data.decode import DRAFT_SIDE, decode_file, draft_reduces
 
-DEFAULTS = AuditConfig()
+DEFAULTS = NearDuplicateSettings()
 
 
 def flag() -> Image.Image:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from winnow.cli.base import command, console, out, with_progress
@@ -135,14 +136,21 @@ def list_checks() -> None:
     from winnow.audit.checks import available_checks
 
     table = Table(show_edge=False)
-    for column in ("check", "columns", "what it finds", "clean (policy key: default)"):
+    columns = ("check", "columns", "what it finds", "settings (defaults)", "clean rule: default")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for check in available_checks().values():
         rules = ", ".join(f"{rule.key}: {rule.default}" for rule in check.rules) or "–"
-        table.add_row(check.name, ", ".join(check.columns), check.description, rules)
+        defaults = check.settings().model_dump(mode="json") if check.settings else {}
+        settings = ", ".join(f"{key}={value}" for key, value in defaults.items()) or "–"
+        table.add_row(
+            check.name, ", ".join(check.columns), check.description, escape(settings), rules
+        )
     out.print(table)
     out.print(
-        "A policy YAML for 'winnow clean' sets any of these keys (or the check's name) to "
-        "drop, review or keep; copies found by the duplicate checks follow 'duplicates: "
-        "keep_one' (or keep_all)."
+        "An audit config YAML sets a check's settings under its name (near_duplicate: "
+        "{min_correlation: 0.92}). A policy YAML for 'winnow clean' sets any clean rule (or "
+        "the check's name) to drop, review or keep; copies found by the duplicate checks "
+        "follow 'duplicates: keep_one' (or keep_all).",
+        soft_wrap=True,
     )

@@ -6,12 +6,12 @@ single-colour swatches. They carry no information about their class, and because
 all alike they form the largest duplicate group of a dataset and land in every class.
 
 An image's *ink* is the fraction of its pixels that differ from its dominant colour (the
-per-channel median) by more than `blank_tolerance` grey levels in some channel. It is
+per-channel median) by more than `tolerance` grey levels in some channel. It is
 measured on both views the pixel cache holds, without their letterbox bars: the whole
 image resized to the cache size, and the detail crop at the image's own resolution where
 it has the most foreground (so a small mark on a large page, which shrinks below one pixel
 in the first view, still counts). An image is blank when both views have at most
-`blank_max_ink` ink.
+`max_ink` ink (the settings are the audit config's `blank` section).
 
 Extra columns:
     blank_ink     the larger ink fraction of the two views (0 = one colour)
@@ -20,8 +20,11 @@ Extra columns:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from winnow.audit.checks.base import (
     AuditContext,
@@ -33,13 +36,35 @@ from winnow.audit.checks.base import (
     empty_columns,
     ok_rows,
 )
+from winnow.audit.config import Fraction
 from winnow.audit.neardup.similarity import distance_from_dominant, image_region
 from winnow.audit.sections import MAX_STRIP, count, figures, marked, more
 from winnow.data.decode import detail_region
 from winnow.data.manifest import cache_positions
 
 _CHUNK = 1024
-SCORE_SPAN = 10  # the score reaches 1 at this many times blank_max_ink
+SCORE_SPAN = 10  # the score reaches 1 at this many times max_ink
+
+
+class BlankSettings(BaseModel):
+    """max_ink: the largest share of pixels that may differ from the dominant colour.
+    tolerance: grey levels (in some channel) beyond which a pixel differs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    legacy_keys: ClassVar[dict[str, str]] = {
+        "blank_max_ink": "max_ink",
+        "blank_tolerance": "tolerance",
+    }
+
+    max_ink: Fraction = 0.001
+    tolerance: float = 16.0
+
+    @field_validator("tolerance")
+    @classmethod
+    def _grey_levels(cls, value: float) -> float:
+        if not 0 <= value < 255:
+            raise ValueError(f"must be grey levels in [0, 255), got {value:g}")
+        return value
 
 
 def ink(region: np.ndarray, tolerance: float) -> tuple[float, np.ndarray]:
@@ -49,13 +74,13 @@ def ink(region: np.ndarray, tolerance: float) -> tuple[float, np.ndarray]:
 
 
 def run(context: AuditContext) -> CheckResult:
-    settings = context.settings
+    settings = CHECK.settings_of(context.settings)
     columns = empty_columns(CHECK, context.frame)
     columns["blank_ink"] = np.nan
     columns["blank_colour"] = pd.Series(None, index=columns.index, dtype=object)
     rows = ok_rows(context.frame)
     rows = rows[rows["cache_shard"].notna()]
-    tolerance = settings.blank_tolerance
+    tolerance = settings.tolerance
     amount = np.zeros(len(rows))
     colour = np.zeros((len(rows), 3), np.int16)
     sizes = rows[["width", "height"]].to_numpy(dtype=np.int64)
@@ -68,8 +93,8 @@ def run(context: AuditContext) -> CheckResult:
             whole, colour[start + offset] = ink(image_region(view, width, height), tolerance)
             part, _ = ink(detail_region(detail, width, height), tolerance)
             amount[start + offset] = max(whole, part)
-    blank = amount <= settings.blank_max_ink
-    span = SCORE_SPAN * max(settings.blank_max_ink, 1e-6)
+    blank = amount <= settings.max_ink
+    span = SCORE_SPAN * max(settings.max_ink, 1e-6)
     columns.loc[rows.index, CHECK.score_column] = np.clip(amount / span, 0, 1)
     columns.loc[rows.index, CHECK.issue_column] = blank
     columns[CHECK.issue_column] = columns[CHECK.issue_column].astype(bool)
@@ -83,8 +108,8 @@ def run(context: AuditContext) -> CheckResult:
         summary={
             "blank": int(blank.sum()),
             "classes_with_blank": flagged["label"].astype(str).value_counts().to_dict(),
-            "max_ink": settings.blank_max_ink,
-            "tolerance": settings.blank_tolerance,
+            "max_ink": settings.max_ink,
+            "tolerance": settings.tolerance,
         },
     )
 
@@ -128,10 +153,11 @@ CHECK = Check(
     name="blank",
     description=(
         "Images of one colour with nothing drawn (failed renders, empty transparent PNGs): "
-        "at most blank_max_ink of the pixels differ from the dominant colour."
+        "at most max_ink of the pixels differ from the dominant colour."
     ),
     needs=("status", "width", "height", "cache_shard", "cache_index", "label"),
     run=run,
+    settings=BlankSettings,
     details=details,
     title="Blank",
     clean_rules=(CleanRule("blank", "drop", "blank"),),  # nothing a model can learn

@@ -33,7 +33,7 @@ from winnow.audit.sections import count, duplicate_groups
 
 
 def settings_of(context: AuditContext) -> NearDuplicateSettings:
-    """The search settings, taken from the audit config keys of the same names."""
+    """The search settings: the audit config's `near_duplicate` section."""
     return NearDuplicateSettings.of(context.settings)
 
 
@@ -135,6 +135,7 @@ def details(numbers: dict) -> str:
 
 CHECK = Check(
     name="near_duplicate",
+    settings=NearDuplicateSettings,
     description="Resized, cropped, re-encoded or brightness-shifted copies, verified on pixels.",
     needs=(
         "status",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from winnow.audit.checks.base import (
     AuditContext,
@@ -14,11 +17,24 @@ from winnow.audit.checks.base import (
     empty_columns,
     ok_rows,
 )
+from winnow.audit.config import Positive, PositiveInt
 from winnow.audit.sections import MAX_STRIP, figures, marked, more
 
 
+class OddSizeSettings(BaseModel):
+    """tiny_side: an image whose shorter side is under this many pixels is flagged.
+    max_aspect: an image whose longer side is more than this many times its shorter one
+    is flagged (banners, slivers)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    legacy_keys: ClassVar[dict[str, str]] = {"tiny_side": "tiny_side", "max_aspect": "max_aspect"}
+
+    tiny_side: PositiveInt = 32
+    max_aspect: Positive = 5.0
+
+
 def run(context: AuditContext) -> CheckResult:
-    settings = context.settings
+    settings = CHECK.settings_of(context.settings)
     columns = empty_columns(CHECK, context.frame)
     ok = ok_rows(context.frame)
     width = ok["width"].to_numpy(dtype=float)
@@ -68,6 +84,7 @@ CHECK = Check(
     description="Images smaller than tiny_side pixels or with aspect ratio above max_aspect.",
     needs=("status", "width", "height"),
     run=run,
+    settings=OddSizeSettings,
     details=details,
     title="Odd sizes",
     # tiny or extreme images are often fine drawings: flagged, kept unless the policy says

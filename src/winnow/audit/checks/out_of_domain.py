@@ -1,16 +1,17 @@
 """out_of_domain: images of the other style, e.g. photographs in an illustration set.
 
 Unsupervised, from pixels only (never the file format, name or metadata): hand-crafted
-colour and texture statistics (`winnow.audit.style.features`) and, with `out_of_domain_learned`,
+colour and texture statistics (`winnow.audit.style.features`) and, with `learned`,
 the noise level a denoiser trained on the dataset itself finds (`winnow.audit.style.denoiser`),
 combined and thresholded by `winnow.audit.style.domain` (a median, its threshold, then one linear
-discriminant step learned from what the median flagged). Extra columns:
+discriminant step learned from what the median flagged). The settings are the audit
+config's `out_of_domain` section (`OutOfDomainSettings`). Extra columns:
     photo_likeness            the combined score (larger = more photographic), robust z units:
                               the median robust z of the photo statistics, or the discriminant
                               learned from that median's flags when there were enough
     out_of_domain_evidence    the feature family that pointed out of domain most (colour,
                               texture, learned)
-    out_of_domain_borderline  flagged, but with a probability below `out_of_domain_sure`
+    out_of_domain_borderline  flagged, but with a probability below `sure`
     out_of_domain_cleared     out of domain on its own pixels, but a copy of an in-domain
                               picture (its duplicate group, when near_duplicate ran first):
                               copies share their style
@@ -20,9 +21,11 @@ discriminant step learned from what the median flagged). Extra columns:
 from __future__ import annotations
 
 import time
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from winnow.audit.checks.base import (
     AuditContext,
@@ -42,6 +45,34 @@ from winnow.data.manifest import cache_positions, longer_sides
 
 _CHUNK = 2048
 MIN_ITEMS = 20  # below this a dataset has no "typical" image to compare with
+
+
+class OutOfDomainSettings(BaseModel):
+    """dominant_style: the style of the dataset (`auto` detects it); the other is flagged.
+    sure: out-of-domain probability from which a flag is sure (dropped by `clean`); flags
+      below it are borderline (sent to review).
+    learned: also train a small denoiser on the dataset's own detail crops and use the
+      noise it finds as one more statistic (`winnow.audit.style.denoiser`; about 25 s of
+      training plus 1 ms per image on 2 cores). Off by default: it reads JPEG ringing as
+      noise (docs/benchmarks.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    legacy_keys: ClassVar[dict[str, str]] = {
+        "dominant_style": "dominant_style",
+        "out_of_domain_sure": "sure",
+        "out_of_domain_learned": "learned",
+    }
+
+    dominant_style: Literal["auto", "drawing", "photo"] = "auto"
+    sure: float = 0.8
+    learned: bool = False
+
+    @field_validator("sure")
+    @classmethod
+    def _probability(cls, value: float) -> float:
+        if not 0.5 <= value <= 1:
+            raise ValueError(f"sure must be in [0.5, 1], got {value:g}")
+        return value
 
 
 def compute_features(
@@ -72,7 +103,7 @@ def compute_features(
 
 def run(context: AuditContext) -> CheckResult:
     started = time.perf_counter()
-    settings = context.settings
+    settings = CHECK.settings_of(context.settings)
     columns = empty_columns(CHECK, context.frame)
     columns["photo_likeness"] = np.nan
     columns["out_of_domain_evidence"] = pd.Series(None, index=columns.index, dtype=object)
@@ -84,7 +115,7 @@ def run(context: AuditContext) -> CheckResult:
         return CheckResult(
             columns=columns, summary={"skipped": f"fewer than {MIN_ITEMS} readable images"}
         )
-    features = compute_features(context, rows, learned=settings.out_of_domain_learned)
+    features = compute_features(context, rows, learned=settings.learned)
     # copies share their style when near_duplicate ran in the same audit (`Check.after`)
     copies = "duplicate_group" in context.frame
     groups = context.frame.loc[rows.index, "duplicate_group"] if copies else None
@@ -98,9 +129,7 @@ def run(context: AuditContext) -> CheckResult:
     columns.loc[rows.index, CHECK.issue_column] = flagged
     columns.loc[rows.index, "photo_likeness"] = likeness
     columns.loc[rows.index, "out_of_domain_evidence"] = strongest.where(flagged)
-    columns.loc[rows.index, "out_of_domain_borderline"] = flagged & (
-        probability < settings.out_of_domain_sure
-    )
+    columns.loc[rows.index, "out_of_domain_borderline"] = flagged & (probability < settings.sure)
     columns.loc[rows.index, "out_of_domain_cleared"] = cleared
     for column in (CHECK.issue_column, "out_of_domain_borderline", "out_of_domain_cleared"):
         columns[column] = columns[column].astype(bool)
@@ -138,7 +167,7 @@ def run(context: AuditContext) -> CheckResult:
             if result.weights is not None
             else None
         ),
-        "learned_representation": "denoiser" if settings.out_of_domain_learned else None,
+        "learned_representation": "denoiser" if settings.learned else None,
         "mixture_components": decision.components,
         "flagged": int(flagged.sum()),
         "copies_share_style": copies,
@@ -147,7 +176,7 @@ def run(context: AuditContext) -> CheckResult:
         "contamination_estimate": round(decision.contamination, 4),  # the mixture's, on pixels
         # what is flagged after copies share their style (cleared copies are not counted)
         "flagged_share": round(float(flagged.sum()) / max(len(rows), 1), 4),
-        "sure": settings.out_of_domain_sure,
+        "sure": settings.sure,
         "photo_likeness_threshold": threshold,
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -288,7 +317,7 @@ def _evidence_tag(evidence: object) -> str:
 
 
 def _borderline(frame: pd.DataFrame) -> pd.Series:
-    """Flags under the sure probability (`out_of_domain_sure`)."""
+    """Flags under the sure probability (the `sure` setting)."""
     column = frame.get("out_of_domain_borderline", pd.Series(False, index=frame.index))
     return column.fillna(False).astype(bool)
 
@@ -311,6 +340,7 @@ CHECK = Check(
         "reverse), from colour and texture statistics; unsupervised, pixels only."
     ),
     needs=("status", "width", "height", "cache_shard", "cache_index", "path", "label"),
+    settings=OutOfDomainSettings,
     run=run,
     details=details,
     extra_columns=(
@@ -321,7 +351,7 @@ CHECK = Check(
     ),
     after=("duplicate_group",),
     title="Out of domain",
-    # sure flags are dropped; those under `out_of_domain_sure` go to a person
+    # sure flags are dropped; those under `sure` go to a person
     clean_rules=(
         CleanRule("out_of_domain", "drop", "out_of_domain", rows=lambda f: ~_borderline(f)),
         CleanRule("out_of_domain_borderline", "review", "out_of_domain", rows=_borderline),

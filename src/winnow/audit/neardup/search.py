@@ -7,15 +7,16 @@ so a chain of look-alikes (A~B~C~…) never collapses a whole series into one gr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, field_validator
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from winnow.audit.config import AuditConfig
+from winnow.audit.config import AuditConfig, Fraction, NotNegative, PositiveInt
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     PROJECTION_SAMPLE,
@@ -37,33 +38,89 @@ LOSSLESS_FORMATS = {"PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
 NOISELESS_FORMATS = LOSSLESS_FORMATS - {"WEBP"}
 
 
-_AUDIT_DEFAULTS = AuditConfig()  # the keys shared with the audit config default from it
 IDENTICAL_DIFFERENCE = 0.01  # grey levels: aligned pictures closer than this are identical
 
+_NEAR_KEYS = (
+    "neighbours",
+    "min_correlation",
+    "min_detail",
+    "max_chroma_distance",
+    "max_greyed_area",
+    "max_changed_area",
+    "max_changed_area_full",
+    "max_same_size_change",
+    "series_size",
+    "series_margin",
+)
 
-@dataclass(frozen=True)
-class NearDuplicateSettings:
-    neighbours: int = _AUDIT_DEFAULTS.neighbours
-    min_correlation: float = _AUDIT_DEFAULTS.min_correlation
-    min_detail: float = _AUDIT_DEFAULTS.min_detail
-    max_chroma_distance: float = _AUDIT_DEFAULTS.max_chroma_distance
-    max_greyed_area: float = _AUDIT_DEFAULTS.max_greyed_area
-    max_changed_area: float = _AUDIT_DEFAULTS.max_changed_area
-    max_changed_area_full: float = _AUDIT_DEFAULTS.max_changed_area_full
-    max_same_size_change: float = _AUDIT_DEFAULTS.max_same_size_change
-    series_size: int = _AUDIT_DEFAULTS.series_size
-    series_margin: float = _AUDIT_DEFAULTS.series_margin
-    # candidates whose two descriptors both agree less than this are not verified; on the
-    # benchmark the lowest verified pair agrees 0.63, and of the 26,788 candidates below
-    # 0.55 three would verify, none of them a planted copy
+
+class NearDuplicateSettings(BaseModel):
+    """Settings of the near-duplicate search (the `near_duplicate` section of the audit
+    config; `leak` verifies its pairs with the same settings).
+
+    neighbours: candidates per image and descriptor.
+    min_correlation: aligned luminance correlation a pair must reach.
+    min_detail: aligned correlation of fine detail (edges) a pair must reach.
+    max_chroma_distance: largest colour difference of a pair (90th percentile over pixels,
+      0–510): the change of hue, weighted by how colourful the pixel is, plus half the
+      change of colourfulness; a brightness shift that clips a channel moves neither much.
+    max_greyed_area: largest fraction of pixels that may be a mid grey in one picture and
+      coloured in the other (a grey and a colour version of one icon); a brightness shift
+      keeps grey pixels grey, and clipping only greys colours at white or black.
+    max_changed_area: largest fraction of pixels that may differ after aligning a pair
+      (added strokes, marks, another frame or text make two look-alike drawings different
+      pictures); a pixel differs when it is more than 40 grey levels from every pixel
+      within one pixel's reach of it in the other picture. Measured at 64 px.
+    max_changed_area_full: the same limit when a verified pair is compared again at the
+      cache's full 128 px, where thin frames, corner ornaments and small marks show up.
+    max_same_size_change: a verified pair of two files with the same width and height (and
+      decoded the same way) is compared again pixel for pixel, with no alignment and no
+      blur: no resize lies between them to forgive. It is dropped when more than this
+      share of its ink (pixels away from each picture's dominant colour) differs by more
+      than 40 grey levels after the best brightness/contrast map.
+    series_size: pictures linked by verified pairs form clusters; copies of one picture
+      make a small one, a series of genuinely similar drawings (a thousand spirograph
+      stars) a large one. In a cluster of more than series_size pictures a pair is
+      reported only if it is one picture's best match by more than series_margin (detail
+      correlation less ink difference / 100, compared again at the cache's full 128 px).
+    min_descriptor_similarity: candidates whose two descriptors both agree less than this
+      are not verified (on the benchmark the lowest verified pair agrees 0.63; of the
+      26,788 candidates below 0.55 three would verify, none of them a planted copy).
+    batch_pairs: pairs verified per batch (memory against overhead).
+    exact_index_limit: above this many items the candidate search uses an HNSW index
+      (sub-quadratic) instead of an exact one.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # the flat audit keys of earlier versions (`min_correlation: 0.92` at the top level)
+    legacy_keys: ClassVar[dict[str, str]] = {key: key for key in _NEAR_KEYS}
+
+    neighbours: PositiveInt = 8
+    min_correlation: float = 0.90
+    min_detail: float = 0.90
+    max_chroma_distance: float = 50.0
+    max_greyed_area: Fraction = 0.02
+    max_changed_area: Fraction = 0.002
+    max_changed_area_full: Fraction = 0.01
+    max_same_size_change: Fraction = 0.01
+    series_size: PositiveInt = 32
+    series_margin: NotNegative = 0.01
     min_descriptor_similarity: float = 0.55
-    batch_pairs: int = 384
-    exact_index_limit: int = 20_000  # above this many items, an HNSW index (sub-quadratic)
+    batch_pairs: PositiveInt = 384
+    exact_index_limit: PositiveInt = 20_000
+
+    @field_validator("min_correlation")
+    @classmethod
+    def _correlation_range(cls, value: float) -> float:
+        if not 0 < value <= 1:
+            raise ValueError(f"min_correlation must be in (0, 1], got {value:g}")
+        return value
 
     @classmethod
     def of(cls, config: AuditConfig) -> NearDuplicateSettings:
-        """The search settings, taken from the audit config keys of the same names."""
-        return cls(**config.model_dump(include={f.name for f in fields(cls)}))
+        """The `near_duplicate` section of an audit config (defaults where not given)."""
+        given = (config.model_extra or {}).get("near_duplicate")
+        return given if isinstance(given, cls) else cls()
 
 
 def exact_keys(frame: pd.DataFrame) -> pd.Series:
