@@ -40,7 +40,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
-# the experiment grid (16 runs × 1.5 min) on the run `make bench` prepared
+# the model grid (every registered model, 2 min each) on the run `make bench` prepared
 bench-grid: $(STAMP)
 	$(VENV)/bin/winnow experiment benchmarks/grid.yaml
 

@@ -117,6 +117,9 @@ def bench_train(
         wall = time.perf_counter() - started
         evaluation = evaluate(clean_test, trained.best)
         scores = evaluation.scores_without_leaks or evaluation.scores
+        # every test file's prediction, for paired comparisons (benchmarks/paired.py)
+        predictions = trained.out_dir / "test_predictions.csv"
+        evaluation.rows[["path", "label", "predicted"]].to_csv(predictions, index=False)
         floor = floor_images_per_second(config, len(trained.summary["classes"]))
         achieved = trained.summary["plan"]["train_images_per_second"]
         results.append(
@@ -139,7 +142,7 @@ def bench_train(
                 "images_per_second": achieved,
                 "floor_images_per_second": round(floor, 1),
                 "throughput_ratio": round(achieved / floor, 3) if achieved else None,
-                "report": str(trained.out_dir / "evaluate"),
+                "predictions": str(predictions),
             }
         )
         print(json.dumps(results[-1]), flush=True)

@@ -52,7 +52,8 @@ def load_folder(folder: Path, classes: list[str] | None = None):
         pixels = list(pool.map(load, [f for f, _ in files], chunksize=32))
     kept = [i for i, p in enumerate(pixels) if p is not None]
     images = torch.from_numpy(np.stack([pixels[i] for i in kept])).permute(0, 3, 1, 2)
-    return images.contiguous(), torch.tensor([files[i][1] for i in kept]), classes
+    paths = [files[i][0].relative_to(folder).as_posix() for i in kept]
+    return images.contiguous(), torch.tensor([files[i][1] for i in kept]), classes, paths
 
 
 def block(cin: int, cout: int) -> nn.Module:
@@ -91,7 +92,7 @@ def run(train_dir: Path, test_dir: Path, minutes: float, seed: int) -> dict:
     torch.manual_seed(seed)
     np.random.seed(seed)
     tick = time.perf_counter()
-    images, labels, classes = load_folder(train_dir)
+    images, labels, classes, _ = load_folder(train_dir)
     decode_seconds = time.perf_counter() - tick
     rng = np.random.default_rng(seed)
     val_mask = np.zeros(len(labels), dtype=bool)
@@ -144,7 +145,7 @@ def run(train_dir: Path, test_dir: Path, minutes: float, seed: int) -> dict:
         return torch.cat(out).numpy()
 
     val_pred = predict(images[val_mask])
-    test_x, test_y, _ = load_folder(test_dir, classes)
+    test_x, test_y, _, test_paths = load_folder(test_dir, classes)
     y_true, y_pred = test_y.numpy(), predict(test_x)
     present = sorted(set(y_true.tolist()))
     return {
@@ -162,6 +163,10 @@ def run(train_dir: Path, test_dir: Path, minutes: float, seed: int) -> dict:
             y_true, y_pred, labels=present, target_names=[classes[i] for i in present],
             zero_division=0,
         ),
+        # per test file (path relative to TEST_DIR, predicted class): for paired comparisons
+        "predictions": {
+            path: classes[i] for path, i in zip(test_paths, y_pred.tolist(), strict=True)
+        },
     }  # fmt: skip
 
 

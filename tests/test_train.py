@@ -180,7 +180,11 @@ def test_decay_and_init_choose_what_is_shrunk_and_how_layers_start() -> None:
     from winnow.training.module import ClassifierModule
 
     def module(**settings) -> ClassifierModule:
-        config = TrainConfig(model="fastnet", model_params={"width": 8}, **settings)
+        config = TrainConfig(
+            model="fastnet",
+            model_params={"width": 8},
+            **{"decay": "weights", "init": "model", **settings},
+        )
         return ClassifierModule(config, ["a", "b"], [5, 5], (0.5,) * 3, (0.2,) * 3, 10, {})
 
     def groups(built: ClassifierModule) -> list[tuple[float, int]]:

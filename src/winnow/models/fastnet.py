@@ -3,15 +3,18 @@
 In the spirit of ResNet-9 and airbench: the resolution drops early and the channels grow
 where the maps are small, so most of the compute runs on 16 × 16 and smaller maps.
 
-    stem      3×3 conv, stride 2 (64 px → 32 px), BN, ReLU                 width channels
-    stage i   3×3 conv, stride 2, BN, ReLU, then `blocks` residual blocks   width · 2^(i+1)
-              (two 3×3 conv-BN, identity shortcut, ReLU after the sum)
+    stem      3×3 conv, stride 2 (64 px → 32 px), BN, ReLU                  width channels
+    stage i   an entry that halves the side: with `residual_down` (the       width · 2^(i+1)
+              default) ResNet's basic block, stride 2, with a 1×1 projection
+              shortcut; without it one 3×3 stride-2 conv, BN, ReLU. Then
+              `blocks` residual blocks (two 3×3 conv-BN, identity shortcut)
     head      global average pool, dropout, linear
 
-With the defaults (3 stages, width 32, no residual blocks: a plain strided-conv stack of
-~10 M multiply-adds at 64 px) it trains ~2.7× faster on a CPU than with one block per
-stage, at the same validation score on the benchmark (docs/benchmarks.md); `blocks`
-adds depth where a bigger budget or folder pays for it.
+The defaults (3 stages, width 32, residual entries, no further blocks) are the winner of
+the 10-minute CPU comparison in docs/benchmarks.md. `residual_down=false` leaves a plain
+strided stack of four convolutions that trains about 2.5× more images per second (the
+label_issue check's fold models use it); `blocks` adds depth where a bigger budget or
+folder pays for it.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def fastnet(
     stages: int = 3,
     blocks: int = 0,
     dropout: float = 0.0,
-    residual_down: bool = False,
+    residual_down: bool = True,
 ) -> Classifier:
     return FastNet(num_classes, width, stages, blocks, dropout, residual_down)
 

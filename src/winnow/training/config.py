@@ -13,11 +13,11 @@ class TrainConfig(BaseModel):
     model, model_params: a registered model and its parameters (see `winnow models`).
     image_size: training side in pixels; the pixel cache is resized to it once, in RAM.
     batch_size, lr, weight_decay: AdamW with a one-cycle schedule over the whole run.
-    decay: which parameters weight decay shrinks: `weights` (convolution and linear
-      weights; norms and biases are left alone) or `all` (every parameter, batch-norm
-      scales included, as a plain `AdamW(model.parameters())` does).
-    init: `model` (the model family's own initialisation: Kaiming-normal convolutions) or
-      `torch` (PyTorch's default initialisation of every layer, `reset_parameters`).
+    decay: which parameters weight decay shrinks: `all` (every parameter, batch-norm
+      scales included, as a plain `AdamW(model.parameters())` does; the default) or
+      `weights` (convolution and linear weights; norms and biases are left alone).
+    init: `torch` (PyTorch's default initialisation of every layer, `reset_parameters`;
+      the default) or `model` (the model family's own: Kaiming-normal convolutions).
     warmup_fraction: share of the run spent raising the learning rate.
     max_minutes: training budget. A few real steps are timed to plan the step count; the
       schedule then follows whichever is further along, steps or elapsed budget, so a run
@@ -64,8 +64,8 @@ class TrainConfig(BaseModel):
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.05
-    decay: Literal["weights", "all"] = "weights"
-    init: Literal["model", "torch"] = "model"
+    decay: Literal["weights", "all"] = "all"
+    init: Literal["model", "torch"] = "torch"
     warmup_fraction: float = 0.25
     max_minutes: float = 10.0
     max_steps: int | None = None
