@@ -136,7 +136,9 @@ def test_settings_come_from_the_blank_section_or_the_old_flat_keys(audited, tmp_
 
 
 def test_a_wrong_blank_setting_is_named_with_its_section() -> None:
-    with pytest.raises(ConfigError, match="in the blank section; did you mean 'max_ink'"):
+    with pytest.raises(
+        ConfigError, match="Unknown blank section key 'max_inks'; did you mean 'max_ink'"
+    ):
         build_config(AuditConfig, {"blank": {"max_inks": 0.1}})
     with pytest.raises(ConfigError, match=r"blank\.tolerance"):
         build_config(AuditConfig, {"blank": {"tolerance": 300}})

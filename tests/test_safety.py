@@ -398,3 +398,20 @@ def test_weights_errors_say_what_the_file_is(tmp_path: Path) -> None:
         assert result.exit_code == 2 and says in result.output, result.output
         assert "weights_only" not in result.output and "Traceback" not in result.output
         assert "Weights are a best.ckpt" in result.output
+
+
+def test_a_five_image_folder_runs_and_says_when_validation_is_empty(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for i, label in enumerate(["cat", "cat", "dog", "dog", "dog"]):
+        _picture(data / label / f"{i}.png", (60 * (i % 3), 90, 200), i)
+    result = runner.invoke(
+        app, ["run", str(data), "--out", str(tmp_path / "r"), "--max-minutes", "0.05"]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "validation split is empty: 5 training images" in result.output
+    assert "--val 0.5 --test 0" in result.output
+    # what the message says to do: a larger validation share, then training
+    result = runner.invoke(app, ["split", str(tmp_path / "r"), "--val", "0.5", "--test", "0"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", str(tmp_path / "r"), "--max-minutes", "0.05"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output

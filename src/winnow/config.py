@@ -33,19 +33,26 @@ def unknown_name(kind: str, name: str, available: list[str]) -> str:
     )
 
 
+def unknown_key(data: dict[str, Any], known: list[str], what: str) -> str | None:
+    """`Unknown WHAT key 'x'; did you mean 'y'? Valid keys: …` for the first key of `data`
+    not in `known`; None when every key is known."""
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return f"Unknown {what} key {key!r}{hint} Valid keys: {', '.join(known)}."
+    return None
+
+
 def _explain_unknown_keys(model: type[BaseModel], data: dict[str, Any]) -> None:
     """Refuse a key the model does not know; a model that takes keys beyond its fields
     (the audit config's check sections, the clean policy's check keys) lists them in
     `extra_keys()`."""
     extra = getattr(model, "extra_keys", None)
     known = list(model.model_fields) + (list(extra()) if extra else [])
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"Unknown {model.__name__} key {key!r}{hint} Valid keys: {', '.join(known)}."
-            )
+    message = unknown_key(data, known, model.__name__)
+    if message:
+        raise ConfigError(message)
 
 
 def build_config(model: type[M], data: dict[str, Any]) -> M:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
@@ -132,14 +131,11 @@ def _legacy(model: type[BaseModel]) -> dict[str, str]:
 
 
 def _refuse_unknown(name: str, model: type[BaseModel], section: dict[str, Any]) -> None:
-    known = list(model.model_fields)
-    for key in section:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"unknown key {key!r} in the {name} section{hint} Valid keys: {', '.join(known)}"
-            )
+    from winnow.config import unknown_key
+
+    message = unknown_key(section, list(model.model_fields), f"{name} section")
+    if message:
+        raise ValueError(message)
 
 
 def _problems(name: str, exc: ValidationError) -> str:

@@ -56,7 +56,10 @@ def select_rows(frame: pd.DataFrame, cleaning: bool) -> SplitRows:
         raise TrainingDataError(f"Training needs at least 2 classes; found {classes}.")
     if parts["val"].empty:
         raise TrainingDataError(
-            "The validation split is empty. Run 'winnow split RUN --val 0.1' (or larger)."
+            f"The validation split is empty: {len(parts['train'])} training images are too "
+            "few for the split's validation share (a class goes to validation only once it "
+            "holds about 1 / share images). Split again with a larger share, e.g. 'winnow "
+            "split RUN --val 0.5 --test 0', then 'winnow train RUN'; or add images."
         )
     index = {name: i for i, name in enumerate(classes)}
     frames = {}
