@@ -1,10 +1,11 @@
 """label_issue: images whose class folder a classifier that never saw them contradicts.
 
 Out-of-fold probabilities (`winnow.training.crossval`: `folds` short from-scratch
-trainings with `winnow train`'s recipe, folds stratified and group-aware so duplicates
-share one, `minutes` in all; the audit config's `label_issue` section) judged by confident learning
-(`winnow.audit.confident`). This finds a mislabelled picture whether or not a copy of it
-sits in the right class, which is all the duplicate checks can see. Extra columns:
+trainings with `winnow train`'s recipe on fastnet's faster plain strided stack, folds
+stratified and group-aware so duplicates share one, `minutes` in all; the audit config's
+`label_issue` section) judged by confident learning (`winnow.audit.confident`). This
+finds a mislabelled picture whether or not a copy of it sits in the right class, which is
+all the duplicate checks can see. Extra columns:
     suggested_label   the class the issue most likely belongs to (empty when no issue)
 The table `label_issue_probabilities` holds every judged row's out-of-fold probabilities
 (one column per class), for `winnow review` and for anyone's own analysis.
