@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from winnow.audit.checks.near_duplicate import CHECK as NEAR_DUPLICATE
 from winnow.audit.config import AuditConfig
-from winnow.audit.neardup.search import NearDuplicateSettings
 from winnow.config import ConfigError, build_config, load_config
 from winnow.data.config import ScanConfig
 
@@ -57,4 +57,4 @@ def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
 def test_changed_area_limits_are_fractions(key: str) -> None:
     with pytest.raises(ConfigError, match=r"fraction in \[0, 1\], got 2"):
         build_config(AuditConfig, {key: 2})
-    assert getattr(NearDuplicateSettings.of(build_config(AuditConfig, {key: 0.5})), key) == 0.5
+    assert getattr(NEAR_DUPLICATE.settings_of(build_config(AuditConfig, {key: 0.5})), key) == 0.5

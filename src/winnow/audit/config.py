@@ -63,9 +63,8 @@ class AuditConfig(BaseModel):
         """The check names that take a settings section, and their legacy flat keys."""
         from winnow.audit.checks import available_checks
 
-        sections = {name: check.settings for name, check in available_checks().items()}
-        names = [name for name, model in sections.items() if model]
-        return names + [key for model in sections.values() if model for key in _legacy(model)]
+        checks = available_checks()
+        return [name for name, check in checks.items() if check.settings] + list(_legacy(checks))
 
     @model_validator(mode="before")
     @classmethod
@@ -78,12 +77,7 @@ class AuditConfig(BaseModel):
         from winnow.audit.checks import available_checks
 
         checks = available_checks()
-        legacy = {
-            old: (name, new)
-            for name, check in checks.items()
-            if check.settings
-            for old, new in _legacy(check.settings).items()
-        }
+        legacy = _legacy(checks)
         data = dict(data)
         sections: dict[str, Any] = {}
         for key in [k for k in data if k not in cls.model_fields]:
@@ -125,9 +119,15 @@ class AuditConfig(BaseModel):
         return AuditConfig(**{**self.model_dump(include=set(type(self).model_fields)), **sections})
 
 
-def _legacy(model: type[BaseModel]) -> dict[str, str]:
-    """A settings model's old flat audit keys → its field names."""
-    return dict(getattr(model, "legacy_keys", {}) or {})
+def _legacy(checks: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Every old flat audit key → (the check whose section it belongs to, its field there),
+    from each settings model's `legacy_keys`."""
+    return {
+        old: (name, new)
+        for name, check in checks.items()
+        if check.settings
+        for old, new in (getattr(check.settings, "legacy_keys", None) or {}).items()
+    }
 
 
 def _refuse_unknown(name: str, model: type[BaseModel], section: dict[str, Any]) -> None:
@@ -139,7 +139,7 @@ def _refuse_unknown(name: str, model: type[BaseModel], section: dict[str, Any]) 
 
 
 def _problems(name: str, exc: ValidationError) -> str:
-    """`label_issue.folds: Input should be greater than or equal to 2` for each error."""
+    """`label_issue.folds: folds must be at least 2, got 1` for each error."""
     return "; ".join(
         f"{'.'.join(str(p) for p in (name, *err['loc']))}: "
         + err["msg"].removeprefix("Value error, ")

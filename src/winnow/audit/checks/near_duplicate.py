@@ -34,7 +34,7 @@ from winnow.audit.sections import count, duplicate_groups
 
 def settings_of(context: AuditContext) -> NearDuplicateSettings:
     """The search settings: the audit config's `near_duplicate` section."""
-    return NearDuplicateSettings.of(context.settings)
+    return CHECK.settings_of(context.settings)
 
 
 def representatives(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

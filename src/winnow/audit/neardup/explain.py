@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from winnow.audit.checks.near_duplicate import CHECK as NEAR_DUPLICATE
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
 from winnow.audit.neardup.search import (
@@ -129,7 +130,7 @@ def _settings(run_dir: Path, config: Path | None) -> tuple[NearDuplicateSettings
         audit_config, source = load_config(AuditConfig, saved, {}), str(saved)
     else:
         audit_config, source = AuditConfig(), "defaults (no audit config found)"
-    return NearDuplicateSettings.of(audit_config), source
+    return NEAR_DUPLICATE.settings_of(audit_config), source
 
 
 def _fmt(value: float) -> str:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from winnow.audit.config import AuditConfig, Fraction, NotNegative, PositiveInt
+from winnow.audit.config import Fraction, NotNegative, PositiveInt
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     PROJECTION_SAMPLE,
@@ -115,12 +115,6 @@ class NearDuplicateSettings(BaseModel):
         if not 0 < value <= 1:
             raise ValueError(f"min_correlation must be in (0, 1], got {value:g}")
         return value
-
-    @classmethod
-    def of(cls, config: AuditConfig) -> NearDuplicateSettings:
-        """The `near_duplicate` section of an audit config (defaults where not given)."""
-        given = (config.model_extra or {}).get("near_duplicate")
-        return given if isinstance(given, cls) else cls()
 
 
 def exact_keys(frame: pd.DataFrame) -> pd.Series:
