@@ -31,6 +31,10 @@ def review_run(demo_run, tmp_path: Path) -> tuple[Path, Path]:
     return data, copy
 
 
+# the grid is drawn from the newest answer (a tab switch reloads it asynchronously)
+LOADED = "#grid[aria-busy=false] .item.focus"
+
+
 def _client(run: Path) -> TestClient:
     return TestClient(create_review_app(run))
 
@@ -192,7 +196,7 @@ def test_keyboard_only_review_in_a_real_browser(browser_page, review_run, tmp_pa
     classes = sorted(frame["label"].dropna().unique())
     with ServerThread(create_review_app(run)) as url:
         page.goto(url)
-        page.wait_for_selector(".item.focus")
+        page.wait_for_selector(LOADED)
         assert "winnow review" in page.title()
         first = page.locator(".item.focus").get_attribute("data-id")
         page.keyboard.press("g")  # accept the first duplicate group's suggestion
@@ -208,7 +212,7 @@ def test_keyboard_only_review_in_a_real_browser(browser_page, review_run, tmp_pa
 
         # next tab, drop the first item, relabel the next with a number key, undo it
         page.keyboard.press("]")
-        page.wait_for_selector(".item.focus")
+        page.wait_for_selector(LOADED)
         tab = page.locator("#tabs button[aria-selected=true]").get_attribute("data-tab")
         target = int(page.locator(".item.focus").get_attribute("data-id"))
         page.keyboard.press("x")
@@ -239,7 +243,7 @@ def test_keyboard_only_review_in_a_real_browser(browser_page, review_run, tmp_pa
         page.wait_for_selector("#overlay", state="hidden")
         # shift + arrows select a range; k keeps all of it
         page.keyboard.press("[")
-        page.wait_for_selector(".item.focus")
+        page.wait_for_selector(LOADED)
         page.keyboard.press("Shift+ArrowRight")
         assert page.locator(".item.selected").count() == 2
         page.screenshot(path=str(tmp_path / "review.png"))
@@ -296,7 +300,7 @@ def test_ten_thousand_flags_are_paged_and_stay_responsive(browser_page, review_r
     page = browser_page
     with ServerThread(create_review_app(run, data)) as url:
         page.goto(url)
-        page.wait_for_selector(".item.focus")
+        page.wait_for_selector(LOADED)
         assert "10000 undecided / 10000" in page.locator("#tabs").inner_text()
         assert page.locator(".item").count() == 120
         assert "1–120 of 10000" in page.locator("body").inner_text()
