@@ -54,6 +54,7 @@ from winnow.audit.style.domain import (
     verdict,
 )
 from winnow.audit.style.features import FAMILY_FEATURES, FEATURES, photo_like_features
+from winnow.audit.style.selftrain import self_trained
 from winnow.data.cache import PixelCache
 from winnow.data.manifest import cache_positions, longer_sides, read_manifest
 
@@ -147,17 +148,48 @@ DRAWING_SHARES = (0.03, 0.10, 0.20)
 DRAWS = 3
 
 
-def both_ways(features: pd.DataFrame, truth: np.ndarray) -> list[dict]:
+def default_decision(
+    features: pd.DataFrame,
+    rows: pd.DataFrame,
+    cache: PixelCache,
+    groups: pd.Series | None = None,
+    swapped: dict[int, tuple[np.ndarray, np.ndarray, int]] | None = None,
+) -> Verdict:
+    """What the check decides with its default settings: the verdict, then self-training
+    (`winnow.audit.style.selftrain`) on pixels read from `cache` for `rows` (aligned with
+    `features`); `swapped` replaces some positions' pixels (detail crop, longer side)."""
+    result = verdict(features, groups=groups)
+
+    def load(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chosen = rows.iloc[positions]
+        where = cache_positions(chosen)
+        pixels, detail = np.array(cache.take(*where)), np.array(cache.take_detail(*where))
+        longer = np.array(longer_sides(chosen))
+        for k, position in enumerate(positions):
+            if swapped and int(position) in swapped:
+                pixels[k], detail[k], longer[k] = swapped[int(position)]
+        return pixels, detail, longer
+
+    return self_trained(result, features, load, cache.background, groups)
+
+
+def _subset(rows: pd.DataFrame, features: pd.DataFrame, pick: np.ndarray):
+    return rows.iloc[pick].reset_index(drop=True), features.iloc[pick].reset_index(drop=True)
+
+
+def both_ways(
+    features: pd.DataFrame, truth: np.ndarray, rows: pd.DataFrame, cache: PixelCache
+) -> list[dict]:
     """The shipped decision on clean subsets and on photo sets with drawings mixed in."""
-    rows = []
+    table = []
     for name, keep in (("drawings only", ~truth), ("photographs only", truth)):
-        result = verdict(features[keep].reset_index(drop=True))
-        rows.append(
+        result = default_decision(*reversed(_subset(rows, features, np.flatnonzero(keep))), cache)
+        table.append(
             {
                 "set": name,
                 "images": int(keep.sum()),
                 "styles": [result.style],
-                "flagged": [int(result.decision.flagged.sum())],
+                "flagged": [int(result.flagged.sum())],
             }
         )
     photos, drawings = np.flatnonzero(truth), np.flatnonzero(~truth)
@@ -166,35 +198,38 @@ def both_ways(features: pd.DataFrame, truth: np.ndarray) -> list[dict]:
         row: dict = {"set": f"photographs + {share:.0%} drawings", "images": len(photos) + count}
         for seed in range(DRAWS):
             pick = np.r_[photos, np.random.default_rng(seed).choice(drawings, count, False)]
-            result = verdict(features.iloc[pick].reset_index(drop=True))
+            result = default_decision(*reversed(_subset(rows, features, pick)), cache)
             odd = ~truth[pick]  # the drawings are out of domain here
-            flags = result.decision.flagged
+            flags = result.flagged
             row.setdefault("styles", []).append(result.style)
             row.setdefault("flagged", []).append(int(flags.sum()))
             for key, value in _other_style_scores(odd, -result.likeness, flags).items():
                 row.setdefault(key, []).append(value)
-        rows.append(row)
-    return rows
+        table.append(row)
+    return table
 
 
 MINORITY_SHARES = (0.035, 0.10, 0.15, 0.20, 0.30, 0.40, 0.60, 0.70, 0.80, 0.90, 0.97)
 
 
-def minority_sweep(features: pd.DataFrame, truth: np.ndarray, seed: int = 0) -> list[dict]:
-    """The decision (features alone) on folders with a growing share of photographs: all 261
-    with a random draw of the drawings (at 3.5 %, all of them: the benchmark itself).
-    AUROC, precision and recall are of whichever style the decision calls the other one."""
+def minority_sweep(
+    features: pd.DataFrame, truth: np.ndarray, rows: pd.DataFrame, cache: PixelCache, seed: int = 0
+) -> list[dict]:
+    """The default decision (no duplicate groups) on folders with a growing share of
+    photographs: all 261 with a random draw of the drawings (at 3.5 %, all of them: the
+    benchmark itself). AUROC, precision and recall are of whichever style the decision calls
+    the other one."""
     photos, drawings = np.flatnonzero(truth), np.flatnonzero(~truth)
-    rows = []
+    table = []
     for share in MINORITY_SHARES:
         count = int(round(len(photos) * (1 - share) / share))
         rng = np.random.default_rng(seed)
         drawn = drawings if count >= len(drawings) else rng.choice(drawings, count, False)
         pick = np.r_[photos, drawn]
-        result = verdict(features.iloc[pick].reset_index(drop=True))
+        result = default_decision(*reversed(_subset(rows, features, pick)), cache)
         odd = truth[pick] if result.style == "drawing" else ~truth[pick]
         flags = result.flagged
-        rows.append(
+        table.append(
             {
                 "photo_share": round(float(truth[pick].mean()), 3),
                 "images": int(len(pick)),
@@ -205,7 +240,7 @@ def minority_sweep(features: pd.DataFrame, truth: np.ndarray, seed: int = 0) -> 
                 **_other_style_scores(odd, result.direction * result.likeness, flags),
             }
         )
-    return rows
+    return table
 
 
 JPEG_SAMPLE = 300
@@ -256,10 +291,19 @@ def jpeg_without_twins(
             copy_cache.background,
             copy_cache.take_detail(*where),
         )
+        jpeg_pixels = np.array(copy_cache.take(*where))
+        jpeg_detail = np.array(copy_cache.take_detail(*where))
     positions = chosen[[int(Path(p).stem) for p in scanned["path"]]]
     swapped = features.copy()
     swapped.iloc[positions] = jpeg_features[list(features.columns)].to_numpy()
-    result = verdict(swapped, groups=rows.get("duplicate_group"))  # the 300: no group
+    longer = longer_sides(scanned)
+    pixels = {
+        int(p): (jpeg_pixels[k], jpeg_detail[k], int(longer[k])) for k, p in enumerate(positions)
+    }
+    groups = rows["duplicate_group"].reset_index(drop=True) if "duplicate_group" in rows else None
+    result = default_decision(  # the 300: no group
+        swapped, rows.reset_index(drop=True), cache, groups, pixels
+    )
     flags = result.flagged
     return {
         "drawings": int(len(positions)),
@@ -291,7 +335,11 @@ def ablation(run: Path, truth_file: Path) -> dict:
     jpeg = (rows["format"] == "JPEG").to_numpy()
     z = robust_z(features)
     # as the check decides: copies share their style when the run was audited
-    shipped = verdict(features, groups=rows.get("duplicate_group"))
+    groups = rows["duplicate_group"].reset_index(drop=True) if "duplicate_group" in rows else None
+    shipped = verdict(features, groups=groups)
+    started = time.perf_counter()
+    default = default_decision(features, rows.reset_index(drop=True), cache, groups)
+    self_training_seconds = time.perf_counter() - started
     median, first = median_likeness(z), shipped.first
     combined, decision = shipped.likeness, shipped.decision
     top = int(first.flagged.sum())
@@ -310,7 +358,10 @@ def ablation(run: Path, truth_file: Path) -> dict:
         _row("combined: + discriminant step", truth, combined, decision.flagged, jpeg, top)
     )
     if "duplicate_group" in rows:
-        table.append(_row("shipped (copies share style)", truth, combined, shipped.flagged, jpeg))
+        table.append(_row("+ copies share style", truth, combined, shipped.flagged, jpeg))
+    table.append(
+        _row("default: + self-training", truth, default.likeness, default.flagged, jpeg, top)
+    )
     all_features = features.assign(learned_noise=learned)
     with_learned = verdict(all_features)
     table.append(
@@ -339,14 +390,15 @@ def ablation(run: Path, truth_file: Path) -> dict:
         "feature_seconds": round(seconds, 2),
         "learned_train_seconds": round(learned_train, 2),
         "learned_seconds": round(learned_seconds, 2),
+        "self_training_seconds": round(self_training_seconds, 2),
         "contamination_estimate": round(decision.contamination, 4),
         "true_contamination": round(float(truth.mean()), 4),
         "table": table,
         "supervised_ceiling": ceiling,
-        "clean": what_clean_does(shipped, truth),
-        "both_ways": both_ways(features, truth),
-        "minority_sweep": minority_sweep(features, truth),
-        "jpeg_without_twins": jpeg_without_twins(run, rows, features, truth, shipped),
+        "clean": what_clean_does(default, truth),
+        "both_ways": both_ways(features, truth, rows, cache),
+        "minority_sweep": minority_sweep(features, truth, rows, cache),
+        "jpeg_without_twins": jpeg_without_twins(run, rows, features, truth, default),
     }
 
 
@@ -361,7 +413,8 @@ def report(result: dict) -> str:
         f"(features {result['feature_seconds']} s; contamination estimate "
         f"{100 * result['contamination_estimate']:.1f} % vs true "
         f"{100 * result['true_contamination']:.1f} %; learned denoiser "
-        f"{result['learned_seconds']} s, of which training {result['learned_train_seconds']} s)",
+        f"{result['learned_seconds']} s, of which training {result['learned_train_seconds']} s; "
+        f"self-training {result.get('self_training_seconds')} s)",
         f"{'evidence':36s} {'AUROC':>6s} {'flagged':>8s} {'precision':>9s} {'recall':>7s} "
         f"{'JPEG drawings flagged':>21s} {'precision, top N':>16s} "
         f"{'recall: JPEG / PNG photos':>25s}",

@@ -34,6 +34,7 @@ from bench_results import save_result
 from build_photos import build
 from winnow.audit.style.domain import verdict
 from winnow.audit.style.features import photo_like_features
+from winnow.audit.style.selftrain import self_trained
 from winnow.data.cache import PixelCache
 from winnow.data.manifest import cache_positions, longer_sides, read_manifest
 from winnow.data.scan import scan
@@ -69,11 +70,38 @@ def _groups(rows: pd.DataFrame, keep: np.ndarray) -> pd.Series | None:
     return rows.loc[keep, "duplicate_group"].reset_index(drop=True)
 
 
-def judged(features: pd.DataFrame, rows: pd.DataFrame, keep: np.ndarray, truth: np.ndarray):
-    """The shipped verdict on the rows `keep`, with its overall numbers."""
+def loader(run: Path, rows: pd.DataFrame):
+    """Pixels, detail crops and longer sides of `rows` at given positions, as the check reads
+    them for self-training."""
+    cache = PixelCache(run)
+
+    def load(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chosen = rows.iloc[positions]
+        where = cache_positions(chosen)
+        return cache.take(*where), cache.take_detail(*where), longer_sides(chosen)
+
+    return load, cache.background
+
+
+SELF_TRAINING = True  # off with --statistics-only: the decision before self-training
+
+
+def shipped(features: pd.DataFrame, groups: pd.Series | None, run: Path, rows: pd.DataFrame):
+    """What the check decides with its default settings (`self_training` on)."""
+    result = verdict(features, groups=groups)
+    if not SELF_TRAINING:
+        return result
+    load, background = loader(run, rows)
+    return self_trained(result, features, load, background, groups)
+
+
+def judged(
+    features: pd.DataFrame, rows: pd.DataFrame, keep: np.ndarray, truth: np.ndarray, run: Path
+):
+    """The shipped decision on the rows `keep`, with its overall numbers."""
     chosen = features[keep].reset_index(drop=True)
     started = time.perf_counter()
-    result = verdict(chosen, groups=_groups(rows, keep))
+    result = shipped(chosen, _groups(rows, keep), run, rows[keep].reset_index(drop=True))
     seconds = time.perf_counter() - started
     flags, photos = result.flagged, truth[keep]
     numbers = {
@@ -81,6 +109,7 @@ def judged(features: pd.DataFrame, rows: pd.DataFrame, keep: np.ndarray, truth: 
         "photographs": int(photos.sum()),
         "style": result.style,
         "flagged": int(flags.sum()),
+        "self_trained_seeds": result.self_trained,
         "decide_seconds": round(seconds, 2),
     }
     if 0 < photos.sum() < len(photos):
@@ -140,7 +169,10 @@ def supervised_ceiling(features: pd.DataFrame, truth: np.ndarray, source: np.nda
 
 
 def demo_without_photos() -> dict:
-    """The demo dataset with its photo-like images removed, scanned and judged."""
+    """The demo dataset with its photo-like images removed, scanned and audited as `winnow
+    audit` does (near_duplicate first, so copies share their style)."""
+    from winnow.audit.config import AuditConfig
+    from winnow.audit.runner import run_audit
     from winnow.workflows.demo import make_demo_dataset
 
     with tempfile.TemporaryDirectory() as folder:
@@ -151,9 +183,12 @@ def demo_without_photos() -> dict:
             (data / name).unlink()
         run = root / "run"
         scanned(data, run)
-        rows, features, _ = features_of(run)
-        flags = verdict(features).flagged
-        return {"images": len(rows), "flagged": int(flags.sum())}
+        checks = ["exact_duplicate", "near_duplicate", "out_of_domain"]
+        run_audit(run, AuditConfig(checks=checks))
+        frame = read_manifest(run)
+        readable = frame[frame["status"] == "ok"]
+        flagged = readable["is_out_of_domain_issue"].astype(bool)
+        return {"images": len(readable), "flagged": int(flagged.sum())}
 
 
 def benchmark(root: Path, hold_back: str | None = None) -> dict:
@@ -169,14 +204,14 @@ def benchmark(root: Path, hold_back: str | None = None) -> dict:
     source = rows["path"].map(kinds).fillna("").to_numpy()
     truth = source != ""
     everything = np.ones(len(rows), dtype=bool)
-    result, overall = judged(features, rows, everything, truth)
+    result, overall = judged(features, rows, everything, truth, run)
     overall["per_source"] = per_source(result, source, everything)
     alone = {}
     for kind in SOURCES:
         keep = (source == kind) | ~truth
-        single, numbers = judged(features, rows, keep, truth)
+        single, numbers = judged(features, rows, keep, truth, run)
         alone[kind] = numbers
-    drawings = judged(features, rows, ~truth, truth)[1]
+    drawings = judged(features, rows, ~truth, truth, run)[1]
     shown = source != hold_back if hold_back else np.ones(len(rows), dtype=bool)
     ceiling = supervised_ceiling(features[shown], truth[shown], source[shown])
     manifest = read_manifest(run)
@@ -249,11 +284,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(".bench"))
     parser.add_argument("--hold-back", choices=SOURCES, default=None)
+    parser.add_argument(
+        "--statistics-only", action="store_true", help="the decision without self-training"
+    )
     args = parser.parse_args()
+    global SELF_TRAINING
+    SELF_TRAINING = not args.statistics_only
     result = benchmark(args.root, args.hold_back)
     if args.hold_back:
         result["held_back"] = args.hold_back
-    save_result("photo_sources", result)
+    result["self_training"] = SELF_TRAINING
+    save_result("photo_sources" if SELF_TRAINING else "photo_sources_statistics_only", result)
     print(report(result, args.hold_back))
 
 

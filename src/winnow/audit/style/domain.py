@@ -251,6 +251,8 @@ class Verdict:
     probability: np.ndarray  # P(out of domain), shared by copies (`shared_by_copies`)
     first: Decision  # the first pass: `threshold` of the median (`median_likeness`)
     weights: pd.Series | None  # the discriminant's weight per statistic (None: it did not run)
+    # seeds of `winnow.audit.style.selftrain` when its classifier decided (0: it did not run)
+    self_trained: int = 0
 
     @property
     def refined(self) -> bool:
