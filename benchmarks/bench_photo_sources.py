@@ -198,6 +198,11 @@ def benchmark(root: Path, hold_back: str | None = None) -> dict:
     truth_file = json.loads((out / "truth.json").read_text())
     run = root / "runs" / "photos"
     scan_seconds = scanned(out / "training", run)
+    if "duplicate_group" not in read_manifest(run):  # as `winnow audit` decides: copies first
+        from winnow.audit.config import AuditConfig
+        from winnow.audit.runner import run_audit
+
+        run_audit(run, AuditConfig(checks=["exact_duplicate", "near_duplicate"]))
     rows, features, feature_seconds = features_of(run)
     photos = truth_file["photos"].items()
     kinds = {path.split("/", 1)[1]: record["source"] for path, record in photos}

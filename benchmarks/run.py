@@ -18,6 +18,7 @@ import bench_audit  # noqa: E402
 import bench_domain  # noqa: E402
 import bench_label_issue  # noqa: E402
 import bench_peers  # noqa: E402
+import bench_photo_sources  # noqa: E402
 import bench_same_size  # noqa: E402
 import bench_train  # noqa: E402
 from bench_results import RESULTS, save_result  # noqa: E402
@@ -63,6 +64,11 @@ def main() -> None:
     domain_result = bench_domain.ablation(run, data / "truth.json")
     save_result("domain", domain_result, started)
     print(bench_domain.report(domain_result))
+
+    # out_of_domain per kind of photograph, on the photo-source benchmark (build_photos.py)
+    sources_result = bench_photo_sources.benchmark(ROOT)
+    save_result("photo_sources", sources_result, started)
+    print(bench_photo_sources.report(sources_result, None), flush=True)
 
     # label_issue on 5 % planted mislabels beside cleanlab (own venv); seed 1 is held aside
     for noise_seed in (0, 1):

@@ -360,8 +360,13 @@ def details(numbers: dict) -> str:
     return (
         f"Dominant style {numbers['dominant_style']}; {numbers['flagged']} look like a "
         f"{numbers['out_of_domain_style']} ({numbers['borderline']} borderline, "
-        f"{numbers['cleared_as_copies']} cleared as copies of in-domain pictures); threshold "
-        f"by {numbers['threshold_rule']}."
+        f"{numbers['cleared_as_copies']} cleared as copies of in-domain pictures); "
+        + (
+            f"decided by a classifier self-trained on the {seeds} images the statistics were "
+            f"sure of (their threshold: {numbers['threshold_rule']})."
+            if (seeds := numbers.get("self_trained_seeds"))
+            else f"threshold by {numbers['threshold_rule']}."
+        )
     )
 
 
