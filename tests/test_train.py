@@ -283,10 +283,11 @@ def test_experiment_grid_trains_every_combination_and_compares_them(demo_run, tm
 def test_two_process_ddp_on_cpu_shares_each_epoch(demo_run, tmp_path: Path) -> None:
     _, run = demo_run
     config = tmp_path / "ddp.yaml"
-    config.write_text(yaml.safe_dump({**TINY_TRAIN, "devices": 2, "accelerator": "cpu"}))
+    config.write_text(yaml.safe_dump({**TINY_TRAIN, "accelerator": "cpu"}))
     winnow = Path(sys.executable).parent / "winnow"  # Lightning re-launches this command line
+    command = [str(winnow), "train", str(run), "--name", "ddp", "--config", str(config)]
     done = subprocess.run(
-        [str(winnow), "train", str(run), "--name", "ddp", "--config", str(config)],
+        [*command, "--devices", "2"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -298,6 +299,16 @@ def test_two_process_ddp_on_cpu_shares_each_epoch(demo_run, tmp_path: Path) -> N
     assert plan["steps_per_epoch"] == single["steps_per_epoch"] // 2
     lines = (run / "train" / "ddp" / "metrics.csv").read_text().splitlines()
     assert len(lines) == 1 + TINY_TRAIN["max_epochs"]
+    assert "devices: 2" in (run / "train" / "ddp" / "config.yaml").read_text()
+
+
+def test_devices_takes_a_count_or_auto(demo_run) -> None:
+    _, run = demo_run
+    for value in ("0", "two", "-1"):
+        result = runner.invoke(app, ["train", str(run), "--devices", value])
+        assert result.exit_code != 0
+        assert "--devices takes a number of processes" in result.output
+        assert "Traceback" not in result.output
 
 
 def _scores(metrics: Path) -> pd.DataFrame:

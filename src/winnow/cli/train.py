@@ -39,6 +39,15 @@ def _parse_params(items: list[str] | None) -> dict:
     return params
 
 
+def _devices(value: str | None) -> int | str | None:
+    """`--devices 2` → 2, `--devices auto` → "auto"; anything else is refused."""
+    if value is None or value == "auto":
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise fail(f"--devices takes a number of processes (1, 2, …) or auto, got {value!r}")
+
+
 @command(epilog="Example: winnow train runs/exp1 --model resnet18 --max-minutes 10")
 def train(
     run: Annotated[
@@ -86,6 +95,13 @@ def train(
         str | None,
         typer.Option(help="none|csv|tensorboard: Lightning's logger beside metrics.csv."),
     ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Processes (DDP): a number, or auto = every visible GPU, else 1 "
+            f"(default: {DEFAULTS.devices})."
+        ),
+    ] = None,
 ) -> None:
     """Train a model from scratch on the split run → RUN/train/NAME (checkpoints, curves, card)."""
     from winnow.config import load_config
@@ -104,6 +120,7 @@ def train(
         seed=seed,
         cleaning=cleaning,
         logger=logger,
+        devices=_devices(devices),
     )
     if param:
         overrides["model_params"] = _parse_params(param)

@@ -96,8 +96,7 @@ def train(
         else:
             plan = None
     require_logger(config)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(_threads(config))
     try:
         frame = read_manifest(run_dir)
         rows = select_rows(frame, config.cleaning)
@@ -270,6 +269,18 @@ def _device(config: TrainConfig) -> str:
     if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "cuda"
     return "cpu"
+
+
+def _threads(config: TrainConfig) -> int:
+    """Intra-op threads per process: `threads` when set; otherwise, for several processes on
+    the CPU, the cores shared out among them (each process defaulting to every core would
+    run cores × processes threads on the cores); else PyTorch's default."""
+    if config.threads:
+        return config.threads
+    processes = _world_size(config, _device(config))
+    if _device(config) == "cpu" and processes > 1:
+        return max(1, (os.cpu_count() or 1) // processes)
+    return torch.get_num_threads()
 
 
 def _world_size(config: TrainConfig, device: str) -> int:
