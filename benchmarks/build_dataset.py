@@ -73,16 +73,22 @@ SEED = 7
 DATASET_VERSION = 2  # bump when the build changes: `make bench` rebuilds older data
 
 
+def download(debs: Path, packages: tuple[str, ...]) -> None:
+    """`apt-get download` the packages into `debs` (updating the package lists once if the
+    first try fails)."""
+    debs.mkdir(parents=True, exist_ok=True)
+    command = ["apt-get", "download", *packages]
+    if subprocess.run(command, cwd=debs).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(command, cwd=debs, check=True)
+
+
 def fetch(root: Path) -> Path:
     raw = root / "raw"
     if (raw / "usr/share/openclipart/png").exists() and (raw / "usr/share/tuxpaint").exists():
         return raw
     debs = root / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    command = ["apt-get", "download", *PACKAGES]
-    if subprocess.run(command, cwd=debs).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(command, cwd=debs, check=True)
+    download(debs, PACKAGES)
     raw.mkdir(exist_ok=True)
     for deb in sorted(debs.glob("*.deb")):
         subprocess.run(["dpkg", "-x", str(deb), str(raw)], check=True)

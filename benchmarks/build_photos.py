@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image
 
 from build_dataset import build as build_project_benchmark
+from build_dataset import download
 
 Image.MAX_IMAGE_PIXELS = None  # the wallpapers are up to 5,640 × 3,172, all trusted
 PACKAGES = (
@@ -105,11 +106,7 @@ def fetch(root: Path) -> Path:
     marker = raw / ".photo-packages"
     if marker.exists():
         return raw
-    debs.mkdir(parents=True, exist_ok=True)
-    command = ["apt-get", "download", *PACKAGES]
-    if subprocess.run(command, cwd=debs).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(command, cwd=debs, check=True)
+    download(debs, PACKAGES)
     raw.mkdir(exist_ok=True)
     for name in PACKAGES:
         (deb,) = sorted(debs.glob(f"{name}_*.deb"))

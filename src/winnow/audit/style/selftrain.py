@@ -204,27 +204,15 @@ def self_trained(
     count = NEGATIVES_PER_SEED * len(seeds)
     negatives = _negatives(pool, count, rng)
     treated_seeds = treated_statistics(load, seeds, background, rng)
-    first, first_prior = _classifier(
-        features,
-        seeds,
-        negatives,
-        treated_seeds,
-        treated_statistics(load, negatives, background, rng),
-        seed,
-    )
-    pool = np.flatnonzero(calm & (first < NEGATIVE_PROBABILITY))
+
+    def trained(negatives: np.ndarray) -> tuple[np.ndarray, float]:
+        treated_negatives = treated_statistics(load, negatives, background, rng)
+        return _classifier(features, seeds, negatives, treated_seeds, treated_negatives, seed)
+
+    probability, prior = trained(negatives)
+    pool = np.flatnonzero(calm & (probability < NEGATIVE_PROBABILITY))
     if len(pool) >= len(seeds):
-        negatives = _negatives(pool, count, rng)
-        probability, prior = _classifier(
-            features,
-            seeds,
-            negatives,
-            treated_seeds,
-            treated_statistics(load, negatives, background, rng),
-            seed,
-        )
-    else:
-        probability, prior = first, first_prior
+        probability, prior = trained(_negatives(pool, count, rng))
     probability, share = prior_adjusted(probability, prior)
     flagged = probability >= 0.5
     logit = np.log(np.clip(probability, 1e-6, 1.0) / np.clip(1.0 - probability, 1e-6, 1.0))
