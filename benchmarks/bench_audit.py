@@ -162,34 +162,77 @@ def _contact_sheet(unknown: list, frame: pd.DataFrame, cache: PixelCache, out: P
     return out
 
 
+CHUNK = 50_000  # rows generated at a time: float64 draws of a million rows would not fit
+
+
 def _planted_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
-    """n unit vectors; the second half are noisy copies of the first half."""
-    x = rng.normal(size=(n, d)).astype(np.float32)
-    half = n - n // 2
-    x[n // 2 :] = x[:half] + 0.1 * rng.normal(size=(half, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    """n unit vectors; the second half are noisy copies of the first half (made in chunks,
+    float32 throughout, so a million 432-number rows take 1.7 GB and no more)."""
+    x = np.empty((n, d), dtype=np.float32)
+    half = n // 2
+    for start in range(0, n - half, CHUNK):
+        stop = min(start + CHUNK, n - half)
+        x[start:stop] = rng.standard_normal((stop - start, d), dtype=np.float32)
+    for start in range(0, half, CHUNK):
+        stop = min(start + CHUNK, half)
+        noise = rng.standard_normal((stop - start, d), dtype=np.float32)
+        x[n - half + start : n - half + stop] = x[start:stop] + 0.1 * noise
+    for start in range(0, n, CHUNK):
+        block = x[start : start + CHUNK]
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+    return x
 
 
-def candidate_growth(sizes: tuple[int, ...] = (10_000, 100_000)) -> dict:
-    """Time the candidate search on synthetic descriptors (with planted near copies)."""
+def candidate_growth_one(n: int) -> dict:
+    """The candidate search on n synthetic descriptors (432-number coarse and 129-number
+    detail, as `describe` makes), with planted near copies: seconds, pairs, the share of
+    copies paired with their original, the index used, and this process's peak RSS."""
+    import resource
+
     from winnow.audit.neardup.search import Items
 
     rng = np.random.default_rng(0)
+    coarse = _planted_vectors(rng, n, 432)
+    detail = _planted_vectors(rng, n, DETAIL_COMPONENTS + 1)  # a projected descriptor
+    items = Items(frame=pd.DataFrame(index=range(n)), cache=None, coarse=coarse, detail=detail)
+    settings = NearDuplicateSettings()
+    started = time.perf_counter()
+    pairs = candidate_pairs(items, None, settings)
+    seconds = time.perf_counter() - started
+    half = n // 2
+    copy = pairs[:, 1] - pairs[:, 0] == n - half
+    found = np.unique(pairs[copy & (pairs[:, 0] < half), 0])
+    index = (
+        "exact"
+        if n <= settings.exact_index_limit
+        else "HNSW"
+        if n <= settings.compressed_index_limit
+        else "IVF-PQ"
+    )
+    return {
+        "seconds": round(seconds, 2),
+        "pairs": int(len(pairs)),
+        "planted_found": round(len(found) / half, 4),
+        "index": index,
+        "descriptor_mb": round((coarse.nbytes + detail.nbytes) / 2**20),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def candidate_growth(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> dict:
+    """`candidate_growth_one` at each size, each in a fresh process (its own peak RSS)."""
+    import subprocess
+    import sys
+
     timings = {}
     for n in sizes:
-        coarse = _planted_vectors(rng, n, 432)
-        detail = _planted_vectors(rng, n, DETAIL_COMPONENTS + 1)  # a projected descriptor
-        items = Items(frame=pd.DataFrame(index=range(n)), cache=None, coarse=coarse, detail=detail)
-        started = time.perf_counter()
-        pairs = candidate_pairs(items, None, NearDuplicateSettings())
-        seconds = time.perf_counter() - started
-        planted = np.stack([np.arange(n - n // 2), np.arange(n // 2, n)], axis=1)
-        found = len({tuple(p) for p in pairs.tolist()} & {tuple(p) for p in planted.tolist()})
-        timings[n] = {
-            "seconds": round(seconds, 2),
-            "pairs": int(len(pairs)),
-            "planted_found": round(found / len(planted), 3),
-        }
+        done = subprocess.run(
+            [sys.executable, __file__, "--candidate-growth", str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        timings[n] = json.loads(done.stdout.strip().splitlines()[-1])
     return timings
 
 
@@ -203,6 +246,9 @@ def report(result: dict) -> str:
 if __name__ == "__main__":
     import sys
 
+    if sys.argv[1:2] == ["--candidate-growth"]:
+        print(json.dumps(candidate_growth_one(int(sys.argv[2]))))
+        raise SystemExit
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".bench")
     out = root / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -264,6 +264,34 @@ def test_hnsw_index_path_finds_the_same_near_duplicate(audited) -> None:
     assert tuple(sorted((info["planted"]["near"], "star/star_2.png"))) in paths
 
 
+def test_the_compressed_index_finds_planted_copies_among_many_descriptors() -> None:
+    """Above compressed_index_limit the search uses IVF-PQ codes: on 6,000 random unit
+    descriptors of the real sizes, half of them noisy copies of the other half, it still
+    pairs nearly every copy with its original, and the exact search does no better."""
+    from winnow.audit.neardup.search import Items
+
+    rng = np.random.default_rng(0)
+
+    def planted(n: int, d: int) -> np.ndarray:
+        x = rng.normal(size=(n, d)).astype(np.float32)
+        x[n // 2 :] = x[: n // 2] + 0.1 * rng.normal(size=(n // 2, d)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    n = 6_000
+    items = Items(frame=pd.DataFrame(index=range(n)), cache=None, coarse=planted(n, 432),
+                  detail=planted(n, 129))  # fmt: skip
+    copies = {(i, i + n // 2) for i in range(n // 2)}
+    found = {}
+    for name, settings in (
+        ("compressed", NearDuplicateSettings(exact_index_limit=100, compressed_index_limit=1_000)),
+        ("exact", NearDuplicateSettings()),
+    ):
+        pairs = {tuple(p) for p in candidate_pairs(items, None, settings).tolist()}
+        found[name] = len(pairs & copies) / len(copies)
+    assert found["exact"] == 1.0
+    assert found["compressed"] >= 0.98
+
+
 def test_descriptors_are_in_row_order_whether_or_not_a_row_was_in_the_sample(
     audited, monkeypatch
 ) -> None:
