@@ -302,6 +302,67 @@ def test_two_process_ddp_on_cpu_shares_each_epoch(demo_run, tmp_path: Path) -> N
     assert "devices: 2" in (run / "train" / "ddp" / "config.yaml").read_text()
 
 
+DDP_KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    import lightning as L
+    sys.path.insert(0, {tests!r})
+    from conftest import TINY_TRAIN
+    from winnow.training.config import TrainConfig
+    from winnow.training.loop import train
+
+    class KillAll(L.Callback):  # SIGKILL both processes after the given optimizer step
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.global_step == int(sys.argv[2]) and trainer.global_rank == 0:
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    settings = TrainConfig(**{{**TINY_TRAIN, "devices": 2, "accelerator": "cpu"}})
+    train(Path(sys.argv[1]), settings, name="ddp-killed", callbacks=[KillAll()])
+    """
+)
+
+
+@pytest.mark.slow
+def test_ddp_killed_mid_epoch_resumes_to_the_uninterrupted_result(demo_run, tmp_path: Path) -> None:
+    """Both DDP processes SIGKILLed inside the second epoch; `--resume` re-launches two
+    processes from last.ckpt and ends where the uninterrupted 2-process run ended (the
+    `ddp` run of the test above)."""
+    _, run = demo_run
+    straight = run / "train" / "ddp"
+    assert (straight / "metrics.csv").exists(), "runs after the 2-process DDP test"
+    steps_per_epoch = __import__("json").loads((straight / "plan.json").read_text())[
+        "steps_per_epoch"
+    ]
+    kill_at = steps_per_epoch + 1  # inside the second epoch
+    script = tmp_path / "ddp_killer.py"
+    script.write_text(DDP_KILLER.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    killed = subprocess.run(
+        [sys.executable, str(script), str(run), str(kill_at)],
+        env=env,
+        capture_output=True,
+        timeout=240,
+        start_new_session=True,  # its own process group: the kill takes both ranks, not us
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    out_dir = run / "train" / "ddp-killed"
+    state = torch.load(out_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == kill_at
+    winnow = Path(sys.executable).parent / "winnow"  # Lightning re-launches this command line
+    resumed = subprocess.run(
+        [str(winnow), "train", "--resume", str(out_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _scores(out_dir / "metrics.csv").equals(_scores(straight / "metrics.csv"))
+    ends = [load_model(d / "last.ckpt").torch_model.state_dict() for d in (out_dir, straight)]
+    assert all(torch.equal(ends[0][k], ends[1][k]) for k in ends[1])
+
+
 def test_devices_takes_a_count_or_auto(demo_run) -> None:
     _, run = demo_run
     for value in ("0", "two", "-1"):

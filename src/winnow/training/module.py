@@ -200,13 +200,34 @@ class ClassifierModule(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
 
+    def _several_processes(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["winnow"] = {**self.meta, "history": list(self.history)}
         checkpoint["winnow_seconds_trained"] = self.schedule.elapsed()
+        if self._several_processes():
+            # every process runs this (Lightning saves on all, rank 0 writes): the epoch's
+            # running training scores of all of them, summed, so a resume continues them whole
+            for name in TRAIN_METRICS:
+                metric = self.metrics[name]
+                with metric.sync_context(should_sync=True):
+                    for key, value in metric.state_dict().items():
+                        checkpoint["state_dict"][f"metrics.{name}.{key}"] = value.clone()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("winnow", {}).get("history", []))
         self.schedule.elapsed_before = float(checkpoint.get("winnow_seconds_trained", 0.0))
+        if self._several_processes() and self.trainer.global_rank > 0:
+            # rank 0 continues the summed running scores; the others start from zero, so
+            # the epoch's scores (summed again at its end) count every batch once
+            state = checkpoint["state_dict"]
+            for key in state:
+                if key.startswith(tuple(f"metrics.{name}." for name in TRAIN_METRICS)):
+                    state[key] = torch.zeros_like(state[key])
+
+
+TRAIN_METRICS = ("train_acc", "train_macro_f1")  # running over an epoch, summed over processes
 
 
 def reset_to_torch_defaults(model: torch.nn.Module) -> None:
