@@ -227,6 +227,16 @@ def _plant_near_duplicates(
         (truth["leaks"] if kind == "leak" else truth["near_pairs"]).append(pair)
 
 
+def current(root: Path) -> Path:
+    """root/clipart, built only when missing or of an older DATASET_VERSION (a rebuild
+    removes what was made from it, such as the clean test folder)."""
+    truth_file = root / "clipart" / "truth.json"
+    version = json.loads(truth_file.read_text()).get("version") if truth_file.exists() else None
+    if version != DATASET_VERSION:
+        return build(root)
+    return root / "clipart"
+
+
 def build(root: Path) -> Path:
     raw = fetch(root)
     out = root / "clipart"

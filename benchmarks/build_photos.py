@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from build_dataset import build as build_project_benchmark
+from build_dataset import current as project_benchmark
 from build_dataset import download
 
 Image.MAX_IMAGE_PIXELS = None  # the wallpapers are up to 5,640 × 3,172, all trusted
@@ -217,7 +217,7 @@ def build(root: Path) -> Path:
     truth_file = out / "truth.json"
     if truth_file.exists() and json.loads(truth_file.read_text()).get("version") == DATASET_VERSION:
         return out
-    project = build_project_benchmark(root)
+    project = project_benchmark(root)
     raw = fetch(root)
     if out.exists():
         shutil.rmtree(out)

@@ -23,21 +23,14 @@ import bench_same_size  # noqa: E402
 import bench_train  # noqa: E402
 from bench_results import RESULTS, save_result  # noqa: E402
 from bench_scan import bench_scan, report  # noqa: E402
-from build_dataset import DATASET_VERSION, build  # noqa: E402
+from build_dataset import current  # noqa: E402
 from winnow.data.scan import scan  # noqa: E402
 
 ROOT = Path(".bench")
 
 
 def main() -> None:
-    data = ROOT / "clipart"
-    truth_file = data / "truth.json"
-    if (
-        not truth_file.exists()
-        or json.loads(truth_file.read_text()).get("version") != DATASET_VERSION
-    ):
-        print("building benchmark data from Debian packages …", flush=True)
-        build(ROOT)
+    data = current(ROOT)  # built from Debian packages when missing or outdated
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     scan_result = bench_scan(data / "training")
     save_result("scan", scan_result, started)
