@@ -54,7 +54,7 @@ from winnow.audit.style.domain import (
     verdict,
 )
 from winnow.audit.style.features import FAMILY_FEATURES, FEATURES, photo_like_features
-from winnow.audit.style.selftrain import self_trained
+from winnow.audit.style.selftrain import cache_loader, self_trained
 from winnow.data.cache import PixelCache
 from winnow.data.manifest import cache_positions, longer_sides, read_manifest
 
@@ -159,12 +159,10 @@ def default_decision(
     (`winnow.audit.style.selftrain`) on pixels read from `cache` for `rows` (aligned with
     `features`); `swapped` replaces some positions' pixels (detail crop, longer side)."""
     result = verdict(features, groups=groups)
+    from_cache = cache_loader(cache, rows)
 
     def load(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        chosen = rows.iloc[positions]
-        where = cache_positions(chosen)
-        pixels, detail = np.array(cache.take(*where)), np.array(cache.take_detail(*where))
-        longer = np.array(longer_sides(chosen))
+        pixels, detail, longer = (np.array(part) for part in from_cache(positions))
         for k, position in enumerate(positions):
             if swapped and int(position) in swapped:
                 pixels[k], detail[k], longer[k] = swapped[int(position)]

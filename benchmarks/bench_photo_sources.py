@@ -34,7 +34,7 @@ from bench_results import save_result
 from build_photos import build
 from winnow.audit.style.domain import verdict
 from winnow.audit.style.features import photo_like_features
-from winnow.audit.style.selftrain import self_trained
+from winnow.audit.style.selftrain import cache_loader, self_trained
 from winnow.data.cache import PixelCache
 from winnow.data.manifest import cache_positions, longer_sides, read_manifest
 from winnow.data.scan import scan
@@ -70,19 +70,6 @@ def _groups(rows: pd.DataFrame, keep: np.ndarray) -> pd.Series | None:
     return rows.loc[keep, "duplicate_group"].reset_index(drop=True)
 
 
-def loader(run: Path, rows: pd.DataFrame):
-    """Pixels, detail crops and longer sides of `rows` at given positions, as the check reads
-    them for self-training."""
-    cache = PixelCache(run)
-
-    def load(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        chosen = rows.iloc[positions]
-        where = cache_positions(chosen)
-        return cache.take(*where), cache.take_detail(*where), longer_sides(chosen)
-
-    return load, cache.background
-
-
 SELF_TRAINING = True  # off with --statistics-only: the decision before self-training
 
 
@@ -91,8 +78,8 @@ def shipped(features: pd.DataFrame, groups: pd.Series | None, run: Path, rows: p
     result = verdict(features, groups=groups)
     if not SELF_TRAINING:
         return result
-    load, background = loader(run, rows)
-    return self_trained(result, features, load, background, groups)
+    cache = PixelCache(run)
+    return self_trained(result, features, cache_loader(cache, rows), cache.background, groups)
 
 
 def judged(

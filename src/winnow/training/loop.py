@@ -277,8 +277,9 @@ def _threads(config: TrainConfig) -> int:
     run cores × processes threads on the cores); else PyTorch's default."""
     if config.threads:
         return config.threads
-    processes = _world_size(config, _device(config))
-    if _device(config) == "cpu" and processes > 1:
+    device = _device(config)
+    processes = _world_size(config, device)
+    if device == "cpu" and processes > 1:
         return max(1, (os.cpu_count() or 1) // processes)
     return torch.get_num_threads()
 

@@ -41,7 +41,7 @@ from winnow.audit.sections import figures, marked, more, ranked, unavailable
 from winnow.audit.style.denoiser import fit_denoiser, noise_level, training_sample
 from winnow.audit.style.domain import family_evidence, strongest_evidence, verdict
 from winnow.audit.style.features import photo_like_features
-from winnow.audit.style.selftrain import self_trained
+from winnow.audit.style.selftrain import cache_loader, self_trained
 from winnow.data.manifest import cache_positions, longer_sides
 
 _CHUNK = 2048
@@ -108,17 +108,6 @@ def compute_features(
     return features
 
 
-def _loader(context: AuditContext, rows: pd.DataFrame):
-    """Pixels, detail crops and longer sides of `rows` at given positions (for self-training)."""
-
-    def load(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        chosen = rows.iloc[positions]
-        where = cache_positions(chosen)
-        return context.cache.take(*where), context.cache.take_detail(*where), longer_sides(chosen)
-
-    return load
-
-
 def run(context: AuditContext) -> CheckResult:
     started = time.perf_counter()
     settings = CHECK.settings_of(context.settings)
@@ -141,7 +130,7 @@ def run(context: AuditContext) -> CheckResult:
     statistics = result.decision  # the statistics' own decision, before any self-training
     if settings.self_training:
         result = self_trained(
-            result, features, _loader(context, rows), context.cache.background, groups
+            result, features, cache_loader(context.cache, rows), context.cache.background, groups
         )
     style, likeness, decision = result.style, result.likeness, result.decision
     evidence = family_evidence(result.z) * result.direction

@@ -202,33 +202,39 @@ def describe(
     return items
 
 
-def compressed_index(dimensions: int, items: int):
-    """faiss's IVF-PQ for `items` descriptors: sqrt-scaled inverted lists (4·√n, searched
-    `COMPRESSED_PROBES` at a time) over product-quantised codes of about 4 numbers per byte
-    (the divisor of the dimension nearest a quarter of it): 108 bytes for a 432-number
-    descriptor instead of 1,728, the graph's links not needed. Lists and code bits shrink
-    when there are too few descriptors to train them (faiss's 39 per centroid)."""
+MIN_PER_CENTROID = 39  # training points faiss asks for per centroid
+COMPRESSED_TRAINING = 40  # training descriptors per inverted list
+COMPRESSED_PROBES = 16  # inverted lists searched per query
+AGREEMENT_CHUNK = 65_536  # candidate pairs whose descriptors are compared at a time
+
+
+def compressed_index(base: np.ndarray):
+    """faiss's IVF-PQ over `base` (float32, contiguous), trained on a sample of it:
+    sqrt-scaled inverted lists (4·√n, searched `COMPRESSED_PROBES` at a time) over
+    product-quantised codes of about 4 numbers per byte (the divisor of the dimension
+    nearest a quarter of it): 108 bytes for a 432-number descriptor instead of 1,728, the
+    graph's links not needed. Lists and code bits shrink when there are too few
+    descriptors to train them (faiss's 39 per centroid)."""
     import faiss
 
+    items, dimensions = base.shape
     lists = max(1, min(int(4 * np.sqrt(items)), items // MIN_PER_CENTROID))
     divisors = [m for m in range(1, dimensions + 1) if dimensions % m == 0]
     codes = min(divisors, key=lambda m: abs(m - dimensions / 4))
-    sample = min(items, COMPRESSED_TRAINING * lists)
-    bits = int(min(8, max(1, np.floor(np.log2(max(sample / MIN_PER_CENTROID, 2))))))
+    sample = np.random.default_rng(0).choice(
+        items, min(items, COMPRESSED_TRAINING * lists), replace=False
+    )
+    bits = int(min(8, max(1, np.floor(np.log2(max(len(sample) / MIN_PER_CENTROID, 2))))))
+    # the index keeps its quantiser referenced (faiss's Python wrapper does)
     quantiser = faiss.IndexFlatIP(dimensions)
     index = faiss.IndexIVFPQ(quantiser, dimensions, lists, codes, bits, faiss.METRIC_INNER_PRODUCT)
     index.nprobe = COMPRESSED_PROBES
-    return index, quantiser
-
-
-MIN_PER_CENTROID = 39  # training points faiss asks for per centroid
-COMPRESSED_PROBES = 16
-AGREEMENT_CHUNK = 65_536  # candidate pairs whose descriptors are compared at a time
-COMPRESSED_TRAINING = 40  # training descriptors per inverted list (faiss asks for 39+)
+    index.train(base[np.sort(sample)])
+    return index
 
 
 def _neighbours(
-    base: np.ndarray, queries: np.ndarray, k: int, limit: int, compressed_limit: int | None = None
+    base: np.ndarray, queries: np.ndarray, k: int, limit: int, compressed_limit: int
 ) -> np.ndarray:
     import faiss
 
@@ -236,15 +242,11 @@ def _neighbours(
     base = np.ascontiguousarray(base, dtype=np.float32)
     if len(base) <= limit:
         index = faiss.IndexFlatIP(base.shape[1])
-    elif compressed_limit is None or len(base) <= compressed_limit:
+    elif len(base) <= compressed_limit:
         index = faiss.IndexHNSWFlat(base.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = max(64, 2 * k)
     else:
-        index, _quantiser = compressed_index(base.shape[1], len(base))  # the index uses it
-        sample = np.random.default_rng(0).choice(
-            len(base), min(len(base), COMPRESSED_TRAINING * index.nlist), replace=False
-        )
-        index.train(base[np.sort(sample)])
+        index = compressed_index(base)
     index.add(base)
     _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     return found

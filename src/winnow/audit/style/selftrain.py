@@ -41,6 +41,8 @@ from PIL import Image
 
 from winnow.audit.style.domain import MIN_SEEDS, Decision, Verdict, shared_by_copies
 from winnow.audit.style.features import FEATURES, photo_like_features
+from winnow.data.cache import PixelCache
+from winnow.data.manifest import cache_positions, longer_sides
 
 SEED_PROBABILITY = 0.8
 NEGATIVE_PROBABILITY = 0.05
@@ -55,6 +57,17 @@ TREATMENTS: dict[str, float] = {"frame": 0.5, "small": 0.5, "grey": 0.4, "jpeg":
 
 # pixels, detail crops and longer sides of the items at these positions (`features` order)
 Loader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def cache_loader(cache: PixelCache, rows: pd.DataFrame) -> Loader:
+    """The `Loader` of manifest `rows` (aligned with the features) from the pixel cache."""
+
+    def load(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chosen = rows.iloc[positions]
+        where = cache_positions(chosen)
+        return cache.take(*where), cache.take_detail(*where), longer_sides(chosen)
+
+    return load
 
 
 def _grey(pixels: np.ndarray) -> np.ndarray:
