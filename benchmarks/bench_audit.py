@@ -32,7 +32,8 @@ from bench_results import save_result
 from bench_series_bound import SERIES
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
-from winnow.audit.neardup.search import NearDuplicateSettings, candidate_pairs
+from winnow.audit.neardup.candidates import candidate_pairs
+from winnow.audit.neardup.search import NearDuplicateSettings
 from winnow.audit.neardup.similarity import DETAIL_COMPONENTS
 from winnow.audit.runner import run_audit
 from winnow.data.cache import PixelCache

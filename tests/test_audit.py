@@ -16,12 +16,12 @@ from factory import brightened, card, spirograph
 from winnow.audit.checks import available_checks, get_checks
 from winnow.audit.checks.base import AuditContext, Check, CheckResult
 from winnow.audit.config import AuditConfig
+from winnow.audit.neardup.candidates import candidate_pairs
 from winnow.audit.neardup.explain import CompareError, compare_pair
 from winnow.audit.neardup.search import (
     Items,
     NearDuplicateSettings,
     aspect_compatible,
-    candidate_pairs,
     describe,
     standing_out,
     verify_pairs,

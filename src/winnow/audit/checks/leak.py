@@ -22,7 +22,8 @@ from winnow.audit.checks.base import (
     ok_rows,
 )
 from winnow.audit.checks.near_duplicate import representatives, settings_of, shared_items
-from winnow.audit.neardup.search import candidate_pairs, describe, exact_keys, verify_pairs
+from winnow.audit.neardup.candidates import candidate_pairs
+from winnow.audit.neardup.search import describe, exact_keys, verify_pairs
 from winnow.audit.sections import count, figures, more, see
 
 COLUMNS = ["test_path", "train_path", "kind", "similarity"]

@@ -20,9 +20,9 @@ from winnow.audit.checks.base import (
     empty_columns,
     ok_rows,
 )
+from winnow.audit.neardup.candidates import candidate_pairs
 from winnow.audit.neardup.search import (
     NearDuplicateSettings,
-    candidate_pairs,
     describe,
     exact_keys,
     keeper_order,
