@@ -102,6 +102,13 @@ def train(
             f"(default: {DEFAULTS.devices})."
         ),
     ] = None,
+    num_nodes: Annotated[
+        int | None,
+        typer.Option(
+            help="Machines the run spans, --devices processes on each, started by the "
+            "cluster's launcher (torchrun, SLURM) (default: 1)."
+        ),
+    ] = None,
 ) -> None:
     """Train a model from scratch on the split run → RUN/train/NAME (checkpoints, curves, card)."""
     from winnow.config import load_config
@@ -121,6 +128,7 @@ def train(
         cleaning=cleaning,
         logger=logger,
         devices=_devices(devices),
+        num_nodes=num_nodes,
     )
     if param:
         overrides["model_params"] = _parse_params(param)

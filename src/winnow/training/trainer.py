@@ -101,6 +101,7 @@ def make_trainer(config, plan: dict, out_dir: Path, device: str, progress: bool,
     return L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=config.devices,
+        num_nodes=config.num_nodes,
         precision=_precision(config, device),
         max_steps=plan["max_steps"],
         max_epochs=-(-plan["max_steps"] // plan["steps_per_epoch"]),
