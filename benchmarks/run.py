@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_audit  # noqa: E402
 import bench_domain  # noqa: E402
+import bench_engines  # noqa: E402
 import bench_label_issue  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_photo_sources  # noqa: E402
@@ -43,6 +44,11 @@ def main() -> None:
     audit_result["candidate_search_growth"] = bench_audit.candidate_growth()
     save_result("audit", audit_result, started)
     print(bench_audit.report(audit_result))
+
+    # scan and audit on each engine (one process, the local pool, Ray): time and equality
+    engines_result = bench_engines.bench_engines(data, ROOT / "runs" / "engines")
+    save_result("engines", engines_result, started)
+    print(bench_engines.report(engines_result), flush=True)
 
     # copies of the same size, which the planted (resized) copies never are
     same_size_result = bench_same_size.bench_same_size()

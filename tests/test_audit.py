@@ -354,8 +354,15 @@ def test_pictures_no_crop_can_reshape_into_each_other_are_not_verified() -> None
         return picture
 
     pictures = [led(50, 100), led(50, 50), led(50, 100)[5:]]  # tall, square, a crop
-    items = Items(frame([p.shape[1::-1] for p in pictures]), None, np.zeros(0), np.zeros(0))
-    items.regions = lambda positions: [pictures[i] for i in positions]  # no cache needed
+
+    class Pictures(Items):  # no cache needed
+        def regions(self, positions: np.ndarray) -> list[np.ndarray]:
+            return [pictures[i] for i in positions]
+
+        def portable(self) -> Items:
+            return self
+
+    items = Pictures(frame([p.shape[1::-1] for p in pictures]), None, np.zeros(0), np.zeros(0))
     assert aspect_compatible(items.frame.iloc[[0, 0]], items.frame.iloc[[1, 2]]).tolist() == [
         False,
         True,

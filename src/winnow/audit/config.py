@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -37,6 +37,10 @@ class AuditConfig(BaseModel):
 
     checks: names of the checks to run (None = all; see `winnow checks`).
     skip: names of checks not to run (e.g. `[label_issue]`, the one that trains models).
+    engine: where the per-image work runs: `local` (this machine) or `ray` (Ray tasks; see
+        `winnow.data.engine`). The findings are the same either way.
+    ray_address: the Ray cluster to join with `engine: ray` (None: a local Ray for the audit).
+    workers: processes for the per-image work on this machine (None: one per core).
 
     Every other key is a check's own settings section, named after the check and defined
     in the check's file (`Check.settings`; `winnow checks` lists them), e.g.
@@ -57,6 +61,9 @@ class AuditConfig(BaseModel):
 
     checks: list[str] | None = None
     skip: list[str] = []
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    workers: PositiveInt | None = None
 
     @classmethod
     def extra_keys(cls) -> list[str]:

@@ -33,6 +33,7 @@ from winnow.audit.summary import CheckOutcome, audit_summary
 from winnow.config import dump_config, unknown_name
 from winnow.data.cache import PixelCache
 from winnow.data.config import ScanConfig
+from winnow.data.engine import Engine, open_engine
 from winnow.data.io import atomic_write_bytes
 from winnow.data.lock import ManifestGuard, run_lock
 from winnow.data.manifest import (
@@ -141,14 +142,18 @@ def validate_result(check: Check, frame: pd.DataFrame, result: CheckResult) -> N
         raise ValueError(f"{check.issue_column} has missing values")
 
 
-def load_reference(against: Path, run_dir: Path, on_progress: Callable | None) -> ReferenceSet:
-    """A RUN folder is used as it is; a data folder is scanned into RUN/against/<name>."""
+def load_reference(
+    against: Path, run_dir: Path, on_progress: Callable | None, engine: str = "local"
+) -> ReferenceSet:
+    """A RUN folder is used as it is; a data folder is scanned into RUN/against/<name>, on
+    `engine` (a Ray the audit started is joined, not started again)."""
     against = Path(against)
     if manifest_path(against).exists():
         folder = against
     elif against.is_dir():
         cache = PixelCache(run_dir)
         config = ScanConfig.matching(cache.image_size, cache.background)
+        config = config.model_copy(update={"engine": engine})
         folder = run_dir / "against" / against.name
         scan(against, folder, config, on_progress=on_progress)
     else:
@@ -168,12 +173,20 @@ def run_audit(
     run_dir = Path(run_dir)
     if not manifest_path(run_dir).exists():
         raise AuditError(missing_manifest(run_dir))
-    with run_lock(run_dir, "audit"):
-        return _run_audit(run_dir, config or AuditConfig(), against, on_progress)
+    config = config or AuditConfig()
+    with (
+        run_lock(run_dir, "audit"),
+        open_engine(config.engine, config.ray_address, config.workers) as engine,
+    ):
+        return _run_audit(run_dir, config, against, on_progress, engine)
 
 
 def _run_audit(
-    run_dir: Path, config: AuditConfig, against: Path | None, on_progress: Callable | None
+    run_dir: Path,
+    config: AuditConfig,
+    against: Path | None,
+    on_progress: Callable | None,
+    engine: Engine,
 ) -> dict[str, Any]:
     guard = ManifestGuard.of(manifest_path(run_dir))
     frame = read_manifest(run_dir)
@@ -196,7 +209,7 @@ def _run_audit(
     checks, kept = plan_checks(requested, registry, mergeable, set(frame.columns))
     kept_columns = [c for name in kept for c in registry[name].columns]
     frame = frame[[*SCAN_SCHEMA.names, *kept_columns]]
-    reference = load_reference(against, run_dir, on_progress) if against else None
+    reference = load_reference(against, run_dir, on_progress, engine.name) if against else None
     context = AuditContext(
         frame=frame,
         cache=PixelCache(run_dir),
@@ -204,6 +217,7 @@ def _run_audit(
         settings=config,
         against=reference,
         on_progress=on_progress,
+        engine=engine,
     )
     ordered, unsatisfied = order_checks(checks, set(frame.columns))
     outcomes, tables, columns = _run_checks(ordered, context)
@@ -249,7 +263,8 @@ def _run_audit(
     if reference is None and "leak" in kept:  # the kept leak table was made against it
         against_name = earlier.get("against")
         reference = _earlier_reference(against_name, run_dir)
-    summary = audit_summary(audited, outcomes, against_name, time.perf_counter() - started, run_dir)
+    seconds = time.perf_counter() - started
+    summary = audit_summary(audited, outcomes, against_name, seconds, run_dir, engine.name)
     atomic_write_bytes(
         out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode()
     )

@@ -34,12 +34,13 @@ def audit_time(summary: dict[str, Any]) -> str:
     `--checks odd_size` does not read as the cost of finding the duplicates."""
     checks = summary["checks"]
     kept = kept_checks(summary)
+    on = f" on {summary['engine']}" if summary.get("engine", "local") != "local" else ""
     if not kept:
-        return f"{summary['seconds']} s"
+        return f"{summary['seconds']} s{on}"
     ran = [name for name in checks if name not in kept]
     earlier = sum(float(checks[name].get("seconds") or 0.0) for name in kept)
     return (
-        f"this audit {summary['seconds']} s, re-ran {', '.join(ran) or 'no check'}; "
+        f"this audit {summary['seconds']} s{on}, re-ran {', '.join(ran) or 'no check'}; "
         f"{len(kept)} kept from an earlier audit ({earlier:.1f} s when they ran; "
         f"{summary['seconds'] + earlier:.1f} s in all)"
     )
@@ -72,10 +73,12 @@ def audit_summary(
     against: str | None,
     seconds: float,
     run_dir: Path,
+    engine: str = "local",
 ) -> dict[str, Any]:
     return {
         "run_dir": str(run_dir),
         "seconds": round(seconds, 2),
+        "engine": engine,  # where the per-image work ran (winnow.data.engine)
         "against": against,
         "dataset": dataset_summary(frame),
         "checks": {

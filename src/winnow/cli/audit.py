@@ -9,7 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from winnow.cli.base import command, console, out, with_progress
+from winnow.cli.base import (
+    EngineOption,
+    RayAddressOption,
+    command,
+    console,
+    out,
+    with_progress,
+)
 
 
 @command(epilog="Example: winnow audit runs/exp1 --against data/test")
@@ -30,6 +37,12 @@ def audit(
         str | None,
         typer.Option(help="Comma-separated checks not to run (e.g. label_issue, which trains)."),
     ] = None,
+    engine: EngineOption = None,
+    ray_address: RayAddressOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes for the per-image work (default: one per core)."),
+    ] = None,
 ) -> None:
     """Run the data checks (duplicates, label conflicts, leaks, sizes…) → RUN/audit/report.html."""
     from winnow.audit.config import AuditConfig
@@ -37,7 +50,8 @@ def audit(
     from winnow.config import load_config
 
     names = [c.strip() for c in checks.split(",")] if checks else None
-    overrides: dict = {"checks": names}
+    overrides: dict = {"checks": names, "engine": engine, "ray_address": ray_address}
+    overrides["workers"] = workers
     if skip:
         overrides["skip"] = [c.strip() for c in skip.split(",") if c.strip()]
     settings = load_config(AuditConfig, config, overrides)

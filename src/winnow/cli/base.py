@@ -42,7 +42,25 @@ EXTRA_OF_MODULE = {
         "pipeline",
     ),
     **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart", "jinja2"), "serve"),
+    "ray": "ray",
 }  # fmt: skip
+
+# the execution options `scan` and `audit` share (winnow.data.engine)
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Where the work runs: local (this machine, default) or ray (Ray Data and tasks).",
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Join this Ray cluster (e.g. auto, ray://head:10001) with --engine ray; "
+        "without it a local Ray is started for the command.",
+    ),
+]
 
 
 def missing_extra(exc: ModuleNotFoundError) -> str | None:

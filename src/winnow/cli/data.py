@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from winnow.cli.base import BAD_FILES_SHOWN, command, out, with_progress
+from winnow.cli.base import (
+    BAD_FILES_SHOWN,
+    EngineOption,
+    RayAddressOption,
+    command,
+    out,
+    with_progress,
+)
 
 
 @command(epilog="Example: winnow scan data/training --out runs/exp1")
@@ -30,6 +37,8 @@ def scan(
         int | None,
         typer.Option(help="Largest in-memory decode; bigger ones stream (default: 256)."),
     ] = None,
+    engine: EngineOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Read every file once: facts, hashes, bad-file reasons, pixel cache → RUN/manifest.parquet."""
     from winnow.config import load_config
@@ -42,6 +51,8 @@ def scan(
         workers=workers,
         max_pixels=max_pixels,
         decode_memory_mb=decode_memory_mb,
+        engine=engine,
+        ray_address=ray_address,
     )
     settings = load_config(ScanConfig, config, overrides)
     summary = with_progress(lambda cb: run_scan(data, out_dir, settings, on_progress=cb))
@@ -59,7 +70,9 @@ def _print_scan_summary(summary) -> None:
     out.print(table)
     out.print(
         f"{summary.files} files ({summary.decoded} decoded, {summary.reused} reused from the "
-        f"last scan) in {summary.seconds:.1f} s; {summary.hidden_skipped} hidden files skipped.",
+        f"last scan) in {summary.seconds:.1f} s"
+        + (f" on {summary.engine}" if summary.engine != "local" else "")
+        + f"; {summary.hidden_skipped} hidden files skipped.",
         soft_wrap=True,
     )
     out.print(summary.headline(), soft_wrap=True, highlight=False)

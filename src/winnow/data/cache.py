@@ -100,6 +100,11 @@ class PixelCache:
         self._max_open = max_open
         self._open: OrderedDict[str, np.ndarray] = OrderedDict()
 
+    def __getstate__(self) -> dict:
+        """Pickled (for a worker process or a Ray task) without its open memory maps: the
+        copy opens the shards it reads itself."""
+        return {**self.__dict__, "_open": OrderedDict()}
+
     def _load(self, name: str) -> np.ndarray:
         if name in self._open:
             self._open.move_to_end(name)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 # bumped when decoding changes what a row or its cached pixels hold; part of the pixel
 # settings, so a cache made by another decoder version is not reused
@@ -23,6 +23,9 @@ class ScanConfig(BaseModel):
     max_pixels: images with more pixels than this are refused as `oversized` (bomb guard).
     decode_memory_mb: largest in-memory decode; bigger images are streamed by libvips.
     shard_mb: target size of one pixel-cache shard file.
+    engine: where files are decoded: `local` (a process pool) or `ray` (Ray Data; see
+        `winnow.data.engine`). The manifest and the cache hold the same either way.
+    ray_address: the Ray cluster to join with `engine: ray` (None: a local Ray for the scan).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -34,6 +37,8 @@ class ScanConfig(BaseModel):
     max_pixels: int = 1_000_000_000
     decode_memory_mb: int = 256
     shard_mb: int = 64
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
 
     @field_validator("image_size")
     @classmethod
@@ -62,6 +67,12 @@ class ScanConfig(BaseModel):
                 "use a name ('white') or hex ('#ffffff')"
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ScanConfig:
+        if self.ray_address and self.engine != "ray":
+            raise ValueError("ray_address needs engine: ray")
+        return self
 
     @field_validator("workers")
     @classmethod

@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,7 @@ from winnow.data.cache import (
 )
 from winnow.data.config import ScanConfig
 from winnow.data.decode import EMPTY_REASON, IMAGE_SUFFIXES, decode_file, prepare_worker
+from winnow.data.engine import Engine, RayEngine, open_engine
 from winnow.data.io import atomic_write_bytes, remove_temporaries
 from winnow.data.lock import run_lock
 from winnow.data.manifest import (
@@ -86,6 +88,7 @@ class ScanSummary:
     seconds: float
     bad_files: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    engine: str = "local"  # where the files were decoded (winnow.data.engine)
 
     def unusable(self) -> list[dict[str, str]]:
         """The bad files except an image folder's companions (a text, sound or vector file:
@@ -169,13 +172,15 @@ def scan(
             on_progress(progress)
 
         writer = _PartWriter(cache_dir, parts_dir, config, _next_shard_id(cache_dir, previous))
-        for row, pixels, detail in decode_files(tasks, config):
-            writer.add(row, pixels, detail)
-            progress.done += 1
-            progress.decoded += 1
-            progress.parts_written = len(writer.parts)
-            if on_progress:
-                on_progress(progress)
+        engine_name = config.engine if tasks else "local"  # nothing to decode: no Ray to start
+        with open_engine(engine_name, config.ray_address, config.workers) as engine:
+            for row, pixels, detail in decode_files(tasks, config, engine=engine):
+                writer.add(row, pixels, detail)
+                progress.done += 1
+                progress.decoded += 1
+                progress.parts_written = len(writer.parts)
+                if on_progress:
+                    on_progress(progress)
         writer.flush()
 
         table = _merge(previous, reused_idx, walk_rows, writer.parts)
@@ -190,6 +195,7 @@ def scan(
         atomic_write_bytes(run_dir / "scan_config.yaml", dump_config(config).encode())
 
         summary = _summarise(table, data_dir, run_dir, stats, progress, started)
+        summary.engine = engine_name
         atomic_write_bytes(
             run_dir / SUMMARY_NAME,
             json.dumps(asdict(summary), indent=2, ensure_ascii=False).encode(),
@@ -356,15 +362,19 @@ def _inspect_task(
 
 
 def decode_files(
-    tasks: list[FoundFile], config: ScanConfig, file_hash: bool = True
+    tasks: list[FoundFile], config: ScanConfig, file_hash: bool = True, engine: Engine | None = None
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]]:
-    """Decode files in worker processes (results arrive in no fixed order); bad files give
-    rows with a status and reason, never exceptions. Used by `scan` and `evaluate`.
+    """Decode files in worker processes, or in Ray Data workers with a `RayEngine` (results
+    arrive in no fixed order); bad files give rows with a status and reason, never
+    exceptions. Used by `scan` and `evaluate`.
 
     Largest files go first, so the tail of the run stays short."""
     if not tasks:
         return
     tasks = sorted(tasks, key=lambda t: -t.bytes)
+    if isinstance(engine, RayEngine):
+        yield from _decode_on_ray(engine, tasks, config, file_hash)
+        return
     workers = min(config.workers or os.cpu_count() or 1, len(tasks))
     if workers == 1:
         prepare_worker()
@@ -377,6 +387,38 @@ def decode_files(
         yield from pool.imap_unordered(
             _inspect_task, ((t, config, file_hash) for t in tasks), chunksize=2
         )
+
+
+_TASK_FIELDS = ("path", "label", "abspath", "bytes", "mtime_ns")
+
+
+def _decode_on_ray(
+    engine: RayEngine, tasks: list[FoundFile], config: ScanConfig, file_hash: bool
+) -> Iterator[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]]:
+    rows = [{name: getattr(task, name) for name in _TASK_FIELDS} for task in tasks]
+    kwargs = {"config": config, "file_hash": file_hash}
+    for batch in engine.map_batches(rows, _decode_batch, kwargs):
+        for result in batch["result"]:
+            yield pickle.loads(result)
+
+
+def _decode_batch(batch: dict[str, np.ndarray], config: ScanConfig, file_hash: bool) -> dict:
+    """Ray Data worker: `inspect_file` on each file of a batch; each result (row, pixels,
+    detail) travels back pickled in one binary column (rows differ in their fields)."""
+    prepare_worker()
+    results = []
+    for path, label, abspath, size, mtime in zip(*(batch[n] for n in _TASK_FIELDS), strict=True):
+        item = FoundFile(
+            path=str(path),
+            label=None if label is None else str(label),
+            abspath=str(abspath),
+            bytes=int(size),
+            mtime_ns=int(mtime),
+        )
+        results.append(pickle.dumps(inspect_file(item, config, file_hash), protocol=5))
+    column = np.empty(len(results), dtype=object)
+    column[:] = results
+    return {"result": column}
 
 
 class _PartWriter:

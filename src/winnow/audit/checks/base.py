@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from winnow.audit.config import AuditConfig
 from winnow.data.cache import PixelCache
+from winnow.data.engine import Engine, LocalEngine
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class AuditContext:
     shared: dict[Any, Any] = field(default_factory=dict)
     # a long check reports progress through it: an object with total, done and description
     on_progress: Callable[[Any], None] | None = None
+    # where per-image work runs (winnow.data.engine; by default in this process): pass it to
+    # describe / verify_pairs
+    engine: Engine = field(default_factory=lambda: LocalEngine(1))
 
 
 @dataclass

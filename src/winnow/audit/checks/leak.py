@@ -50,9 +50,13 @@ def run(context: AuditContext) -> CheckResult:
         settings = settings_of(context)
         train_items = shared_items(context, reps)
         # the test set is projected as the training set is, so their descriptors compare
-        test_items = describe(test, context.against.cache, train_items.projection)
+        test_items = describe(
+            test, context.against.cache, train_items.projection, engine=context.engine
+        )
         candidates = candidate_pairs(train_items, test_items, settings)
-        pairs, similarity = verify_pairs(test_items, train_items, candidates, settings)
+        pairs, similarity = verify_pairs(
+            test_items, train_items, candidates, settings, context.engine
+        )
         copies = pd.Series(rep_of.index, index=rep_of.to_numpy())
         for (t, r), s in zip(pairs.tolist(), similarity.tolist(), strict=True):
             for train_row in np.atleast_1d(copies.loc[reps.index[r]]):

@@ -53,7 +53,7 @@ def shared_items(context: AuditContext, reps: pd.DataFrame):
     """Descriptors of the representatives, computed once per audit and shared with `leak`."""
     key = ("items", tuple(reps.index))
     if key not in context.shared:
-        context.shared[key] = describe(reps, context.cache)
+        context.shared[key] = describe(reps, context.cache, engine=context.engine)
     return context.shared[key]
 
 
@@ -68,7 +68,7 @@ def run(context: AuditContext) -> CheckResult:
     settings = settings_of(context)
     items = shared_items(context, reps)
     candidates = candidate_pairs(items, None, settings)
-    pairs, similarity = verify_pairs(items, items, candidates, settings)
+    pairs, similarity = verify_pairs(items, items, candidates, settings, context.engine)
     rep_group = leader_groups(np.arange(len(reps)), pairs, similarity)
 
     # exact copies follow their representative; a lone picture with exact copies is a group

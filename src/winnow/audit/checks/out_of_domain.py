@@ -85,27 +85,33 @@ class OutOfDomainSettings(BaseModel):
 def compute_features(
     context: AuditContext, rows: pd.DataFrame, learned: bool = False
 ) -> pd.DataFrame:
-    """Photo statistics for `rows`, read from the pixel cache chunk by chunk; with `learned`,
-    also `learned_noise` from a denoiser trained on (a sample of) the rows' detail crops."""
+    """Photo statistics for `rows`, read from the pixel cache chunk by chunk (each chunk a
+    unit of work for the audit's engine); with `learned`, also `learned_noise` from a
+    denoiser trained on (a sample of) the rows' detail crops."""
     cache = context.cache
     model = None
     if learned:
         sample = rows.iloc[training_sample(len(rows))]
         model = fit_denoiser(cache.take_detail(*cache_positions(sample)))
+    shard, index = cache_positions(rows)
     longer = longer_sides(rows)
-    parts = []
-    for start in range(0, len(rows), _CHUNK):
-        where = cache_positions(rows.iloc[start : start + _CHUNK])
-        detail = cache.take_detail(*where)
-        part = photo_like_features(
-            cache.take(*where), longer[start : start + _CHUNK], cache.background, detail
-        )
-        if model is not None:
-            part["learned_noise"] = noise_level(model, detail, cache.background)
-        parts.append(part)
+    spans = [slice(start, start + _CHUNK) for start in range(0, len(rows), _CHUNK)]
+    chunks = ((shard[span], index[span], longer[span]) for span in spans)
+    parts = list(context.engine.map(_feature_chunk, chunks, (cache, model)))
     features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     features.index = rows.index
     return features
+
+
+def _feature_chunk(chunk: tuple[np.ndarray, ...], shared: tuple) -> pd.DataFrame:
+    """`compute_features` for one chunk of rows (an engine task): their cache positions
+    and longer sides in, their statistics out."""
+    (shard, index, longer), (cache, model) = chunk, shared
+    detail = cache.take_detail(shard, index)
+    part = photo_like_features(cache.take(shard, index), longer, cache.background, detail)
+    if model is not None:
+        part["learned_noise"] = noise_level(model, detail, cache.background)
+    return part
 
 
 def run(context: AuditContext) -> CheckResult:

@@ -31,6 +31,7 @@ from winnow.audit.neardup.similarity import (
 )
 from winnow.data.cache import PixelCache
 from winnow.data.decode import draft_reduces
+from winnow.data.engine import Engine, LocalEngine
 from winnow.data.manifest import cache_positions, longer_sides
 
 LOSSLESS_FORMATS = {"PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
@@ -149,6 +150,12 @@ class Items:
     detail: np.ndarray
     projection: Projection | None = None
 
+    def portable(self) -> Items:
+        """What reading pixels needs (the cache and each row's cache position and size),
+        without the descriptors: cheap to send to a worker process or a Ray task."""
+        frame = self.frame[["cache_shard", "cache_index", "width", "height"]]
+        return Items(frame, self.cache, self.coarse[:0], self.detail[:0])
+
     def regions(self, positions: np.ndarray) -> list[np.ndarray]:
         rows = self.frame.iloc[positions]
         pixels = self.cache.take(*cache_positions(rows))
@@ -164,26 +171,29 @@ def describe(
     projection: Projection | None = None,
     batch: int = 2048,
     seed: int = 0,
+    engine: Engine | None = None,
 ) -> Items:
-    """Descriptors for every row of `frame` (ok rows), reading the cache in batches.
+    """Descriptors for every row of `frame` (ok rows), reading the cache in batches, each
+    batch a unit of work for `engine` (default: in this process).
 
     The detail descriptors are projected with `projection`; without one, it is fitted on a
     seeded sample of PROJECTION_SAMPLE rows (pass a training set's projection to describe a
     set that is searched against it)."""
+    engine = engine or LocalEngine(1)
     items = Items(frame, cache, np.zeros((0, 1), np.float32), np.zeros((0, 1), np.float32))
     if len(frame) == 0:
         return items
     n = len(frame)
+    portable = items.portable()
     coarse: list[np.ndarray] = []
     detail: list[np.ndarray] = []
     done = np.zeros(0, np.int64)
     if projection is None:
         rng = np.random.default_rng(seed)
         done = np.sort(rng.permutation(n)[:PROJECTION_SAMPLE])
-        parts = [  # read in batches: the cache images of the whole sample would be 200 MB
-            descriptors(items.regions(done[start : start + batch]))
-            for start in range(0, len(done), batch)
-        ]
+        # read in batches: the cache images of the whole sample would be 200 MB
+        batches = (done[start : start + batch] for start in range(0, len(done), batch))
+        parts = list(engine.map(_describe_batch, batches, (portable, None)))
         coarse = [part[0] for part in parts]
         raw = np.concatenate([part[1] for part in parts])
         del parts
@@ -191,15 +201,25 @@ def describe(
         detail = [projection.apply(raw)]  # the sample is not read and described again
         del raw
     rest = np.setdiff1d(np.arange(n), done)
-    for start in range(0, len(rest), batch):
-        c, raw = descriptors(items.regions(rest[start : start + batch]))
-        coarse.append(c)
-        detail.append(projection.apply(raw))
+    batches = (rest[start : start + batch] for start in range(0, len(rest), batch))
+    for part_coarse, part_detail in engine.map(_describe_batch, batches, (portable, projection)):
+        coarse.append(part_coarse)
+        detail.append(part_detail)
     order = np.argsort(np.concatenate([done, rest]), kind="stable")
     items.coarse = np.concatenate(coarse)[order]
     items.detail = np.concatenate(detail)[order]
     items.projection = projection
     return items
+
+
+def _describe_batch(
+    positions: np.ndarray, shared: tuple[Items, Projection | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of `describe` (an engine task): coarse descriptors and the detail ones,
+    projected when a projection is given, raw otherwise."""
+    items, projection = shared
+    coarse, raw = descriptors(items.regions(positions))
+    return coarse, raw if projection is None else projection.apply(raw)
 
 
 def aspect_change(first: pd.DataFrame, second: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +275,11 @@ def passes(tests: dict[str, Test]) -> np.ndarray:
 
 
 def verify_pairs(
-    first: Items, second: Items, pairs: np.ndarray, settings: NearDuplicateSettings
+    first: Items,
+    second: Items,
+    pairs: np.ndarray,
+    settings: NearDuplicateSettings,
+    engine: Engine | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keep the (first, second) pairs confirmed on pixels (at the verification side, then the
     changed area again at the cache's full resolution) and standing out of any series they
@@ -263,8 +287,11 @@ def verify_pairs(
     `first is second` the pairs are within one set. Pairs whose aspect ratios no crop can
     reconcile (`aspect_compatible`) are dropped before any pixel is read.
 
-    Pixels come from the caches batch by batch, so memory does not grow with the dataset.
+    Pixels come from the caches chunk by chunk (`settings.batch_pairs` pairs), so memory
+    does not grow with the dataset; each chunk is a unit of work for `engine` (default:
+    this process), and the chunks' results are joined in order.
     """
+    within = first is second
     if len(pairs):  # a tall and a square picture are not copies: no pixels needed for that
         pairs = pairs[
             aspect_compatible(first.frame.iloc[pairs[:, 0]], second.frame.iloc[pairs[:, 1]])
@@ -272,33 +299,16 @@ def verify_pairs(
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.zeros(0, np.float32)
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-    kept, scores, ranks, same = [], [], [], []
-    for start in range(0, len(pairs), settings.batch_pairs):
-        chunk = pairs[start : start + settings.batch_pairs]
-        views = []
-        for items, column in ((first, chunk[:, 0]), (second, chunk[:, 1])):
-            unique, inverse = np.unique(column, return_inverse=True)
-            stack = np.stack([verification_view(r) for r in items.regions(unique)])
-            views.append(stack[inverse])
-        # the smaller picture's own size: a copy upscaled into the cache is compared on the
-        # detail it has (see pair_similarity)
-        resolution = np.minimum(
-            longer_sides(first.frame.iloc[chunk[:, 0]]),
-            longer_sides(second.frame.iloc[chunk[:, 1]]),
-        )
-        alike = pair_similarity(*views, resolution=resolution)
-        confirmed = passes(verification_tests(alike, settings))
-        # a verified pair is compared again at the cache's full resolution (only the few
-        # verified pairs pay for it): thin frames, ornaments and small marks that blur away
-        # at the verification side show up in its changed area
-        sharp = full_side(views[0][confirmed], views[1][confirmed], settings.batch_pairs // 4)
-        still = full_side_test(sharp, settings).passed()
-        kept.append(chunk[confirmed][still])
-        scores.append(alike.correlation[confirmed][still])
-        ranks.append(series_score(sharp)[still])
-        same.append((alike.difference[confirmed] < IDENTICAL_DIFFERENCE)[still])
+    engine = engine or LocalEngine(1)
+    portable = first.portable()
+    shared = (portable, portable if within else second.portable(), settings)
+    chunks = (
+        pairs[start : start + settings.batch_pairs]
+        for start in range(0, len(pairs), settings.batch_pairs)
+    )
+    kept, scores, ranks, same = zip(*engine.map(_verify_chunk, chunks, shared), strict=True)
     pairs, scores = np.concatenate(kept), np.concatenate(scores)
-    keep = standing_out(pairs, np.concatenate(ranks), first is second, settings)
+    keep = standing_out(pairs, np.concatenate(ranks), within, settings)
     keep |= np.concatenate(same)  # identical once aligned (blank pictures): no series to doubt
     pairs, scores = pairs[keep], scores[keep]
     # after the series rule, which therefore sees every look-alike: removing the same-size
@@ -306,6 +316,39 @@ def verify_pairs(
     # (on the benchmark: 327 unknown pairs instead of 137, and 65 s more)
     unchanged = same_size_unchanged(first, second, pairs, settings)
     return pairs[unchanged], scores[unchanged]
+
+
+def _verify_chunk(
+    chunk: np.ndarray, shared: tuple[Items, Items, NearDuplicateSettings]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One chunk of `verify_pairs` (an engine task): the pairs that pass every test at the
+    verification side and the changed-area test at full resolution, their correlation,
+    their series rank and whether they are identical once aligned."""
+    first, second, settings = shared
+    views = []
+    for items, column in ((first, chunk[:, 0]), (second, chunk[:, 1])):
+        unique, inverse = np.unique(column, return_inverse=True)
+        stack = np.stack([verification_view(r) for r in items.regions(unique)])
+        views.append(stack[inverse])
+    # the smaller picture's own size: a copy upscaled into the cache is compared on the
+    # detail it has (see pair_similarity)
+    resolution = np.minimum(
+        longer_sides(first.frame.iloc[chunk[:, 0]]),
+        longer_sides(second.frame.iloc[chunk[:, 1]]),
+    )
+    alike = pair_similarity(*views, resolution=resolution)
+    confirmed = passes(verification_tests(alike, settings))
+    # a verified pair is compared again at the cache's full resolution (only the few
+    # verified pairs pay for it): thin frames, ornaments and small marks that blur away
+    # at the verification side show up in its changed area
+    sharp = full_side(views[0][confirmed], views[1][confirmed], settings.batch_pairs // 4)
+    still = full_side_test(sharp, settings).passed()
+    return (
+        chunk[confirmed][still],
+        alike.correlation[confirmed][still],
+        series_score(sharp)[still],
+        (alike.difference[confirmed] < IDENTICAL_DIFFERENCE)[still],
+    )
 
 
 def same_size_comparable(

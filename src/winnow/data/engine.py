@@ -1,0 +1,257 @@
+"""Where the per-file and per-batch work of `scan` and `audit` runs.
+
+- `local` (the default): this machine. Scan decodes in a process pool; the audit's
+  per-image work (descriptor batches, verification chunks, photo statistics) runs in a
+  process pool of single-threaded workers, one per core: numpy's batched small matrix
+  products and element-wise work scale better over processes than over BLAS threads
+  (on 2 cores the near-duplicate check takes about half the time it takes in one
+  process with 2 threads).
+- `ray`: Ray. Without an address, a Ray sized to this machine is started for the command
+  (a capped object store, a short temp path, no dashboard) and shut down after it; with
+  `ray_address` (`--ray-address auto`, `ray://host:10001`, `host:6379`) the command joins
+  that cluster and leaves it running. Scan decodes in Ray Data `map_batches` workers and
+  this process writes the manifest and the pixel-cache shards from the stream of results;
+  the audit's descriptor batches and verification chunks run as Ray tasks. Every node
+  must see the data folder and the run folder at the same paths (a shared file system)
+  and have winnow installed.
+
+Both give the same manifest rows, pixels and findings (tested): the work is the same
+functions on the same inputs, and results are put back in input order wherever order
+matters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from winnow.errors import WinnowError
+
+EngineName = Literal["local", "ray"]
+ENGINES: tuple[str, ...] = ("local", "ray")
+OBJECT_STORE_BYTES = 1 << 30  # the local Ray's object store (Ray's default is 30 % of RAM)
+TASKS_IN_FLIGHT_PER_CPU = 2  # queued Ray tasks per CPU: enough to keep workers busy
+DECODE_BATCH = 16  # files per Ray Data decode batch
+
+
+class EngineError(WinnowError):
+    """The engine can't be used (Ray not installed, the cluster can't be reached)."""
+
+
+class LocalEngine:
+    """Work runs on this machine, in `workers` processes (None: one per core; 1: in this
+    process); see the module docstring."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+
+    def map(self, fn: Callable, items: Iterable, shared: Any) -> Iterator:
+        """`fn(item, shared)` for each item, yielded in input order. With several workers
+        and more than one item, the items go to a pool of single-threaded processes that
+        receive `shared` once each, at most TASKS_IN_FLIGHT_PER_CPU per worker ahead of the
+        result being waited for."""
+        items = iter(items)
+        first = next(items, _END)
+        if first is _END:
+            return
+        second = next(items, _END)
+        if second is _END or self.workers == 1:
+            yield fn(first, shared)
+            if second is not _END:
+                yield fn(second, shared)
+                for item in items:
+                    yield fn(item, shared)
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([fn.__module__])
+        with ProcessPoolExecutor(
+            self.workers, context, initializer=_start_worker, initargs=(fn, shared)
+        ) as pool:
+            pending: deque = deque()
+            limit = TASKS_IN_FLIGHT_PER_CPU * self.workers
+            for item in itertools.chain((first, second), items):
+                pending.append(pool.submit(_run_in_worker, item))
+                if len(pending) >= limit:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+
+_END = object()
+_WORKER: dict[str, Any] = {}  # in a pool worker: the function, its shared input, thread limits
+
+
+def _start_worker(fn: Callable, shared: Any) -> None:
+    from threadpoolctl import threadpool_limits
+
+    _WORKER.update(fn=fn, shared=shared, limits=threadpool_limits(1))
+
+
+def _run_in_worker(item: Any) -> Any:
+    return _WORKER["fn"](item, _WORKER["shared"])
+
+
+class RayEngine:
+    """Work runs as Ray tasks on the Ray this process is connected to."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        import ray
+
+        self._ray = ray
+        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._remote: dict[Callable, Any] = {}
+
+    def map(self, fn: Callable, items: Iterable, shared: Any) -> Iterator:
+        """`fn(item, shared)` for each item as Ray tasks, yielded in input order; `shared` is
+        put in the object store once. At most TASKS_IN_FLIGHT_PER_CPU tasks per CPU are
+        submitted ahead of the one being waited for, so results don't pile up."""
+        ray = self._ray
+        remote = self._remote.setdefault(fn, ray.remote(fn))
+        shared_ref = ray.put(shared)
+        pending: deque = deque()
+        limit = TASKS_IN_FLIGHT_PER_CPU * self.cpus
+        for item in items:
+            pending.append(remote.remote(item, shared_ref))
+            if len(pending) >= limit:
+                yield ray.get(pending.popleft())
+        while pending:
+            yield ray.get(pending.popleft())
+
+    def map_batches(
+        self,
+        rows: list[dict[str, Any]],
+        fn: Callable,
+        fn_kwargs: dict[str, Any],
+        batch_size: int = DECODE_BATCH,
+    ) -> Iterator[dict[str, Any]]:
+        """Ray Data: `rows` (one dict of plain values each) → `fn(batch, **fn_kwargs)` in
+        `map_batches` workers (a dict of numpy columns in, a dict of columns out) → the
+        output batches, as they finish (in no fixed order)."""
+        import ray.data
+
+        dataset = ray.data.from_items(rows, override_num_blocks=_blocks(len(rows), self.cpus))
+        mapped = dataset.map_batches(
+            fn, batch_size=batch_size, batch_format="numpy", fn_kwargs=fn_kwargs
+        )
+        yield from mapped.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def _blocks(rows: int, cpus: int) -> int:
+    """Enough blocks that every CPU has several (a block is the unit a worker takes)."""
+    return max(1, min(rows, 8 * cpus, -(-rows // DECODE_BATCH)))
+
+
+Engine = LocalEngine | RayEngine
+
+
+@contextmanager
+def open_engine(
+    name: str = "local", address: str | None = None, cpus: int | None = None
+) -> Iterator[Engine]:
+    """The engine `name` for the length of a command, with `cpus` workers on this machine
+    (None: one per core). For `ray`: joins `address`, or a Ray this process already
+    started, or starts a local one with `cpus` CPUs and shuts it down at the end."""
+    if name == "local":
+        if address:
+            raise EngineError("--ray-address needs --engine ray.")
+        yield LocalEngine(cpus)
+        return
+    if name != "ray":
+        raise EngineError(f"Unknown engine {name!r}; choose one of: {', '.join(ENGINES)}.")
+    try:
+        import ray
+    except ImportError:
+        raise EngineError(
+            "--engine ray needs Ray: pip install 'winnow-vision[ray]' (or 'ray[data]')."
+        ) from None
+    started = False
+    if not ray.is_initialized():
+        _quiet_ray()
+        if address:
+            _check_reachable(address)
+        try:
+            if address:
+                ray.init(address=address, **_QUIET)
+            else:
+                ray.init(
+                    num_cpus=cpus or os.cpu_count() or 1,
+                    object_store_memory=OBJECT_STORE_BYTES,
+                    _temp_dir=str(_short_temp_dir()),
+                    include_dashboard=False,
+                    **_QUIET,
+                )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise EngineError(f"Could not start or join {where}: {exc}") from None
+        started = True
+    _quiet_ray_data()
+    try:
+        yield RayEngine()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+REACH_SECONDS = 5.0  # how long a cluster address may take to accept a connection
+
+
+def _check_reachable(address: str) -> None:
+    """A `host:port` or `ray://host:port` address must accept a TCP connection: Ray itself
+    retries an unreachable head without end. `auto` and `local` are Ray's to resolve."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        if address in ("auto", "local"):
+            return
+        raise EngineError(f"--ray-address {address!r} is not auto, HOST:PORT or ray://HOST:PORT.")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise EngineError(
+            f"Could not reach the Ray cluster at {address} ({reason}); start it with "
+            "'ray start --head' on the head node, or check the address."
+        ) from None
+
+
+_QUIET: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+
+
+def _quiet_ray() -> None:
+    for logger in ("ray", "ray.data", "ray._private"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+
+
+def _quiet_ray_data() -> None:
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def _short_temp_dir() -> Path:
+    """Ray's session folder: its socket paths must stay under the OS limit of 107
+    characters, which a deep TMPDIR (a test's, a cluster job's) exceeds."""
+    base = Path(tempfile.gettempdir())
+    if len(str(base)) > 40:
+        base = Path("/tmp")
+    return base / f"winnow-ray-{os.getuid()}"

@@ -1,0 +1,172 @@
+"""`--engine ray`: scan and audit on Ray give what the local engine gives."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from winnow.audit.config import AuditConfig
+from winnow.audit.runner import run_audit
+from winnow.cli import app
+from winnow.data.cache import PixelCache
+from winnow.data.config import ScanConfig
+from winnow.data.engine import EngineError, LocalEngine, _check_reachable, open_engine
+from winnow.data.manifest import read_manifest
+from winnow.data.scan import scan
+from winnow.workflows.demo import make_demo_dataset
+
+runner = CliRunner()
+PLACEMENT = ("cache_shard", "cache_index")  # where a row's pixels lie: decoding order decides
+
+
+@pytest.fixture(scope="module")
+def ray_engine():
+    """One local Ray for the module (2 CPUs); commands run inside it join it."""
+    with open_engine("ray", cpus=2) as engine:
+        yield engine
+
+
+def _scan_and_audit(data: Path, run: Path, engine: str) -> tuple[object, dict]:
+    summary = scan(data / "training", run, ScanConfig(engine=engine))
+    # small verification chunks: the demo's ~900 candidate pairs become 15 engine tasks,
+    # more than either engine keeps in flight at once
+    config = AuditConfig(skip=["label_issue"], engine=engine, near_duplicate={"batch_pairs": 64})
+    return summary, run_audit(run, config, data / "test")
+
+
+def _tables(run: Path) -> dict[str, pd.DataFrame]:
+    audit = run / "audit"
+    tables = {path.name: pd.read_parquet(path) for path in audit.glob("*.parquet")}
+    tables.update({path.name: pd.read_csv(path) for path in audit.glob("*.csv")})
+    return tables
+
+
+def test_scan_and_audit_on_ray_equal_the_local_engine(tmp_path: Path, ray_engine) -> None:
+    """Same manifest rows (every column but where a row's pixels lie), the same pixels and
+    detail crops for every file, and the same findings and tables, with the planted
+    duplicates, leak and photographs found; the local engine's process pool and Ray's
+    tasks both give what one process gives."""
+    make_demo_dataset(tmp_path / "data")
+    local_scan, local_audit = _scan_and_audit(tmp_path / "data", tmp_path / "local", "local")
+    ray_scan, ray_audit = _scan_and_audit(tmp_path / "data", tmp_path / "ray", "ray")
+    assert (local_scan.engine, ray_scan.engine) == ("local", "ray")
+    assert (local_audit["engine"], ray_audit["engine"]) == ("local", "ray")
+
+    local = read_manifest(tmp_path / "local").set_index("path")
+    on_ray = read_manifest(tmp_path / "ray").set_index("path").loc[local.index]
+    columns = [c for c in local.columns if c not in PLACEMENT]
+    pd.testing.assert_frame_equal(local[columns], on_ray[columns])
+    assert local["duplicate_group"].notna().sum() >= 4
+    assert local["is_leak_issue"].any() and local["is_out_of_domain_issue"].sum() >= 4
+
+    caches = PixelCache(tmp_path / "local"), PixelCache(tmp_path / "ray")
+    ok = local["status"] == "ok"
+    for take in ("take", "take_detail"):
+        pixels = [
+            getattr(cache, take)(*(frame.loc[ok, c].to_numpy(np.int64) for c in PLACEMENT))
+            for cache, frame in zip(caches, (local, on_ray), strict=True)
+        ]
+        assert np.array_equal(*pixels)
+
+    local_tables, ray_tables = _tables(tmp_path / "local"), _tables(tmp_path / "ray")
+    assert {"near_duplicate_pairs.parquet", "out_of_domain.parquet", "leaks.csv"} <= set(
+        local_tables
+    )
+    assert local_tables.keys() == ray_tables.keys()
+    for name, table in local_tables.items():
+        pd.testing.assert_frame_equal(table, ray_tables[name], obj=name)
+    in_process = tmp_path / "in-process"
+    scan(tmp_path / "data" / "training", in_process, ScanConfig(workers=1))
+    one = AuditConfig(skip=["label_issue"], workers=1, near_duplicate={"batch_pairs": 64})
+    run_audit(in_process, one, tmp_path / "data" / "test")
+    alone = read_manifest(in_process).set_index("path").loc[local.index]
+    pd.testing.assert_frame_equal(local[columns], alone[columns])
+    summaries = local_audit["checks"], ray_audit["checks"]
+    for check in ("near_duplicate", "leak", "out_of_domain"):
+        drop = {"seconds"}
+        assert {k: v for k, v in summaries[0][check].items() if k not in drop} == {
+            k: v for k, v in summaries[1][check].items() if k not in drop
+        }
+
+
+def test_cli_scan_and_audit_take_the_engine(tmp_path: Path, ray_engine) -> None:
+    make_demo_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    scanned = runner.invoke(
+        app, ["scan", str(tmp_path / "data" / "training"), "--out", str(run), "--engine", "ray"]
+    )
+    assert scanned.exit_code == 0, scanned.output
+    assert " on ray;" in scanned.output
+    audited = runner.invoke(
+        app, ["audit", str(run), "--checks", "exact_duplicate,near_duplicate", "--engine", "ray"]
+    )
+    assert audited.exit_code == 0, audited.output
+    assert "on ray" in audited.output
+    assert (run / "scan_config.yaml").read_text().count("engine: ray") == 1
+
+
+def test_a_ray_address_without_the_ray_engine_is_refused(tmp_path: Path) -> None:
+    make_demo_dataset(tmp_path / "data")
+    result = runner.invoke(
+        app,
+        ["scan", str(tmp_path / "data" / "training"), "--out", str(tmp_path / "run")]
+        + ["--ray-address", "auto"],
+    )
+    assert result.exit_code == 2
+    assert "ray_address needs engine: ray" in " ".join(result.output.split())
+    assert not (tmp_path / "run" / "manifest.parquet").exists()
+    with pytest.raises(EngineError, match="--engine ray"):
+        with open_engine("local", address="auto"):
+            pass
+
+
+def test_an_unreachable_or_malformed_cluster_address_fails_at_once() -> None:
+    """Ray retries an unreachable head without end; winnow tries one connection first."""
+    started = time.perf_counter()
+    with pytest.raises(EngineError, match="Could not reach the Ray cluster at 127.0.0.1:1"):
+        _check_reachable("127.0.0.1:1")  # port 1: nothing listens, refused at once
+    with pytest.raises(EngineError, match="not auto, HOST:PORT"):
+        _check_reachable("head-node")
+    _check_reachable("auto")  # Ray's to resolve
+    assert time.perf_counter() - started < 10
+
+
+def test_without_ray_installed_the_message_says_what_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    with pytest.raises(EngineError, match=r"pip install 'winnow-vision\[ray\]'"):
+        with open_engine("ray"):
+            pass
+
+
+def _slow_square(item: int, shared: int) -> int:
+    time.sleep(0.02 * (8 - item % 8))  # early items finish last
+    return item * item + shared
+
+
+def test_ray_map_returns_results_in_input_order(ray_engine) -> None:
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/
+    items = list(range(24))
+    assert list(ray_engine.map(_slow_square, iter(items), 5)) == [i * i + 5 for i in items]
+    assert list(LocalEngine(1).map(_slow_square, items[:3], 1)) == [1, 2, 5]
+    assert list(LocalEngine(2).map(_slow_square, iter(items), 5)) == [i * i + 5 for i in items]
+
+
+def test_a_pixel_cache_pickles_without_its_memory_maps(demo_run) -> None:
+    _, run = demo_run
+    cache = PixelCache(run)
+    frame = read_manifest(run)
+    row = frame[frame["status"] == "ok"].iloc[0]
+    pixels = cache.get(row["cache_shard"], row["cache_index"])
+    assert cache._open  # a shard is mapped
+    copy = pickle.loads(pickle.dumps(cache))
+    assert len(pickle.dumps(cache)) < 4096 and not copy._open
+    assert np.array_equal(copy.get(row["cache_shard"], row["cache_index"]), pixels)
