@@ -389,3 +389,37 @@ def test_the_serve_extra_alone_serves_onnx_without_torch(
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_the_api_page_opens_without_a_network(browser_page, onnx_model: Path) -> None:
+    """/docs (Swagger UI) loads its script and style sheet from the app itself: every
+    request the page makes stays on the server, and it renders the API's operations; the
+    operations open from the keyboard. No /redoc (its page fetches a logo from the web)."""
+    page = browser_page
+    elsewhere: list[str] = []
+    settings = ServeSettings(weights=str(onnx_model))
+    operations = {"/predict", "/explain", "/model", "/health", "/ready"}
+    with ServerThread(create_app(settings, Predictor(settings))) as url:
+
+        def only_the_server(route) -> None:
+            if route.request.url.startswith(url):
+                route.continue_()
+            else:
+                elsewhere.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_the_server)
+        page.goto(url + "docs")
+        page.wait_for_selector(".opblock-summary-path")
+        paths = {
+            element.get_attribute("data-path")
+            for element in page.locator(".opblock-summary-path").all()
+        }
+        assert operations <= paths
+        assert "winnow serve" in page.title()
+        health = page.locator(".opblock-summary-control").first
+        health.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".opblock.is-open")
+        assert httpx.get(url + "redoc").status_code == 404
+    assert elsewhere == []

@@ -41,7 +41,9 @@ EXTRA_OF_MODULE = {
          "torchmetrics", "kornia", "onnx", "onnxscript"),
         "pipeline",
     ),
-    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart", "jinja2"), "serve"),
+    **dict.fromkeys(
+        ("fastapi", "starlette", "uvicorn", "multipart", "jinja2", "fastapi_offline"), "serve"
+    ),
     "ray": "ray",
 }  # fmt: skip
 

@@ -5,7 +5,8 @@
     POST /explain   one image → PNG of its Grad-CAM overlay (checkpoints only)
     GET  /health    liveness;  GET /ready: 200 once the model is loaded, else 503
     GET  /model     classes, preprocessing, threshold, limits, the model card's summary
-    GET  /          the demo page;  /docs: OpenAPI
+    GET  /          the demo page;  /docs: the OpenAPI page (Swagger UI served by the app
+                    itself: it opens without a network)
 
 Safety: uploads are decoded by the same bounded-memory decoder as `scan` (so a truncated
 file, a non-image or a decompression bomb is a per-file error with scan's wording, never a
@@ -27,8 +28,9 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -104,7 +106,11 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
         yield
         state["predictor"].close()
 
-    app = FastAPI(
+    # FastAPI's own /docs loads its scripts from a CDN; fastapi-offline's serves them from
+    # the package, so the page opens on a machine without internet. No /redoc: its page
+    # still fetches a logo from the web
+    app = FastAPIOffline(
+        redoc_url=None,
         title="winnow serve",
         version=__version__,
         description="Image classification by a model trained from scratch with winnow.",
