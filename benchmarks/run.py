@@ -45,6 +45,12 @@ def main() -> None:
     save_result("audit", audit_result, started)
     print(bench_audit.report(audit_result))
 
+    # the exact and near-duplicate stages end to end on synthetic folders, one process each
+    # (a million is not run: about 4 hours of verification on 2 cores)
+    for items in (10_000, 100_000):
+        script = Path(__file__).parent / "bench_audit_scale.py"
+        subprocess.run([sys.executable, str(script), "--items", str(items)], check=True)
+
     # scan and audit on each engine (one process, the local pool, Ray): time and equality
     engines_result = bench_engines.bench_engines(data, ROOT / "runs" / "engines")
     save_result("engines", engines_result, started)
