@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import sys
 import time
@@ -10,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from conftest import TINY_TRAIN
 from winnow.audit.config import AuditConfig
 from winnow.audit.runner import run_audit
 from winnow.cli import app
@@ -110,6 +113,27 @@ def test_cli_scan_and_audit_take_the_engine(tmp_path: Path, ray_engine) -> None:
     assert audited.exit_code == 0, audited.output
     assert "on ray" in audited.output
     assert (run / "scan_config.yaml").read_text().count("engine: ray") == 1
+
+
+def test_the_whole_pipeline_takes_the_engine(tmp_path: Path, ray_engine) -> None:
+    """`winnow run --engine ray` scans and audits (the test folder too) on Ray."""
+    make_demo_dataset(tmp_path / "data")
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump({**TINY_TRAIN, "max_epochs": 1}))
+    (tmp_path / "audit.yaml").write_text("skip: [label_issue]\n")
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["run", str(tmp_path / "data" / "training"), "--out", str(run)]
+        + ["--test", str(tmp_path / "data" / "test"), "--config", str(tmp_path / "train.yaml")]
+        + ["--audit-config", str(tmp_path / "audit.yaml"), "--engine", "ray"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "scan_summary.json").read_text())["engine"] == "ray"
+    audit = json.loads((run / "audit" / "summary.json").read_text())
+    assert audit["engine"] == "ray" and audit["checks"]["leak"]["issues"] >= 1
+    assert (
+        json.loads((run / "against" / "test" / "scan_summary.json").read_text())["engine"] == "ray"
+    )
 
 
 def test_a_ray_address_without_the_ray_engine_is_refused(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from winnow.cli.base import command, out
+from winnow.cli.base import EngineOption, RayAddressOption, command, out
 from winnow.training.config import TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig()  # help texts state the real defaults
@@ -56,22 +56,27 @@ def run(
         int | None,
         typer.Option(help="Seed of the split and of training (default: the config's, or 0)."),
     ] = None,
+    engine: EngineOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """The whole pipeline: scan → audit → clean → split → train → evaluate → RUN/index.html.
 
     Run it again on the same --out after 'winnow review' to train on what was decided."""
     from winnow.audit.config import AuditConfig
     from winnow.config import load_config
+    from winnow.data.config import ScanConfig
     from winnow.training.config import TrainConfig
 
     overrides = {"model": model, "max_minutes": max_minutes, "seed": seed}
     settings = load_config(TrainConfig, config, overrides)
-    audit_settings = load_config(AuditConfig, audit_config, {})
+    where = {"engine": engine, "ray_address": ray_address}  # for scan and audit alike
+    audit_settings = load_config(AuditConfig, audit_config, where)
     _run_pipeline(
         data,
         out_dir,
         test,
         settings,
+        scan_config=load_config(ScanConfig, None, where),
         audit_config=audit_settings,
         policy=policy,
         decisions=decisions,
