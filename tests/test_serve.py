@@ -386,6 +386,9 @@ def test_the_serve_extra_alone_serves_onnx_without_torch(
         expected = predict([image], onnx_model)[0]
         assert answer["prediction"] == expected.labels[0]
         assert json.loads(httpx.get(url + "model").text)["kind"] == "onnx"
+        # the API page's script comes with the extra, not from a CDN
+        assert "static-offline-docs/swagger-ui-bundle.js" in httpx.get(url + "docs").text
+        assert httpx.get(url + "static-offline-docs/swagger-ui-bundle.js").status_code == 200
     finally:
         process.terminate()
         process.wait(20)
