@@ -11,7 +11,8 @@
   `ray_address` (`--ray-address auto`, `ray://host:10001`, `host:6379`) the command joins
   that cluster and leaves it running. Scan decodes in Ray Data `map_batches` workers and
   this process writes the manifest and the pixel-cache shards from the stream of results;
-  the audit's descriptor batches and verification chunks run as Ray tasks. Every node
+  the audit's descriptor batches, verification chunks and photo statistics run as Ray
+  tasks. Every node
   must see the data folder and the run folder at the same paths (a shared file system)
   and have winnow installed.
 
@@ -30,14 +31,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from winnow.errors import WinnowError
 
-EngineName = Literal["local", "ray"]
 ENGINES: tuple[str, ...] = ("local", "ray")
 OBJECT_STORE_BYTES = 1 << 30  # the local Ray's object store (Ray's default is 30 % of RAM)
-TASKS_IN_FLIGHT_PER_CPU = 2  # queued Ray tasks per CPU: enough to keep workers busy
+TASKS_IN_FLIGHT_PER_CPU = 2  # tasks submitted ahead per worker or CPU: keeps them busy
 DECODE_BATCH = 16  # files per Ray Data decode batch
 
 
