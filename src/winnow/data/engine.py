@@ -1,7 +1,8 @@
 """Where the per-file and per-batch work of `scan` and `audit` runs.
 
 - `local` (the default): this machine. Scan decodes in a process pool; the audit's
-  per-image work (descriptor batches, verification chunks, photo statistics) runs in a
+  per-image work (descriptor batches, verification chunks, photo statistics, blank
+  checks) runs in a
   process pool of single-threaded workers, one per core: numpy's batched small matrix
   products and element-wise work scale better over processes than over BLAS threads
   (on 2 cores the near-duplicate check takes about half the time it takes in one
@@ -11,8 +12,8 @@
   `ray_address` (`--ray-address auto`, `ray://host:10001`, `host:6379`) the command joins
   that cluster and leaves it running. Scan decodes in Ray Data `map_batches` workers and
   this process writes the manifest and the pixel-cache shards from the stream of results;
-  the audit's descriptor batches, verification chunks and photo statistics run as Ray
-  tasks. Every node
+  the audit's descriptor batches, verification chunks, photo statistics and blank
+  checks run as Ray tasks. Every node
   must see the data folder and the run folder at the same paths (a shared file system)
   and have winnow installed.
 

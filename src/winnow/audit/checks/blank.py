@@ -73,6 +73,21 @@ def ink(region: np.ndarray, tolerance: float) -> tuple[float, np.ndarray]:
     return float((distance > tolerance).mean()), dominant.astype(np.int16)
 
 
+def _ink_chunk(chunk: tuple[np.ndarray, ...], shared: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The ink of one chunk of rows (an engine task): the larger of the whole view's and the
+    detail crop's, and the whole view's dominant colour; cache positions and sizes in."""
+    (shard, index, sizes), (cache, tolerance) = chunk, shared
+    amount = np.zeros(len(index))
+    colour = np.zeros((len(index), 3), np.int16)
+    views, details = cache.take(shard, index), cache.take_detail(shard, index)
+    for i, (view, detail, (width, height)) in enumerate(zip(views, details, sizes, strict=True)):
+        # only the picture counts: the letterbox bars are background, not ink
+        whole, colour[i] = ink(image_region(view, int(width), int(height)), tolerance)
+        part, _ = ink(detail_region(detail, int(width), int(height)), tolerance)
+        amount[i] = max(whole, part)
+    return amount, colour
+
+
 def run(context: AuditContext) -> CheckResult:
     settings = CHECK.settings_of(context.settings)
     columns = empty_columns(CHECK, context.frame)
@@ -80,19 +95,13 @@ def run(context: AuditContext) -> CheckResult:
     columns["blank_colour"] = pd.Series(None, index=columns.index, dtype=object)
     rows = ok_rows(context.frame)
     rows = rows[rows["cache_shard"].notna()]
-    tolerance = settings.tolerance
-    amount = np.zeros(len(rows))
-    colour = np.zeros((len(rows), 3), np.int16)
+    shard, index = cache_positions(rows)
     sizes = rows[["width", "height"]].to_numpy(dtype=np.int64)
-    for start in range(0, len(rows), _CHUNK):
-        where = cache_positions(rows.iloc[start : start + _CHUNK])
-        views, details = context.cache.take(*where), context.cache.take_detail(*where)
-        for offset, (view, detail) in enumerate(zip(views, details, strict=True)):
-            width, height = sizes[start + offset]
-            # only the picture counts: the letterbox bars are background, not ink
-            whole, colour[start + offset] = ink(image_region(view, width, height), tolerance)
-            part, _ = ink(detail_region(detail, width, height), tolerance)
-            amount[start + offset] = max(whole, part)
+    spans = [slice(start, start + _CHUNK) for start in range(0, len(rows), _CHUNK)]
+    chunks = ((shard[span], index[span], sizes[span]) for span in spans)
+    parts = list(context.engine.map(_ink_chunk, chunks, (context.cache, settings.tolerance)))
+    amount = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+    colour = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 3), np.int16)
     blank = amount <= settings.max_ink
     span = SCORE_SPAN * max(settings.max_ink, 1e-6)
     columns.loc[rows.index, CHECK.score_column] = np.clip(amount / span, 0, 1)
