@@ -13,6 +13,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from bench_results import save_result
 from winnow.data.manifest import read_manifest
 
 WINNOW = str(Path(sys.executable).parent / "winnow")
+GNU_TIME = Path("/usr/bin/time")
 PLACEMENT = ("cache_shard", "cache_index")  # where a row's pixels lie: decoding order decides
 SETUPS = {
     "one process": ["--workers", "1"],
@@ -31,20 +33,20 @@ SETUPS = {
 
 
 def _timed(command: list[str]) -> dict:
-    """Wall seconds and peak RSS (MB) of one command, in its own process (GNU time)."""
-    report = Path(f"/tmp/winnow-bench-engines-{time.time_ns()}.time")
+    """Wall seconds and peak RSS (MB) of one command, in its own process (GNU time; the
+    peak is None where /usr/bin/time is missing)."""
+    report = Path(tempfile.gettempdir()) / f"winnow-bench-engines-{time.time_ns()}.time"
+    timer = ["/usr/bin/time", "-o", str(report), "-f", "%M"] if GNU_TIME.exists() else []
     started = time.perf_counter()
-    done = subprocess.run(
-        ["/usr/bin/time", "-o", str(report), "-f", "%M", *command],
-        capture_output=True,
-        text=True,
-    )
+    done = subprocess.run([*timer, *command], capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-    peak = int(report.read_text().split()[-1]) / 1024
-    report.unlink()
-    return {"seconds": round(seconds, 1), "peak_mb": round(peak)}
+    peak = None
+    if timer:
+        peak = round(int(report.read_text().split()[-1]) / 1024)
+        report.unlink()
+    return {"seconds": round(seconds, 1), "peak_mb": peak}
 
 
 def _tables(run: Path) -> dict[str, pd.DataFrame]:
