@@ -50,8 +50,12 @@ def audit(
     from winnow.config import load_config
 
     names = [c.strip() for c in checks.split(",")] if checks else None
-    overrides: dict = {"checks": names, "engine": engine, "ray_address": ray_address}
-    overrides["workers"] = workers
+    overrides: dict = {
+        "checks": names,
+        "engine": engine,
+        "ray_address": ray_address,
+        "workers": workers,
+    }
     if skip:
         overrides["skip"] = [c.strip() for c in skip.split(",") if c.strip()]
     settings = load_config(AuditConfig, config, overrides)

@@ -2,20 +2,18 @@
 
 - `local` (the default): this machine. Scan decodes in a process pool; the audit's
   per-image work (descriptor batches, verification chunks, photo statistics, blank
-  checks) runs in a
-  process pool of single-threaded workers, one per core: numpy's batched small matrix
-  products and element-wise work scale better over processes than over BLAS threads
-  (on 2 cores the near-duplicate check takes about half the time it takes in one
-  process with 2 threads).
+  checks) runs in a process pool of single-threaded workers, one per core: numpy's
+  batched small matrix products and element-wise work scale better over processes than
+  over BLAS threads (on 2 cores the near-duplicate check takes about half the time it
+  takes in one process with 2 threads).
 - `ray`: Ray. Without an address, a Ray sized to this machine is started for the command
   (a capped object store, a short temp path, no dashboard) and shut down after it; with
   `ray_address` (`--ray-address auto`, `ray://host:10001`, `host:6379`) the command joins
   that cluster and leaves it running. Scan decodes in Ray Data `map_batches` workers and
   this process writes the manifest and the pixel-cache shards from the stream of results;
   the audit's descriptor batches, verification chunks, photo statistics and blank
-  checks run as Ray tasks. Every node
-  must see the data folder and the run folder at the same paths (a shared file system)
-  and have winnow installed.
+  checks run as Ray tasks. Every node must see the data folder and the run folder at the
+  same paths (a shared file system) and have winnow installed.
 
 Both give the same manifest rows, pixels and findings (tested): the work is the same
 functions on the same inputs, and results are put back in input order wherever order
@@ -61,16 +59,10 @@ class LocalEngine:
         receive `shared` once each, at most TASKS_IN_FLIGHT_PER_CPU per worker ahead of the
         result being waited for."""
         items = iter(items)
-        first = next(items, _END)
-        if first is _END:
-            return
-        second = next(items, _END)
-        if second is _END or self.workers == 1:
-            yield fn(first, shared)
-            if second is not _END:
-                yield fn(second, shared)
-                for item in items:
-                    yield fn(item, shared)
+        head = list(itertools.islice(items, 2))
+        if len(head) < 2 or self.workers == 1:
+            for item in itertools.chain(head, items):
+                yield fn(item, shared)
             return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -80,17 +72,26 @@ class LocalEngine:
         with ProcessPoolExecutor(
             self.workers, context, initializer=_start_worker, initargs=(fn, shared)
         ) as pool:
-            pending: deque = deque()
-            limit = TASKS_IN_FLIGHT_PER_CPU * self.workers
-            for item in itertools.chain((first, second), items):
-                pending.append(pool.submit(_run_in_worker, item))
-                if len(pending) >= limit:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+            yield from _in_order(
+                itertools.chain(head, items),
+                lambda item: pool.submit(_run_in_worker, item),
+                lambda future: future.result(),
+                TASKS_IN_FLIGHT_PER_CPU * self.workers,
+            )
 
 
-_END = object()
+def _in_order(items: Iterable, submit: Callable, result: Callable, ahead: int) -> Iterator:
+    """Submit each item, keeping at most `ahead` submitted before the oldest one's result
+    is taken; the results come out in input order."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(submit(item))
+        if len(pending) >= ahead:
+            yield result(pending.popleft())
+    while pending:
+        yield result(pending.popleft())
+
+
 _WORKER: dict[str, Any] = {}  # in a pool worker: the function, its shared input, thread limits
 
 
@@ -120,17 +121,14 @@ class RayEngine:
         """`fn(item, shared)` for each item as Ray tasks, yielded in input order; `shared` is
         put in the object store once. At most TASKS_IN_FLIGHT_PER_CPU tasks per CPU are
         submitted ahead of the one being waited for, so results don't pile up."""
-        ray = self._ray
-        remote = self._remote.setdefault(fn, ray.remote(fn))
-        shared_ref = ray.put(shared)
-        pending: deque = deque()
-        limit = TASKS_IN_FLIGHT_PER_CPU * self.cpus
-        for item in items:
-            pending.append(remote.remote(item, shared_ref))
-            if len(pending) >= limit:
-                yield ray.get(pending.popleft())
-        while pending:
-            yield ray.get(pending.popleft())
+        remote = self._remote.setdefault(fn, self._ray.remote(fn))
+        shared_ref = self._ray.put(shared)
+        yield from _in_order(
+            items,
+            lambda item: remote.remote(item, shared_ref),
+            self._ray.get,
+            TASKS_IN_FLIGHT_PER_CPU * self.cpus,
+        )
 
     def map_batches(
         self,
@@ -236,7 +234,7 @@ _QUIET: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR
 
 
 def _quiet_ray() -> None:
-    for logger in ("ray", "ray.data", "ray._private"):
+    for logger in ("ray", "ray._private"):  # ray.data: `_quiet_ray_data`
         logging.getLogger(logger).setLevel(logging.ERROR)
 
 

@@ -50,8 +50,8 @@ class AuditContext:
     shared: dict[Any, Any] = field(default_factory=dict)
     # a long check reports progress through it: an object with total, done and description
     on_progress: Callable[[Any], None] | None = None
-    # where per-image work runs (winnow.data.engine; by default in this process): pass it to
-    # describe / verify_pairs
+    # where per-image work runs (winnow.data.engine; by default in this process): a check
+    # maps its chunks with `engine.map` or passes it to describe / verify_pairs
     engine: Engine = field(default_factory=lambda: LocalEngine(1))
 
 
