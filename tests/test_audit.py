@@ -18,14 +18,8 @@ from winnow.audit.checks.base import AuditContext, Check, CheckResult
 from winnow.audit.config import AuditConfig
 from winnow.audit.neardup.candidates import candidate_pairs
 from winnow.audit.neardup.explain import CompareError, compare_pair
-from winnow.audit.neardup.search import (
-    Items,
-    NearDuplicateSettings,
-    aspect_compatible,
-    describe,
-    standing_out,
-    verify_pairs,
-)
+from winnow.audit.neardup.search import Items, NearDuplicateSettings, describe
+from winnow.audit.neardup.verify import aspect_compatible, standing_out, verify_pairs
 from winnow.audit.runner import order_checks, plan_checks, run_audit, validate_result
 from winnow.data.cache import PixelCache
 from winnow.data.config import ScanConfig

@@ -23,7 +23,8 @@ from winnow.audit.checks.base import (
 )
 from winnow.audit.checks.near_duplicate import representatives, settings_of, shared_items
 from winnow.audit.neardup.candidates import candidate_pairs
-from winnow.audit.neardup.search import describe, exact_keys, verify_pairs
+from winnow.audit.neardup.search import describe, exact_keys
+from winnow.audit.neardup.verify import verify_pairs
 from winnow.audit.sections import count, figures, more, see
 
 COLUMNS = ["test_path", "train_path", "kind", "similarity"]

@@ -27,8 +27,8 @@ from winnow.audit.neardup.search import (
     exact_keys,
     keeper_order,
     leader_groups,
-    verify_pairs,
 )
+from winnow.audit.neardup.verify import verify_pairs
 from winnow.audit.sections import count, duplicate_groups
 
 

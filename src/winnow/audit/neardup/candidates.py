@@ -2,7 +2,7 @@
 (`describe`), from an exact, an HNSW or a compressed IVF-PQ faiss index chosen by the
 number of pictures (`NearDuplicateSettings.exact_index_limit`, `compressed_index_limit`),
 kept when the descriptors agree enough to be worth verifying on pixels
-(`winnow.audit.neardup.search.verify_pairs`)."""
+(`winnow.audit.neardup.verify.verify_pairs`)."""
 
 from __future__ import annotations
 

@@ -31,23 +31,21 @@ import pandas as pd
 from winnow.audit.checks.near_duplicate import CHECK as NEAR_DUPLICATE
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
-from winnow.audit.neardup.search import (
-    IDENTICAL_DIFFERENCE,
-    Items,
-    NearDuplicateSettings,
-    aspect_change,
-    describe,
-    full_side_test,
-    same_size_comparable,
-    series_score,
-    verification_tests,
-)
+from winnow.audit.neardup.search import Items, NearDuplicateSettings, describe
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
     pair_similarity,
     same_size_change,
     verification_view,
+)
+from winnow.audit.neardup.verify import (
+    IDENTICAL_DIFFERENCE,
+    aspect_change,
+    full_side_test,
+    same_size_comparable,
+    series_score,
+    verification_tests,
 )
 from winnow.audit.runner import AUDIT_DIR, CONFIG_FILE, read_table, reference_folder
 from winnow.config import load_config
