@@ -11,7 +11,7 @@ from PIL import Image
 from factory import KINDS, gradient, write_kind
 from winnow.data.config import ScanConfig
 from winnow.data.decode import decode_file, prepare_worker
-from winnow.data.scan import inspect_file
+from winnow.data.inspection import inspect_file
 from winnow.data.walk import FoundFile
 
 prepare_worker()

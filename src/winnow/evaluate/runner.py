@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from winnow.data.inspection import decode_files
 from winnow.data.io import atomic_write_bytes
-from winnow.data.scan import decode_files
 from winnow.data.walk import WalkStats, iter_files
 from winnow.errors import WinnowError
 from winnow.evaluate.scoring import score
