@@ -280,8 +280,8 @@ def test_experiment_grid_trains_every_combination_and_compares_them(demo_run, tm
 
 
 @pytest.mark.slow
-def test_two_process_ddp_on_cpu_shares_each_epoch(demo_run, tmp_path: Path) -> None:
-    _, run = demo_run
+def test_two_process_ddp_on_cpu_shares_each_epoch(demo_run, trained, tmp_path: Path) -> None:
+    _, run = demo_run  # `trained` is the one-process run whose plan this one halves
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump({**TINY_TRAIN, "accelerator": "cpu"}))
     winnow = Path(sys.executable).parent / "winnow"  # Lightning re-launches this command line
@@ -295,7 +295,7 @@ def test_two_process_ddp_on_cpu_shares_each_epoch(demo_run, tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr[-3000:]
     plan = __import__("json").loads((run / "train" / "ddp" / "plan.json").read_text())
-    single = __import__("json").loads((run / "train" / "tiny" / "plan.json").read_text())
+    single = __import__("json").loads((trained / "plan.json").read_text())
     assert plan["steps_per_epoch"] == single["steps_per_epoch"] // 2
     lines = (run / "train" / "ddp" / "metrics.csv").read_text().splitlines()
     assert len(lines) == 1 + TINY_TRAIN["max_epochs"]

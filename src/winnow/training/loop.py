@@ -278,21 +278,23 @@ def _threads(config: TrainConfig) -> int:
     if config.threads:
         return config.threads
     device = _device(config)
-    processes = _world_size(config, device) // config.num_nodes  # on this machine
+    processes = _processes_per_node(config, device)
     if device == "cpu" and processes > 1:
         return max(1, (os.cpu_count() or 1) // processes)
     return torch.get_num_threads()
 
 
-def _world_size(config: TrainConfig, device: str) -> int:
-    """Processes in the run: each node's devices times the nodes."""
+def _processes_per_node(config: TrainConfig, device: str) -> int:
     if isinstance(config.devices, int):
-        per_node = config.devices
-    elif device == "cuda" and config.devices == "auto":
-        per_node = torch.cuda.device_count()
-    else:
-        per_node = 1
-    return per_node * config.num_nodes
+        return config.devices
+    if device == "cuda" and config.devices == "auto":
+        return torch.cuda.device_count()
+    return 1
+
+
+def _world_size(config: TrainConfig, device: str) -> int:
+    """Processes in the run: each node's processes times the nodes."""
+    return _processes_per_node(config, device) * config.num_nodes
 
 
 def _module(config, rows, counts, mean, std, total_steps, meta):

@@ -20,6 +20,9 @@ from winnow.training.schedule import BudgetSchedule, progressive_size
 STEP_SEED_STRIDE = 1_000_003  # distinct global seeds per (epoch, batch)
 
 
+TRAIN_METRICS = ("train_acc", "train_macro_f1")  # running over an epoch, summed over processes
+
+
 class ClassifierModule(L.LightningModule):
     def __init__(
         self,
@@ -225,9 +228,6 @@ class ClassifierModule(L.LightningModule):
             for key in state:
                 if key.startswith(tuple(f"metrics.{name}." for name in TRAIN_METRICS)):
                     state[key] = torch.zeros_like(state[key])
-
-
-TRAIN_METRICS = ("train_acc", "train_macro_f1")  # running over an epoch, summed over processes
 
 
 def reset_to_torch_defaults(model: torch.nn.Module) -> None:
