@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+
+from winnow.data.engine import EngineName
 
 
 def _fraction(value: float) -> float:
@@ -61,7 +63,7 @@ class AuditConfig(BaseModel):
 
     checks: list[str] | None = None
     skip: list[str] = []
-    engine: Literal["local", "ray"] = "local"
+    engine: EngineName = "local"
     ray_address: str | None = None
     workers: PositiveInt | None = None
 

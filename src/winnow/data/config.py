@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from winnow.data.engine import EngineName
 
 # bumped when decoding changes what a row or its cached pixels hold; part of the pixel
 # settings, so a cache made by another decoder version is not reused
@@ -37,7 +39,7 @@ class ScanConfig(BaseModel):
     max_pixels: int = 1_000_000_000
     decode_memory_mb: int = 256
     shard_mb: int = 64
-    engine: Literal["local", "ray"] = "local"
+    engine: EngineName = "local"
     ray_address: str | None = None
 
     @field_validator("image_size")

@@ -30,11 +30,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from winnow.errors import WinnowError
 
-ENGINES: tuple[str, ...] = ("local", "ray")
+EngineName = Literal["local", "ray"]  # the `engine` setting of scan and audit
+ENGINES: tuple[str, ...] = get_args(EngineName)
 OBJECT_STORE_BYTES = 1 << 30  # the local Ray's object store (Ray's default is 30 % of RAM)
 TASKS_IN_FLIGHT_PER_CPU = 2  # tasks submitted ahead per worker or CPU: keeps them busy
 DECODE_BATCH = 16  # files per Ray Data decode batch
