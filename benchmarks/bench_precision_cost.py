@@ -54,7 +54,7 @@ def similarities(
         longer_sides(frame.iloc[pairs[:, 0]]), longer_sides(frame.iloc[pairs[:, 1]])
     )
     alike = pair_similarity(*views, resolution=resolution)
-    return alike, full_side(*views, settings.batch_pairs // 4)
+    return alike, full_side(*views, settings.batch_pairs // 4, colour=True)
 
 
 def test_values(

@@ -7,6 +7,7 @@ checked against the thresholds the audit uses by default.
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -19,6 +20,8 @@ from winnow.audit.neardup.search import NearDuplicateSettings
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
+    PairSimilarity,
+    Pictures,
     Projection,
     _changed_area,
     _unit,
@@ -268,13 +271,50 @@ def test_light_corner_ornaments_show_at_full_resolution() -> None:
 
     plain, ornate = view(ornate_card(False)), view(ornate_card(True))
     assert pair_similarity(plain, ornate).changed[0] <= DEFAULTS.max_changed_area
-    assert pair_similarity(plain, ornate, side=FULL_SIDE).changed[0] > (
-        DEFAULTS.max_changed_area_full
-    )
     copy = view(crawled_copy(ornate_card(True), scale=0.55, crop=0.02, quality=70))
-    assert pair_similarity(ornate, copy, side=FULL_SIDE).changed[0] <= (
-        DEFAULTS.max_changed_area_full
-    )
+    for colour in (True, False):  # verification compares luminance alone at this side
+        full = functools.partial(pair_similarity, side=FULL_SIDE, colour=colour)
+        assert full(plain, ornate).changed[0] > DEFAULTS.max_changed_area_full
+        assert full(ornate, copy).changed[0] <= DEFAULTS.max_changed_area_full
+
+
+def test_pictures_prepared_once_give_the_numbers_of_one_view_per_pair() -> None:
+    """Verification stores each picture once and prepares it once for all its pairs
+    (`Pictures`); the numbers are bit for bit those of one view per pair, at both sides and
+    at every resolution level."""
+    pictures = [
+        flag(),
+        card("spade"),
+        spirograph(72, 29),
+        spirograph(90, 37),
+        crawled_copy(flag(), scale=0.5, crop=0.03, quality=80),
+        crawled_copy(card("spade"), scale=0.3, crop=0.0, quality=90),
+    ]
+    views = np.concatenate([view(picture) for picture in pictures])
+    pairs = np.array([[0, 4], [0, 1], [1, 5], [2, 3], [3, 2], [0, 0], [5, 4], [2, 4]])
+    resolution = np.array([120, 31, 48, 200, 200, 64, 20, 90])
+    shared = Pictures.of(views)
+    for side, levels in ((VERIFY_SIDE, resolution), (FULL_SIDE, None)):
+        once = pair_similarity(
+            shared.take(pairs[:, 0]), shared.take(pairs[:, 1]), side, resolution=levels
+        )
+        per_pair = pair_similarity(views[pairs[:, 0]], views[pairs[:, 1]], side, levels)
+        for name, a, b in zip(PairSimilarity._fields, once, per_pair, strict=True):
+            assert np.array_equal(a, b), name
+
+
+def test_luminance_alone_measures_what_the_full_side_uses() -> None:
+    """At FULL_SIDE verification warps the luminance alone (`colour=False`, a third of the
+    work): correlation, detail, changed area and difference are those of the colour
+    comparison up to float rounding, and the colour measures are left undefined."""
+    copy = view(crawled_copy(flag(), scale=0.6, crop=0.02, quality=75))
+    first = np.concatenate([view(flag()), view(card("spade")), view(flag())])
+    second = np.concatenate([copy, view(card("club")), view(spirograph(72, 29))])
+    colour = pair_similarity(first, second, FULL_SIDE)
+    grey = pair_similarity(first, second, FULL_SIDE, colour=False)
+    for name in ("correlation", "detail", "changed", "difference"):
+        np.testing.assert_allclose(getattr(grey, name), getattr(colour, name), atol=2e-3)
+    assert np.isnan(grey.chroma).all() and np.isnan(grey.greyed).all()
 
 
 def test_a_copy_upscaled_into_the_cache_is_compared_at_its_own_resolution() -> None:

@@ -304,7 +304,7 @@ def compare_pair(
     alike = pair_similarity(*views, resolution=resolution)
     for name, test_ in verification_tests(alike, settings).items():
         steps.append(_test_step(name, test_, _MEANINGS[name]))
-    sharp = pair_similarity(*views, side=FULL_SIDE)
+    sharp = pair_similarity(*views, side=FULL_SIDE, colour=False)  # as verification does
     steps.append(
         _test_step(
             "max_changed_area_full",

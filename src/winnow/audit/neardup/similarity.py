@@ -60,11 +60,16 @@ def image_region(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _resize(region: np.ndarray, side: int) -> np.ndarray:
-    """Area-average resize of an (h, w, c) array to (side, side, c) as float32."""
-    rows = _area_matrix(region.shape[0], side)
-    cols = _area_matrix(region.shape[1], side)
-    tall = np.tensordot(rows, region.astype(np.float32), axes=(1, 0))  # (side, w, c)
-    return np.tensordot(tall, cols, axes=(1, 1)).transpose(0, 2, 1)  # (side, side, c)
+    """Area-average resize of an (h, w, c) array to (side, side, c) as float32. An axis
+    already `side` long is left as it is (its matrix would be the identity: same values)."""
+    resized = region.astype(np.float32)
+    if region.shape[0] != side:
+        rows = _area_matrix(region.shape[0], side)
+        resized = np.tensordot(rows, resized, axes=(1, 0))  # (side, w, c)
+    if region.shape[1] != side:
+        cols = _area_matrix(region.shape[1], side)
+        resized = np.tensordot(resized, cols, axes=(1, 1)).transpose(0, 2, 1)  # (side, side, c)
+    return resized
 
 
 @functools.lru_cache(maxsize=1024)
@@ -234,6 +239,31 @@ def verification_view(region: np.ndarray) -> np.ndarray:
     return _resize(region, PROFILE_SIDE)
 
 
+class Pictures(NamedTuple):
+    """The pictures one side of a batch of pairs refers to, each stored once: their
+    verification views as colour planes, (3, U, n, n) float32, and per pair the position
+    of its picture, (P,). A picture in several pairs is prepared once (`_prepare`), not
+    once per pair."""
+
+    planes: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, views: np.ndarray) -> Pictures:
+        """One picture per pair, from (P, n, n, 3) verification views."""
+        return cls(np.ascontiguousarray(np.moveaxis(views, -1, 0)), np.arange(len(views)))
+
+    @classmethod
+    def stacked(cls, regions: list[np.ndarray], index: np.ndarray) -> Pictures:
+        """The verification views of `regions` (`verification_view`), and per pair which."""
+        planes = np.stack([np.moveaxis(verification_view(r), -1, 0) for r in regions], axis=1)
+        return cls(planes, index)
+
+    def take(self, which: np.ndarray) -> Pictures:
+        """The same pictures for a subset of the pairs."""
+        return Pictures(self.planes, self.index[which])
+
+
 def _grid_matrices(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scales, offsets = np.meshgrid(_SCALES, _OFFSETS, indexing="ij")
     scales, offsets = scales.ravel(), offsets.ravel()
@@ -248,17 +278,53 @@ def _grid(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _grid_matrices(n)
 
 
-def _fit_axis(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best (scale, offset) per row so target(x) ≈ source(offset + scale·x); profiles (P, n)."""
-    stack, scales, offsets = _grid(source.shape[1])
-    grid, n = stack.shape[0], stack.shape[1]
-    warped = (source @ stack.reshape(grid * n, n).T).reshape(len(source), grid, n)
-    warped -= warped.mean(axis=2, keepdims=True)
-    centred = target - target.mean(axis=1, keepdims=True)
-    score = np.matmul(warped, centred[:, :, None])[..., 0]
-    score /= np.sqrt((warped**2).sum(axis=2) * (centred**2).sum(axis=1, keepdims=True)) + 1e-6
-    best = score.argmax(axis=1)
-    return scales[best], offsets[best]
+class _Profiles(NamedTuple):
+    """One axis's luminance profiles of U pictures (`_profile`), ready for `_fit_axis`: as a
+    source, warped by every (scale, offset) of the alignment grid and centred (U, grid, n),
+    with their energy (U, grid); as a target, centred (U, n), with its energy (U, 1)."""
+
+    warped: np.ndarray
+    warped_energy: np.ndarray
+    centred: np.ndarray
+    energy: np.ndarray
+
+    @classmethod
+    def of(cls, profiles: np.ndarray) -> _Profiles:
+        stack = _grid(profiles.shape[1])[0]
+        grid, n = stack.shape[0], stack.shape[1]
+        warped = (profiles @ stack.reshape(grid * n, n).T).reshape(len(profiles), grid, n)
+        warped -= warped.mean(axis=2, keepdims=True)
+        centred = profiles - profiles.mean(axis=1, keepdims=True)
+        return cls(
+            warped, (warped**2).sum(axis=2), centred, (centred**2).sum(axis=1, keepdims=True)
+        )
+
+
+def _fit_axis(
+    source: _Profiles, at_source: np.ndarray, target: _Profiles, at_target: np.ndarray
+) -> np.ndarray:
+    """Per pair, the position in the alignment grid (`_grid`) of the best (scale, offset)
+    so target(x) ≈ source(offset + scale·x): the highest correlation of the target's
+    profile with the source's warped ones."""
+    score = np.matmul(source.warped[at_source], target.centred[at_target][:, :, None])[..., 0]
+    score /= np.sqrt(source.warped_energy[at_source] * target.energy[at_target]) + 1e-6
+    return score.argmax(axis=1)
+
+
+@functools.lru_cache(maxsize=8)  # the blur levels in use: 7 at VERIFY_SIDE, 1 at FULL_SIDE
+def _warp_table(n: int, side: int, blur: float) -> np.ndarray:
+    """For every (scale, offset) of the alignment grid, the matrix that crops a line of n
+    samples to it, resamples it to `side` and blurs it by `blur`: (grid, side, n). A pair's
+    warp is two rows of it (`_fit_axis` picks them), so no matrix is built per pair."""
+    _, scales, offsets = _grid(FIT_SIDE)
+    crops = _sample_matrices(offsets * n, (offsets + scales) * n, n, side)
+    return _read_only(_flushed(_blur_matrix(side, blur) @ crops))
+
+
+@functools.lru_cache(maxsize=8)
+def _view_matrix(n: int, side: int, blur: float) -> np.ndarray:
+    """The uncropped warp: a line of n samples resampled to `side` and blurred by `blur`."""
+    return _read_only(_flushed(_blur_matrix(side, blur) @ _sample_matrix(0, n, n, side)))
 
 
 def _profile(images: np.ndarray, axis: int) -> np.ndarray:
@@ -267,10 +333,19 @@ def _profile(images: np.ndarray, axis: int) -> np.ndarray:
     return profile.reshape(len(images), FIT_SIDE, -1).mean(axis=2)
 
 
+@functools.lru_cache(maxsize=64)
 def _blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """Gaussian blur of a line of n samples by `sigma`, as an (n, n) matrix (read-only:
+    memoised, the comparisons use a few sizes and sigmas)."""
     x = np.arange(n)
     weights = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
-    return _flushed((weights / weights.sum(axis=1, keepdims=True)).astype(np.float32))
+    return _read_only(_flushed((weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)))
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """`array`, made read-only (a memoised result is shared by every caller)."""
+    array.flags.writeable = False
+    return array
 
 
 NEGLIGIBLE_WEIGHT = 1e-12  # below float32's resolution next to any weight that matters
@@ -327,43 +402,69 @@ class PairSimilarity(NamedTuple):
     greyed: np.ndarray
 
 
-def aligned_similarity(
-    source: np.ndarray,
-    target: np.ndarray,
-    blur: float = BLUR,
-    detail_sigma: float = DETAIL_SIGMA,
-    side: int = VERIFY_SIDE,
-) -> PairSimilarity:
-    """Warp `source` onto `target` (assumed a crop of it) and compare at `side` pixels;
-    (P, n, n, 3) inputs."""
-    return _aligned(_planes(source), _planes(target), blur, detail_sigma, side)
+class _Prepared(NamedTuple):
+    """What both crop directions of a pair use from each picture, computed once per
+    picture: the planes a crop warps (R, G and B; or the luminance alone when colour is not
+    compared); its luminance profiles across and down (FIT_SIDE samples, `_profile`), to
+    which the crop is fitted; and its uncropped view at the comparison side, the target a
+    crop is warped onto: luminance, chroma (`_chroma`; None without colour) and the centred
+    rows of its luminance and of its fine detail. (U, ...) arrays."""
+
+    planes: list[np.ndarray]
+    across: _Profiles
+    down: _Profiles
+    luminance: np.ndarray
+    chroma: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    centred: np.ndarray
+    detail: np.ndarray
+
+
+def _prepare(
+    planes: np.ndarray, blur: float, detail_sigma: float, side: int, colour: bool
+) -> _Prepared:
+    """`_Prepared` of (3, U, n, n) colour planes, compared at `side` after a blur of `blur`
+    pixels, with fine detail at `detail_sigma`; in colour or on luminance alone."""
+    colours = list(planes)
+    n = colours[0].shape[1]
+    luminance = sum(colours) / 3
+    full = _view_matrix(n, side, blur)
+    warped = [full @ plane @ full.T for plane in (colours if colour else [luminance])]
+    view = sum(warped) / 3 if colour else warped[0]
+    wide = _blur_matrix(side, detail_sigma)
+    detail = view - wide @ view @ wide.T
+    return _Prepared(
+        planes=colours if colour else [luminance],
+        across=_Profiles.of(_profile(luminance, axis=1)),
+        down=_Profiles.of(_profile(luminance, axis=2)),
+        luminance=view,
+        chroma=_chroma(warped) if colour else None,
+        centred=_centred(view),
+        detail=_centred(detail),
+    )
 
 
 def _aligned(
-    source_c: list[np.ndarray],
-    target_c: list[np.ndarray],
+    source: _Prepared,
+    at_source: np.ndarray,
+    target: _Prepared,
+    at_target: np.ndarray,
     blur: float,
     detail_sigma: float,
     side: int,
 ) -> PairSimilarity:
-    """aligned_similarity on colour planes (see `_planes`)."""
-    n, m = source_c[0].shape[1], side
-    source_l, target_l = sum(source_c) / 3, sum(target_c) / 3
-    sx, ox = _fit_axis(_profile(source_l, axis=1), _profile(target_l, axis=1))
-    sy, oy = _fit_axis(_profile(source_l, axis=2), _profile(target_l, axis=2))
-    smooth = _blur_matrix(m, blur)
-    full = _flushed(smooth @ _sample_matrix(0, n, n, m))
-    rows = _flushed(smooth @ _sample_matrices(oy * n, (oy + sy) * n, n, m))
-    cols = _flushed(smooth @ _sample_matrices(ox * n, (ox + sx) * n, n, m)).transpose(0, 2, 1)
-    warped_s = [rows @ plane @ cols for plane in source_c]
-    warped_t = [full @ plane @ full.T for plane in target_c]
-    lum_s, lum_t = sum(warped_s) / 3, sum(warped_t) / 3
+    """Warp each pair's source picture (`source`'s pictures at `at_source`) onto its target
+    (assumed a crop of the source) and compare them at `side` pixels (chroma and greyed
+    are NaN where the pictures were prepared without colour)."""
+    n, m = source.planes[0].shape[1], side
+    table = _warp_table(n, m, blur)
+    cols = table[_fit_axis(source.across, at_source, target.across, at_target)]
+    rows = table[_fit_axis(source.down, at_source, target.down, at_target)]
+    warped_s = [rows @ plane[at_source] @ cols.transpose(0, 2, 1) for plane in source.planes]
+    lum_s = sum(warped_s) / 3 if len(warped_s) == 3 else warped_s[0]
+    lum_t = target.luminance[at_target]
     wide = _blur_matrix(m, detail_sigma)
     detail_s = lum_s - wide @ lum_s @ wide.T
-    detail_t = lum_t - wide @ lum_t @ wide.T
-    chroma_s, chroma_t = _chroma(warped_s), _chroma(warped_t)
-    chroma = _chroma_distance(chroma_s, chroma_t).reshape(len(lum_s), -1)
-    centred_s, centred_t = _centred(lum_s), _centred(lum_t)
+    centred_s, centred_t = _centred(lum_s), target.centred[at_target]
     changed = _changed_area(centred_s.reshape(lum_s.shape), centred_t.reshape(lum_t.shape))
     difference = np.abs(centred_s - centred_t).mean(axis=1)
     # two flat pictures (blank, one colour) have nothing but their grey level to compare,
@@ -372,20 +473,21 @@ def _aligned(
     level = np.abs(lum_s.reshape(len(lum_s), -1).mean(1) - lum_t.reshape(len(lum_t), -1).mean(1))
     changed = np.where(both_flat & (level > CHANGE_THRESHOLD), 1.0, changed)
     difference = np.where(both_flat, level, difference)
+    chroma = greyed = np.full(len(lum_s), np.nan)
+    if target.chroma is not None:
+        chroma_s = _chroma(warped_s)
+        chroma_t = tuple(part[at_target] for part in target.chroma)
+        distance = _chroma_distance(chroma_s, chroma_t).reshape(len(lum_s), -1)
+        chroma = np.percentile(distance, 90, axis=1)
+        greyed = _greyed_share(lum_s, chroma_s[2], lum_t, chroma_t[2])
     return PairSimilarity(
         correlation=_correlation(centred_s, centred_t),
-        detail=_correlation(_centred(detail_s), _centred(detail_t)),
-        chroma=np.percentile(chroma, 90, axis=1),
+        detail=_correlation(_centred(detail_s), target.detail[at_target]),
+        chroma=chroma,
         changed=changed,
         difference=difference,
-        greyed=_greyed_share(lum_s, chroma_s[2], lum_t, chroma_t[2]),
+        greyed=greyed,
     )
-
-
-def _planes(rgb: np.ndarray) -> list[np.ndarray]:
-    """(P, h, w, 3) → three contiguous (P, h, w) colour planes (numpy reduces a trailing
-    axis of 3 slowly; the planes make the warps and colour sums 1.7× faster)."""
-    return list(np.ascontiguousarray(np.moveaxis(rgb, -1, 0)))
 
 
 def _chroma(rgb: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -486,13 +588,17 @@ def _range_along(images: np.ndarray, axis: int, reach: int, pick: np.ufunc) -> n
 
 
 def pair_similarity(
-    first: np.ndarray,
-    second: np.ndarray,
+    first: np.ndarray | Pictures,
+    second: np.ndarray | Pictures,
     side: int = VERIFY_SIDE,
     resolution: np.ndarray | None = None,
+    colour: bool = True,
 ) -> PairSimilarity:
     """Similarity of aligned pairs at `side` pixels, trying both crop directions and keeping
-    the better-aligned one.
+    the better-aligned one (higher correlation + detail). `first` and `second`: (P, n, n, 3)
+    verification views, or `Pictures` (each picture stored and prepared once however many
+    pairs it is in). Without `colour` only the luminance is warped and compared (a third
+    of the work): chroma and greyed are then NaN.
 
     `resolution`, per pair: the longer side of the smaller picture as its file has it. A
     picture smaller than `side` was upscaled into the cache, so it has no detail finer than
@@ -500,23 +606,47 @@ def pair_similarity(
     scale times side / resolution, in half steps up to 4), so that a copy resized to 31 px
     is compared with its 64-px source on the detail both still have.
     """
-    if len(first) == 0:
-        return PairSimilarity(*(np.zeros(0, np.float32) for _ in PairSimilarity._fields))
-    factor = np.ones(len(first))
+    first, second = (p if isinstance(p, Pictures) else Pictures.of(p) for p in (first, second))
+    count = len(first.index)
+    results = [np.zeros(count, np.float32) for _ in PairSimilarity._fields]
+    factor = np.ones(count)
     if resolution is not None:
         ratio = side / np.maximum(np.asarray(resolution, np.float64), 1)
         factor = np.clip(np.round(ratio * 2) / 2, 1, 4)
-    results = [np.zeros(len(first), np.float32) for _ in PairSimilarity._fields]
     for level in np.unique(factor):
         which = np.flatnonzero(factor == level)
-        first_c, second_c = _planes(first[which]), _planes(second[which])
         blur, detail = BLUR * level, DETAIL_SIGMA * level
-        forward = _aligned(first_c, second_c, blur, detail, side)
-        backward = _aligned(second_c, first_c, blur, detail, side)
+        (a, at_a), (b, at_b) = _prepared(
+            first.take(which), second.take(which), blur, detail, side, colour
+        )
+        forward = _aligned(a, at_a, b, at_b, blur, detail, side)
+        backward = _aligned(b, at_b, a, at_a, blur, detail, side)
         use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
-        for out, f, b in zip(results, forward, backward, strict=True):
-            out[which] = np.where(use_forward, f, b)
+        for out, f, b_ in zip(results, forward, backward, strict=True):
+            out[which] = np.where(use_forward, f, b_)
     return PairSimilarity(*results)
+
+
+def _prepared(
+    first: Pictures, second: Pictures, blur: float, detail_sigma: float, side: int, colour: bool
+) -> tuple[tuple[_Prepared, np.ndarray], tuple[_Prepared, np.ndarray]]:
+    """`_prepare` the pictures the pairs use (once each, also when both sides hold the same
+    pictures), and per pair the position of its first and its second picture."""
+    if first.planes is second.planes:
+        used, at = np.unique(np.concatenate([first.index, second.index]), return_inverse=True)
+        prepared = _prepare(_used(first.planes, used), blur, detail_sigma, side, colour)
+        return (prepared, at[: len(first.index)]), (prepared, at[len(first.index) :])
+    sides = []
+    for pictures in (first, second):
+        used, at = np.unique(pictures.index, return_inverse=True)
+        prepared = _prepare(_used(pictures.planes, used), blur, detail_sigma, side, colour)
+        sides.append((prepared, at))
+    return sides[0], sides[1]
+
+
+def _used(planes: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """The (3, U, n, n) planes of the pictures at `used` (sorted, unique)."""
+    return planes if len(used) == planes.shape[1] else planes[:, used]
 
 
 SAME_SIZE_INK = 16.0  # grey levels from a picture's dominant colour that make a pixel ink

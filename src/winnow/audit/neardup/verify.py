@@ -18,10 +18,10 @@ from winnow.audit.neardup.search import LOSSLESS_FORMATS, Items, NearDuplicateSe
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     PairSimilarity,
+    Pictures,
     max_aspect_change,
     pair_similarity,
     same_size_change,
-    verification_view,
 )
 from winnow.data.cache import PixelCache
 from winnow.data.decode import draft_reduces
@@ -125,7 +125,7 @@ def verify_pairs(
     # after the series rule, which therefore sees every look-alike: removing the same-size
     # siblings first would break a series into small clusters that it no longer doubts
     # (on the benchmark: 327 unknown pairs instead of 137, and 65 s more)
-    unchanged = same_size_unchanged(first, second, pairs, settings)
+    unchanged = same_size_unchanged(first, second, pairs, settings, engine)
     return pairs[unchanged], scores[unchanged]
 
 
@@ -136,11 +136,16 @@ def _verify_chunk(
     verification side and the changed-area test at full resolution, their correlation,
     their series rank and whether they are identical once aligned."""
     first, second, settings = shared
-    views = []
-    for items, column in ((first, chunk[:, 0]), (second, chunk[:, 1])):
-        unique, inverse = np.unique(column, return_inverse=True)
-        stack = np.stack([verification_view(r) for r in items.regions(unique)])
-        views.append(stack[inverse])
+    if first is second:  # pairs within one set: a picture on either side is read once
+        unique, inverse = np.unique(chunk, return_inverse=True)
+        inverse = inverse.reshape(chunk.shape)
+        pictures = Pictures.stacked(first.regions(unique), inverse[:, 0])
+        views = [pictures, Pictures(pictures.planes, inverse[:, 1])]
+    else:
+        views = []
+        for items, column in ((first, chunk[:, 0]), (second, chunk[:, 1])):
+            unique, inverse = np.unique(column, return_inverse=True)
+            views.append(Pictures.stacked(items.regions(unique), inverse))
     # the smaller picture's own size: a copy upscaled into the cache is compared on the
     # detail it has (see pair_similarity)
     resolution = np.minimum(
@@ -152,7 +157,7 @@ def _verify_chunk(
     # a verified pair is compared again at the cache's full resolution (only the few
     # verified pairs pay for it): thin frames, ornaments and small marks that blur away
     # at the verification side show up in its changed area
-    sharp = full_side(views[0][confirmed], views[1][confirmed], settings.batch_pairs // 4)
+    sharp = full_side(views[0].take(confirmed), views[1].take(confirmed), settings.batch_pairs // 4)
     still = full_side_test(sharp, settings).passed()
     return (
         chunk[confirmed][still],
@@ -188,7 +193,11 @@ def same_size_comparable(
 
 
 def same_size_unchanged(
-    first: Items, second: Items, pairs: np.ndarray, settings: NearDuplicateSettings
+    first: Items,
+    second: Items,
+    pairs: np.ndarray,
+    settings: NearDuplicateSettings,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     """Which verified pairs survive a comparison without alignment, as a mask.
 
@@ -198,6 +207,7 @@ def same_size_unchanged(
     compared one to one (`same_size_change`, at most `max_same_size_change` of the ink may
     differ), forgiving a pixel of misalignment only when one of them is a lossy format.
     Pairs of other sizes keep their verdict: a resized copy cannot be compared this way.
+    Chunks of SAME_SIZE_BATCH pairs are units of work for `engine` (default: this process).
     """
     mask = np.ones(len(pairs), bool)
     if len(pairs) == 0:
@@ -205,14 +215,29 @@ def same_size_unchanged(
     a, b = first.frame.iloc[pairs[:, 0]], second.frame.iloc[pairs[:, 1]]
     comparable, strict = same_size_comparable(a, b, first.cache, second.cache)
     where = np.flatnonzero(comparable)
-    for start in range(0, len(where), settings.batch_pairs):
-        chunk = where[start : start + settings.batch_pairs]
-        regions_a = first.regions(pairs[chunk, 0])
-        regions_b = second.regions(pairs[chunk, 1])
-        for k, region_a, region_b in zip(chunk, regions_a, regions_b, strict=True):
-            change = same_size_change(region_a, region_b, reach=0 if strict[k] else 1)
-            mask[k] = change <= settings.max_same_size_change
+    if len(where) == 0:
+        return mask
+    engine = engine or LocalEngine(1)
+    portable = first.portable()
+    shared = (portable, portable if first is second else second.portable())
+    parts = np.array_split(where, range(SAME_SIZE_BATCH, len(where), SAME_SIZE_BATCH))
+    chunks = ((pairs[part], strict[part]) for part in parts)
+    changes = np.concatenate(list(engine.map(_same_size_chunk, chunks, shared)))
+    mask[where] = changes <= settings.max_same_size_change
     return mask
+
+
+SAME_SIZE_BATCH = 64  # same-size pairs per unit of work (a few milliseconds each)
+
+
+def _same_size_chunk(
+    chunk: tuple[np.ndarray, np.ndarray], shared: tuple[Items, Items]
+) -> np.ndarray:
+    """`same_size_change` of each pair of a chunk of `same_size_unchanged` (an engine task),
+    strictly where `strict` says both formats are noiseless."""
+    (pairs, strict), (first, second) = chunk, shared
+    regions = zip(first.regions(pairs[:, 0]), second.regions(pairs[:, 1]), strict, strict=True)
+    return np.array([same_size_change(x, y, reach=0 if s else 1) for x, y, s in regions])
 
 
 def series_score(alike: PairSimilarity) -> np.ndarray:
@@ -221,16 +246,21 @@ def series_score(alike: PairSimilarity) -> np.ndarray:
     return alike.detail - alike.difference / 100
 
 
-def full_side(first: np.ndarray, second: np.ndarray, size: int) -> PairSimilarity:
+def full_side(
+    first: np.ndarray | Pictures, second: np.ndarray | Pictures, size: int, colour: bool = False
+) -> PairSimilarity:
     """pair_similarity at FULL_SIDE, `size` pairs at a time (4× the pixels of a pair at the
-    verification side, so a quarter of the batch keeps the peak memory where it was)."""
+    verification side, so a quarter of the batch keeps the peak memory where it was);
+    (P, n, n, 3) verification views or `Pictures`. What is used at this side (the changed
+    area, and detail and difference for the series rank) is luminance: colour, tested at
+    the verification side, is compared only with `colour`."""
+    first, second = (p if isinstance(p, Pictures) else Pictures.of(p) for p in (first, second))
     size = max(1, size)
+    count = len(first.index)
     parts = [
-        pair_similarity(first[start : start + size], second[start : start + size], FULL_SIDE)
-        for start in range(0, len(first), size)
+        pair_similarity(first.take(chunk), second.take(chunk), FULL_SIDE, colour=colour)
+        for chunk in np.array_split(np.arange(count), range(size, count, size))
     ]
-    if not parts:
-        return pair_similarity(first, second, FULL_SIDE)
     return PairSimilarity(*(np.concatenate(values) for values in zip(*parts, strict=True)))
 
 
