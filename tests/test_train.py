@@ -389,3 +389,37 @@ def test_nodes_multiply_the_processes_and_share_each_machines_cores(monkeypatch)
 def _scores(metrics: Path) -> pd.DataFrame:
     """metrics.csv without its wall-clock column: every other number is seed-exact."""
     return pd.read_csv(metrics).drop(columns="seconds")
+
+
+@pytest.mark.slow
+def test_compiled_training_keeps_the_networks_names_and_a_failed_compile_is_handled(
+    demo_run, monkeypatch
+) -> None:
+    _, run = demo_run
+    assert not TrainConfig(compile="auto").uses_compile("cpu")  # it does not pay on a CPU
+    assert TrainConfig(compile="auto").uses_compile("cuda")
+    settings = {**TINY_TRAIN, "max_epochs": 1, "compile": "on"}
+    result = train(run, TrainConfig(**settings), name="compiled")
+    plan = result.summary["plan"]
+    assert plan["compile"] is True and plan["compile_seconds"] > 0  # paid in the planner
+    state = torch.load(result.best, map_location="cpu", weights_only=True)["state_dict"]
+    assert state and not any("_orig_mod" in key for key in state)  # no wrapper in the names
+    probabilities = load_model(result.best).probabilities(np.zeros((2, 128, 128, 3), np.uint8))
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+    def broken(model, *args, **kwargs):
+        def fails(*inputs):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found\nmore")
+
+        return fails
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(TrainError, match="compile: off") as refused:
+        train(run, TrainConfig(**settings), name="refused")
+    assert "InvalidCxxCompiler" in str(refused.value)
+    assert not (run / "train" / "refused").exists()  # refused before anything is written
+    # `auto` where compiling is tried (a GPU) falls back to the network as it is
+    monkeypatch.setattr(TrainConfig, "uses_compile", lambda self, device: True)
+    fallback = train(run, TrainConfig(**{**settings, "compile": "auto"}), name="fallback")
+    plan = fallback.summary["plan"]
+    assert plan["compile"] is False and "InvalidCxxCompiler" in plan["compile_note"]

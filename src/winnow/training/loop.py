@@ -139,7 +139,9 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out_dir / "config.yaml", dump_config(config).encode())
         atomic_write_bytes(out_dir / "plan.json", json.dumps(plan, indent=2).encode())
-    module = _module(config, rows, counts, mean, std, plan["max_steps"], meta)
+    module = _module(
+        config, rows, counts, mean, std, plan["max_steps"], meta, plan.get("compile", False)
+    )
     module.stream = stream
     module.schedule.budget = plan.get("fit_budget_seconds")
     from winnow.training.callbacks import Throughput
@@ -297,7 +299,7 @@ def _world_size(config: TrainConfig, device: str) -> int:
     return _processes_per_node(config, device) * config.num_nodes
 
 
-def _module(config, rows, counts, mean, std, total_steps, meta):
+def _module(config, rows, counts, mean, std, total_steps, meta, compiled: bool = False):
     from winnow.training.module import ClassifierModule
 
     module = ClassifierModule(config, rows.classes, counts.tolist(), mean, std, total_steps, meta)
@@ -306,7 +308,13 @@ def _module(config, rows, counts, mean, std, total_steps, meta):
         module.model = module.model.to(memory_format=torch.channels_last)
         if module.ema is not None:
             module.ema.module = module.ema.module.to(memory_format=torch.channels_last)
+    if compiled:
+        module.compile_training()
     return module
+
+
+class CompileFailed(Exception):
+    """torch.compile could not compile the training step (the planner's first step)."""
 
 
 def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -> dict[str, Any]:
@@ -315,7 +323,18 @@ def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -
     stream.shard(0, _world_size(config, device))  # each process's share of an epoch
     steps_per_epoch = len(stream)
     stream.shard(0, 1)  # the module shards for real once Lightning knows the ranks
-    timing = _calibrate(config, stream, val, rows, counts, mean, std, meta, device)
+    compiled, compile_note = config.uses_compile(device), None
+    try:
+        timing = _calibrate(config, stream, val, rows, counts, mean, std, meta, device, compiled)
+    except CompileFailed as exc:
+        if config.compile == "on":
+            raise TrainError(
+                f"compile: on, but torch.compile failed on {config.model}: {exc}. "
+                "Train without it (compile: off)."
+            ) from None
+        compiled, compile_note = False, f"torch.compile failed, trained without it: {exc}"
+        log.warning("%s", compile_note)
+        timing = _calibrate(config, stream, val, rows, counts, mean, std, meta, device, False)
     from winnow.training.schedule import mean_step_cost
 
     # a progressive run's early steps are smaller: plan with the run's mean step
@@ -359,26 +378,41 @@ def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -
         "fit_budget_seconds": round(fit_budget, 1) if fit_budget else None,
         "checkpoint_every_steps": every,
         "threads": torch.get_num_threads(),
+        "compile": compiled,
+        # the planner's first compiled step, less a step: paid once, inside the budget
+        "compile_seconds": round(timing["compile"], 1) if compiled else None,
+        **({"compile_note": compile_note} if compile_note else {}),
         "train_items": int(len(rows.frames["train"])),
         "val_items": int(len(rows.frames["val"])),
         "uncleaned_items_added": rows.added_uncleaned,
     }
 
 
-def _calibrate(config, stream, val, rows, counts, mean, std, meta, device) -> dict[str, float]:
+def _calibrate(
+    config, stream, val, rows, counts, mean, std, meta, device, compiled: bool
+) -> dict[str, float]:
     """Seconds per training step, validation pass and checkpoint save, measured on a
-    throwaway copy of the model (the real run starts from the same initialisation)."""
-    module = _module(config, rows, counts, mean, std, 10_000, meta).to(device)
+    throwaway copy of the model (the real run starts from the same initialisation). With
+    `compiled`, the steps run through torch.compile: the first one compiles (its excess
+    over a step is the compile time; the real run reuses the compiled code), and a
+    failure to compile raises CompileFailed."""
+    module = _module(config, rows, counts, mean, std, 10_000, meta, compiled).to(device)
     optimizer = module.configure_optimizers()["optimizer"]
     batches = itertools.chain.from_iterable(stream.batches(e) for e in itertools.count())
     times = []
-    for _ in range(CALIBRATION_STEPS):
+    for step in range(CALIBRATION_STEPS):
         images, targets, _ = next(batches)
         images, targets = images.to(device), targets.to(device)
         tick = time.perf_counter()
-        _, _, loss = module.forward_loss(images, targets)
-        optimizer.zero_grad()
-        loss.backward()
+        try:
+            _, _, loss = module.forward_loss(images, targets)
+            optimizer.zero_grad()
+            loss.backward()
+        except Exception as exc:  # torch.compile's errors have no common base class
+            if compiled and step == 0:
+                first_line = (str(exc).strip().splitlines() or [""])[0]
+                raise CompileFailed(f"{type(exc).__name__}: {first_line}") from exc
+            raise
         optimizer.step()
         if device == "cuda":
             torch.cuda.synchronize()
@@ -394,4 +428,10 @@ def _calibrate(config, stream, val, rows, counts, mean, std, meta, device) -> di
     tick = time.perf_counter()
     torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict()}, io.BytesIO())
     save_seconds = (time.perf_counter() - tick) * 1.5  # plus the write and rename
-    return {"step": float(np.median(times[2:])), "val": val_seconds, "save": save_seconds}
+    step = float(np.median(times[2:]))
+    return {
+        "step": step,
+        "val": val_seconds,
+        "save": save_seconds,
+        "compile": max(0.0, times[0] - step) if compiled else 0.0,
+    }

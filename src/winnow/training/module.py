@@ -76,6 +76,14 @@ class ClassifierModule(L.LightningModule):
         self.register_buffer("_val_loss", torch.zeros(2, dtype=torch.float64))
         self.channels_last = False
         self.stream = None  # the BatchStream; told about every trained batch
+        # torch.compile's wrapper of self.model for training steps (`compile_training`);
+        # kept out of the module tree, so checkpoints hold the network's own names
+        object.__setattr__(self, "compiled", None)
+
+    def compile_training(self) -> None:
+        """Training steps run `self.model` through torch.compile (compiled at its first
+        call); evaluation and the averaged weights stay eager."""
+        object.__setattr__(self, "compiled", torch.compile(self.model))
 
     @property
     def inference_model(self) -> torch.nn.Module:
@@ -108,7 +116,8 @@ class ClassifierModule(L.LightningModule):
             images = torch.nn.functional.interpolate(
                 images, size=(side, side), mode="bilinear", antialias=True, align_corners=False
             )
-        logits = self.model(self._to_input(images))
+        model = self.compiled if self.compiled is not None else self.model
+        logits = model(self._to_input(images))
         return logits, soft, self.criterion(logits, soft)
 
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
