@@ -33,8 +33,8 @@ from bench_series_bound import SERIES
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
 from winnow.audit.neardup.candidates import candidate_pairs
+from winnow.audit.neardup.descriptors import DETAIL_COMPONENTS
 from winnow.audit.neardup.search import NearDuplicateSettings
-from winnow.audit.neardup.similarity import DETAIL_COMPONENTS
 from winnow.audit.runner import run_audit
 from winnow.data.cache import PixelCache
 from winnow.data.manifest import read_manifest

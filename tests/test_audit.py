@@ -292,7 +292,7 @@ def test_descriptors_are_in_row_order_whether_or_not_a_row_was_in_the_sample(
     """describe() keeps the projection sample's descriptors instead of computing them twice:
     every row must still get its own, in order, as if each were described on its own."""
     import winnow.audit.neardup.search as duplicates
-    from winnow.audit.neardup.similarity import descriptors
+    from winnow.audit.neardup.descriptors import descriptors
 
     _, run, _ = audited
     frame = read_manifest(run)

@@ -14,22 +14,19 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
-import winnow.audit.neardup.similarity as matrices
+import winnow.audit.neardup.resample as matrices
 from factory import brightened, card, spirograph
+from winnow.audit.neardup.descriptors import Projection, _unit, descriptors, moment_descriptor
+from winnow.audit.neardup.resample import image_region
+from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import NearDuplicateSettings
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
     PairSimilarity,
     Pictures,
-    Projection,
     _changed_area,
-    _unit,
-    descriptors,
-    image_region,
-    moment_descriptor,
     pair_similarity,
-    same_size_change,
     verification_view,
 )
 from winnow.data.config import ScanConfig
@@ -430,10 +427,10 @@ def _subnormal(values: np.ndarray) -> int:
 def test_warp_and_blur_matrices_hold_no_subnormal_numbers(side, sigma) -> None:
     # a Gaussian's far tail is subnormal in float32, and every product that touches one
     # takes a slow path on many x86 CPUs (verification ran at a third of its speed)
-    smooth = matrices._blur_matrix(side, sigma)
+    smooth = matrices.blur_matrix(side, sigma)
     assert _subnormal(smooth) == 0
     starts, stops = np.array([0.0, 3.3, -2.1]), np.array([side, side - 1.7, side * 1.1])
-    warps = matrices._flushed(smooth @ matrices._sample_matrices(starts, stops, side, side))
+    warps = matrices.flushed(smooth @ matrices.sample_matrices(starts, stops, side, side))
     assert _subnormal(warps) == 0
     # the tail it drops changes nothing float32 can tell apart
     x = np.arange(side)

@@ -37,7 +37,8 @@ from winnow.audit.checks.base import (
     ok_rows,
 )
 from winnow.audit.config import Fraction
-from winnow.audit.neardup.similarity import distance_from_dominant, image_region
+from winnow.audit.neardup.resample import image_region
+from winnow.audit.neardup.same_size import distance_from_dominant
 from winnow.audit.sections import MAX_STRIP, count, figures, marked, more
 from winnow.data.decode import detail_region
 from winnow.data.manifest import cache_positions

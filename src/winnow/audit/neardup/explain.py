@@ -31,12 +31,12 @@ import pandas as pd
 from winnow.audit.checks.near_duplicate import CHECK as NEAR_DUPLICATE
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
+from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import Items, NearDuplicateSettings, describe
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
     pair_similarity,
-    same_size_change,
     verification_view,
 )
 from winnow.audit.neardup.verify import (

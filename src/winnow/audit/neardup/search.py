@@ -17,12 +17,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from winnow.audit.config import Fraction, NotNegative, PositiveInt
-from winnow.audit.neardup.similarity import (
-    PROJECTION_SAMPLE,
-    Projection,
-    descriptors,
-    image_region,
-)
+from winnow.audit.neardup.descriptors import PROJECTION_SAMPLE, Projection, descriptors
+from winnow.audit.neardup.resample import image_region
 from winnow.data.cache import PixelCache
 from winnow.data.engine import Engine, LocalEngine
 from winnow.data.manifest import cache_positions
@@ -130,7 +126,7 @@ def keeper_order(frame: pd.DataFrame) -> np.ndarray:
 @dataclass
 class Items:
     """A set of manifest rows (status ok) with its pixel cache and search descriptors:
-    `coarse` colour and projected `detail` (see winnow.audit.neardup.similarity), one row per
+    `coarse` colour and projected `detail` (see winnow.audit.neardup.descriptors), one row per
     item."""
 
     frame: pd.DataFrame

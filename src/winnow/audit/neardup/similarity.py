@@ -1,33 +1,37 @@
-"""Pixel similarity for near-duplicate search: descriptors for candidates, aligned verification.
+"""Pixel verification of near-duplicate candidates (the second stage of the search; the
+candidates come from winnow.audit.neardup.descriptors).
 
 Near-duplicates in crawled folders are resized, slightly cropped, re-encoded and
-brightness-shifted copies. On real clipart, long series of genuinely similar drawings
-(hundreds of stars that differ in their point count) defeat hashes, so search has two stages:
-
-1. **Candidates.** Two descriptors per image, nearest neighbours by faiss:
-   a coarse colour thumbnail of the whole image, and the fine detail of a *moment-normalised*
-   view: the image re-framed around the centroid and spread of its "ink" (distance from its
-   own border colour), which undoes scale, margin crops and shifts, at 64 px, less its own
-   blur (so edges, not the overall shape, decide), projected on the dataset's principal
-   components (`Projection`).
-2. **Verification on pixels.** A crop followed by a resize is, inside the image region, an
-   axis-aligned affine map. Its scale and offset are found per axis by aligning row and
-   column intensity profiles over a grid, the image is warped with it, and the blurred
-   luminance is compared by normalised correlation (invariant to brightness and contrast
-   shifts). A hue check rejects recoloured variants, a changed-area check added marks. The
-   tests run at VERIFY_SIDE (64 px), where a copy at half size still looks like its source;
-   pairs that pass are compared again at FULL_SIDE (the cache's 128 px) for what blurs away
-   at 64 px and to rank look-alikes in a series. A picture smaller than the side is
-   compared at its own resolution. All of it is batched matrix algebra.
+brightness-shifted copies. A crop followed by a resize is, inside the image region, an
+axis-aligned affine map. Its scale and offset are found per axis by aligning row and column
+intensity profiles over a grid, the image is warped with it, and the blurred luminance is
+compared by normalised correlation (invariant to brightness and contrast shifts). A hue
+check rejects recoloured variants, a changed-area check added marks. The tests run at
+VERIFY_SIDE (64 px), where a copy at half size still looks like its source; pairs that pass
+are compared again at FULL_SIDE (the cache's 128 px) for what blurs away at 64 px and to
+rank look-alikes in a series. A picture smaller than the side is compared at its own
+resolution. All of it is batched matrix algebra (winnow.audit.neardup.resample). Files of
+the same size are also compared pixel for pixel (winnow.audit.neardup.same_size).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
+from winnow.audit.neardup.resample import (
+    blur_matrix,
+    centred,
+    flat_rows,
+    flushed,
+    range_along,
+    read_only,
+    resize,
+    sample_matrices,
+    sample_matrix,
+)
 
 VERIFY_SIDE = 64  # side at which a pair is verified
 FULL_SIDE = 128  # the cache's full resolution: verified pairs are compared again here
@@ -50,193 +54,10 @@ def max_aspect_change(shorter_side: np.ndarray) -> np.ndarray:
     return rounding / MIN_KEPT
 
 
-def image_region(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The part of a letterboxed cache image that holds the picture (bars removed)."""
-    size = pixels.shape[0]
-    scale = size / max(width, height)
-    fit_w, fit_h = max(1, round(width * scale)), max(1, round(height * scale))
-    x0, y0 = (size - fit_w) // 2, (size - fit_h) // 2
-    return pixels[y0 : y0 + fit_h, x0 : x0 + fit_w]
-
-
-def _resize(region: np.ndarray, side: int) -> np.ndarray:
-    """Area-average resize of an (h, w, c) array to (side, side, c) as float32. An axis
-    already `side` long is left as it is (its matrix would be the identity: same values)."""
-    resized = region.astype(np.float32)
-    if region.shape[0] != side:
-        rows = _area_matrix(region.shape[0], side)
-        resized = np.tensordot(rows, resized, axes=(1, 0))  # (side, w, c)
-    if region.shape[1] != side:
-        cols = _area_matrix(region.shape[1], side)
-        resized = np.tensordot(resized, cols, axes=(1, 1)).transpose(0, 2, 1)  # (side, side, c)
-    return resized
-
-
-@functools.lru_cache(maxsize=1024)
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """Linear map averaging n_in samples into n_out bins (upsamples by repetition).
-
-    Memoised: cache regions take at most a few hundred distinct sizes.
-    """
-    edges = np.linspace(0, n_in, n_out + 1)
-    matrix = np.zeros((n_out, n_in), np.float32)
-    for j in range(n_out):
-        lo, hi = edges[j], edges[j + 1]
-        first, last = int(np.floor(lo)), min(int(np.ceil(hi)), n_in)
-        for k in range(first, max(last, first + 1)):
-            overlap = min(hi, k + 1) - max(lo, k)
-            matrix[j, min(k, n_in - 1)] += max(overlap, 0.0)
-        matrix[j] /= max(matrix[j].sum(), 1e-9)
-    matrix.flags.writeable = False
-    return matrix
-
-
-FLAT_STD = 0.5  # grey levels: a picture whose values vary less than this is flat
-
-
-def _flat(rows: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
-    """Which rows (centred pictures or detail descriptors, one per row) vary by less than
-    FLAT_STD grey levels per value: blank or one-colour pictures. `norms`, the rows' norms,
-    when the caller has them already."""
-    norms = np.linalg.norm(rows, axis=1) if norms is None else norms
-    return norms < FLAT_STD * np.sqrt(rows.shape[1])
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    """Centred unit vectors. A flat picture (blank, or one colour) has no shape to centre:
-    it gets the constant unit vector, which is orthogonal to every centred one, so flat
-    pictures are each other's nearest neighbours and nobody else's."""
-    vectors = vectors - vectors.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    flat = _flat(vectors, norms[:, 0])
-    unit = vectors / np.maximum(norms, 1e-6)
-    unit[flat] = 1 / np.sqrt(vectors.shape[1])
-    return unit.astype(np.float32)
-
-
-def coarse_descriptor(region: np.ndarray, side: int = 12) -> np.ndarray:
-    return _resize(region, side).ravel()
-
-
-def moment_descriptor(region: np.ndarray, side: int = 32, spread: float = 2.2) -> np.ndarray:
-    """Luminance re-framed around the ink centroid, ±`spread` standard deviations."""
-    image = region.astype(np.float32)
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    background = np.median(border, axis=0)
-    luminance = image.mean(axis=2)
-    ink = np.abs(image - background).sum(axis=2)
-    total = ink.sum()
-    h, w = ink.shape
-    if total < 1e-3 * 255 * h * w:  # flat picture: keep the whole frame
-        cx, cy, sigma = w / 2, h / 2, max(w, h) / 4
-    else:
-        ys, xs = np.mgrid[0:h, 0:w]
-        cx, cy = (ink * xs).sum() / total, (ink * ys).sum() / total
-        sigma = np.sqrt((ink * ((xs - cx) ** 2 + (ys - cy) ** 2)).sum() / total / 2)
-        sigma = max(float(sigma), 1.0)
-    fill = float(background.mean())
-    rows = _sample_matrix(cy - spread * sigma, cy + spread * sigma, h, side)
-    cols = _sample_matrix(cx - spread * sigma, cx + spread * sigma, w, side)
-    inside_rows, inside_cols = rows.sum(axis=1), cols.sum(axis=1)
-    view = rows @ luminance @ cols.T
-    view += fill * (1 - np.outer(inside_rows, inside_cols))  # outside the image: background
-    return view.ravel()
-
-
-def _sample_matrices(starts: np.ndarray, stops: np.ndarray, n_in: int, n_out: int) -> np.ndarray:
-    """Linear-interpolation weights sampling [start, stop) of an n_in line at n_out points.
-
-    One (n_out, n_in) matrix per (start, stop); samples outside the line get no weight.
-    """
-    starts = np.asarray(starts, np.float64).reshape(-1)
-    stops = np.asarray(stops, np.float64).reshape(-1)
-    steps = (stops - starts) / n_out
-    positions = starts[:, None] + (np.arange(n_out) + 0.5)[None, :] * steps[:, None] - 0.5
-    low = np.floor(positions).astype(np.int64)
-    frac = (positions - low).astype(np.float32)
-    matrices = np.zeros((len(starts), n_out, n_in), np.float32)
-    which = np.broadcast_to(np.arange(len(starts))[:, None], low.shape)
-    rows = np.broadcast_to(np.arange(n_out)[None, :], low.shape)
-    for offset, weight in ((0, 1 - frac), (1, frac)):
-        index = low + offset
-        valid = (index >= 0) & (index < n_in)
-        matrices[which[valid], rows[valid], index[valid]] += weight[valid]
-    return _flushed(matrices)
-
-
-def _sample_matrix(start: float, stop: float, n_in: int, n_out: int) -> np.ndarray:
-    return _sample_matrices(np.array([start]), np.array([stop]), n_in, n_out)[0]
-
-
-DETAIL_VIEW_SIDE = 64  # side of the moment-normalised view whose detail is a descriptor
-DETAIL_COMPONENTS = 128  # principal components kept of the detail descriptor
-PROJECTION_SAMPLE = 4096  # pictures the projection is fitted on (a seeded sample)
-
-
-def detail_descriptor(
-    region: np.ndarray, side: int = DETAIL_VIEW_SIDE, blur: float = 0.7, sigma: float = 2.0
-) -> np.ndarray:
-    """Fine detail of the moment-normalised view at `side` px: the view blurred by `blur`
-    (pixels) minus its blur at `sigma`.
-
-    Why detail and not the view itself: in a series of look-alikes (1,250 spirograph stars
-    on the benchmark, all a ring at 32 px), what tells a copy's source from its siblings is
-    where the thin lines are. On the benchmark, with the coarse colour descriptor beside it,
-    330 of the 340 planted pairs are among each other's 8 nearest neighbours (either way);
-    with the whole view at 32 px, 321.
-    """
-    view = moment_descriptor(region, side).reshape(side, side)
-    smooth, wide = _blur_matrix(side, blur), _blur_matrix(side, sigma)
-    view = smooth @ view @ smooth.T
-    return (view - wide @ view @ wide.T).ravel()
-
-
-@dataclass(frozen=True)
-class Projection:
-    """Principal components of detail descriptors, fitted on one dataset and applied to any
-    set compared with it (a training set's projection is used for its test set), so the
-    search index holds DETAIL_COMPONENTS numbers a picture instead of 4,096.
-
-    Projected vectors get one more coordinate for flat pictures (blank, one colour; no
-    detail to compare): 1 for them, 0 for the others, so flat pictures are each other's
-    nearest neighbours and nobody else's."""
-
-    mean: np.ndarray
-    components: np.ndarray
-
-    @classmethod
-    def fit(cls, raw: np.ndarray, seed: int = 0) -> Projection:
-        from sklearn.decomposition import PCA
-
-        rows = raw[~_flat(raw)]
-        if len(rows) < 2:  # no detail to learn directions from: every picture projects flat
-            return cls(np.zeros(raw.shape[1], np.float32), np.zeros((1, raw.shape[1]), np.float32))
-        pca = PCA(min(DETAIL_COMPONENTS, *rows.shape), svd_solver="randomized", random_state=seed)
-        pca.fit(rows)
-        return cls(pca.mean_.astype(np.float32), pca.components_.astype(np.float32))
-
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        projected = (raw - self.mean) @ self.components.T
-        norms = np.linalg.norm(projected, axis=1, keepdims=True)
-        flat = _flat(raw) | (norms[:, 0] < 1e-6)
-        unit = np.concatenate([projected / np.maximum(norms, 1e-6), np.zeros((len(raw), 1))], 1)
-        unit[flat] = 0.0
-        unit[flat, -1] = 1.0
-        return unit.astype(np.float32)
-
-
-def descriptors(regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(coarse colour unit vectors, raw detail descriptors), one row per region; the detail
-    descriptors are made comparable by a `Projection`."""
-    coarse = _unit(np.stack([coarse_descriptor(r) for r in regions]))
-    detail = np.stack([detail_descriptor(r) for r in regions]).astype(np.float32)
-    return coarse, detail
-
-
 def verification_view(region: np.ndarray) -> np.ndarray:
     """The picture stretched to PROFILE_SIDE² RGB float32 (aspect is part of what a crop
     changes, so it is not preserved here)."""
-    return _resize(region, PROFILE_SIDE)
+    return resize(region, PROFILE_SIDE)
 
 
 class Pictures(NamedTuple):
@@ -269,7 +90,7 @@ def _grid_matrices(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scales, offsets = scales.ravel(), offsets.ravel()
     valid = offsets + scales <= 1.0 + 1e-6
     scales, offsets = scales[valid], offsets[valid]
-    return _sample_matrices(offsets * n, (offsets + scales) * n, n, n), scales, offsets
+    return sample_matrices(offsets * n, (offsets + scales) * n, n, n), scales, offsets
 
 
 @functools.lru_cache(maxsize=4)
@@ -317,14 +138,14 @@ def _warp_table(n: int, side: int, blur: float) -> np.ndarray:
     samples to it, resamples it to `side` and blurs it by `blur`: (grid, side, n). A pair's
     warp is two rows of it (`_fit_axis` picks them), so no matrix is built per pair."""
     _, scales, offsets = _grid(FIT_SIDE)
-    crops = _sample_matrices(offsets * n, (offsets + scales) * n, n, side)
-    return _read_only(_flushed(_blur_matrix(side, blur) @ crops))
+    crops = sample_matrices(offsets * n, (offsets + scales) * n, n, side)
+    return read_only(flushed(blur_matrix(side, blur) @ crops))
 
 
 @functools.lru_cache(maxsize=8)
 def _view_matrix(n: int, side: int, blur: float) -> np.ndarray:
     """The uncropped warp: a line of n samples resampled to `side` and blurred by `blur`."""
-    return _read_only(_flushed(_blur_matrix(side, blur) @ _sample_matrix(0, n, n, side)))
+    return read_only(flushed(blur_matrix(side, blur) @ sample_matrix(0, n, n, side)))
 
 
 def _profile(images: np.ndarray, axis: int) -> np.ndarray:
@@ -333,48 +154,11 @@ def _profile(images: np.ndarray, axis: int) -> np.ndarray:
     return profile.reshape(len(images), FIT_SIDE, -1).mean(axis=2)
 
 
-@functools.lru_cache(maxsize=64)
-def _blur_matrix(n: int, sigma: float) -> np.ndarray:
-    """Gaussian blur of a line of n samples by `sigma`, as an (n, n) matrix (read-only:
-    memoised, the comparisons use a few sizes and sigmas)."""
-    x = np.arange(n)
-    weights = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
-    return _read_only(_flushed((weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)))
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    """`array`, made read-only (a memoised result is shared by every caller)."""
-    array.flags.writeable = False
-    return array
-
-
-NEGLIGIBLE_WEIGHT = 1e-12  # below float32's resolution next to any weight that matters
-
-
-def _flushed(weights: np.ndarray) -> np.ndarray:
-    """`weights` with the negligible ones set to zero. A Gaussian's far tail is subnormal in
-    float32 (under 1.2e-38), and on many x86 CPUs every multiplication that touches a
-    subnormal number takes a slow microcode path: one such entry in a warp matrix made the
-    whole batched product 8-9x slower (verification ran at a third of its speed on an
-    Intel Xeon). Weights under NEGLIGIBLE_WEIGHT change no result: a row's largest weight
-    is over 1e-2 for every blur used here, so they lie far below float32's relative
-    precision (6e-8) next to it (results on 300 benchmark pairs moved by at most 1.5e-8)."""
-    return np.where(np.abs(weights) < NEGLIGIBLE_WEIGHT, 0, weights).astype(
-        weights.dtype, copy=False
-    )
-
-
-def _centred(images: np.ndarray) -> np.ndarray:
-    """(P, ...) → (P, pixels), each row minus its mean."""
-    rows = images.reshape(len(images), -1)
-    return rows - rows.mean(axis=1, keepdims=True)
-
-
 def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Normalised correlation per pair of centred rows; two flat images correlate 1, flat
     with not flat 0."""
     norm_a, norm_b = np.sqrt((a * a).sum(axis=1)), np.sqrt((b * b).sum(axis=1))
-    flat_a, flat_b = _flat(a, norm_a), _flat(b, norm_b)
+    flat_a, flat_b = flat_rows(a, norm_a), flat_rows(b, norm_b)
     correlation = (a * b).sum(axis=1) / np.maximum(norm_a * norm_b, 1e-6)
     return np.where(flat_a | flat_b, (flat_a & flat_b).astype(np.float64), correlation)
 
@@ -430,7 +214,7 @@ def _prepare(
     full = _view_matrix(n, side, blur)
     warped = [full @ plane @ full.T for plane in (colours if colour else [luminance])]
     view = sum(warped) / 3 if colour else warped[0]
-    wide = _blur_matrix(side, detail_sigma)
+    wide = blur_matrix(side, detail_sigma)
     detail = view - wide @ view @ wide.T
     return _Prepared(
         planes=colours if colour else [luminance],
@@ -438,8 +222,8 @@ def _prepare(
         down=_Profiles.of(_profile(luminance, axis=2)),
         luminance=view,
         chroma=_chroma(warped) if colour else None,
-        centred=_centred(view),
-        detail=_centred(detail),
+        centred=centred(view),
+        detail=centred(detail),
     )
 
 
@@ -462,14 +246,14 @@ def _aligned(
     warped_s = [rows @ plane[at_source] @ cols.transpose(0, 2, 1) for plane in source.planes]
     lum_s = sum(warped_s) / 3 if len(warped_s) == 3 else warped_s[0]
     lum_t = target.luminance[at_target]
-    wide = _blur_matrix(m, detail_sigma)
+    wide = blur_matrix(m, detail_sigma)
     detail_s = lum_s - wide @ lum_s @ wide.T
-    centred_s, centred_t = _centred(lum_s), target.centred[at_target]
+    centred_s, centred_t = centred(lum_s), target.centred[at_target]
     changed = _changed_area(centred_s.reshape(lum_s.shape), centred_t.reshape(lum_t.shape))
     difference = np.abs(centred_s - centred_t).mean(axis=1)
     # two flat pictures (blank, one colour) have nothing but their grey level to compare,
     # which centring removes: a white page and a black square are not the same picture
-    both_flat = _flat(centred_s) & _flat(centred_t)
+    both_flat = flat_rows(centred_s) & flat_rows(centred_t)
     level = np.abs(lum_s.reshape(len(lum_s), -1).mean(1) - lum_t.reshape(len(lum_t), -1).mean(1))
     changed = np.where(both_flat & (level > CHANGE_THRESHOLD), 1.0, changed)
     difference = np.where(both_flat, level, difference)
@@ -482,7 +266,7 @@ def _aligned(
         greyed = _greyed_share(lum_s, chroma_s[2], lum_t, chroma_t[2])
     return PairSimilarity(
         correlation=_correlation(centred_s, centred_t),
-        detail=_correlation(_centred(detail_s), target.detail[at_target]),
+        detail=_correlation(centred(detail_s), target.detail[at_target]),
         chroma=chroma,
         changed=changed,
         difference=difference,
@@ -564,27 +348,11 @@ def _changed_area(
     low = high = gain[:, None, None] * a_c
     for axis in (1, 2):  # the neighbourhood's range, one axis at a time
         low, high = (
-            _range_along(low, axis, reach, np.minimum),
-            _range_along(high, axis, reach, np.maximum),
+            range_along(low, axis, reach, np.minimum),
+            range_along(high, axis, reach, np.maximum),
         )
     outside = np.maximum(low - b_c, b_c - high)
     return (outside > threshold).reshape(len(a_c), -1).mean(axis=1)
-
-
-def _range_along(images: np.ndarray, axis: int, reach: int, pick: np.ufunc) -> np.ndarray:
-    """`pick` (minimum or maximum) over the `reach` neighbours either side along `axis`,
-    edges repeated: what scipy.ndimage.minimum_filter / maximum_filter (mode "nearest")
-    give, with identical values, in half their time on these (P, 64, 64) batches (this
-    runs for every candidate pair)."""
-    result = images.copy()
-    n = images.shape[axis]
-    for step in range(1, reach + 1):
-        ahead = [slice(None)] * 3
-        behind = [slice(None)] * 3
-        ahead[axis], behind[axis] = slice(step, n), slice(0, n - step)
-        result[tuple(behind)] = pick(result[tuple(behind)], images[tuple(ahead)])
-        result[tuple(ahead)] = pick(result[tuple(ahead)], images[tuple(behind)])
-    return result
 
 
 def pair_similarity(
@@ -647,89 +415,3 @@ def _prepared(
 def _used(planes: np.ndarray, used: np.ndarray) -> np.ndarray:
     """The (3, U, n, n) planes of the pictures at `used` (sorted, unique)."""
     return planes if len(used) == planes.shape[1] else planes[:, used]
-
-
-SAME_SIZE_INK = 16.0  # grey levels from a picture's dominant colour that make a pixel ink
-SAME_SIZE_CONTRAST = 0.5  # a change must reach this share of the fainter picture's contrast
-_UNCLIPPED = (4.0, 251.0)  # channel values a brightness shift cannot have clipped
-
-
-def same_size_change(first: np.ndarray, second: np.ndarray, reach: int = 0) -> float:
-    """The share of ink that differs between two pictures that no resize or crop lies
-    between: cache views (h, w, 3) of two files with the same width and height, decoded the
-    same way. `reach` = 1 forgives a pixel that lies within the range of its 3 × 3
-    neighbourhood in the other picture (JPEG ringing around edges).
-
-    `pair_similarity` must forgive a pixel of misalignment and blur both pictures, because
-    a resized copy is resampled; that also forgives a hairline moved by a pixel, which is
-    all that tells one spirograph star from the next. Between same-size pictures nothing
-    needs forgiving but the tones: a pixel has changed when its luminance is more than
-    CHANGE_THRESHOLD from what the best of three tone maps predicts from the other picture
-    (an offset per channel, a gain and offset per channel fitted on all pixels, and one
-    fitted on the pixels that no brightness shift can have clipped), in either direction.
-    "More than" is relative for faint drawings: half the contrast of the fainter picture
-    (the 90th percentile of its ink's distance from its dominant colour), between
-    SAME_SIZE_INK and CHANGE_THRESHOLD, so that light-grey hairlines that moved count.
-    The share is of the pixels that are ink in either picture (more than SAME_SIZE_INK from
-    its dominant colour): a moved hairline is a large share of a thin drawing's ink and a
-    negligible share of its pixels. Two pictures without ink are unchanged."""
-    a, b = first.astype(np.float32), second.astype(np.float32)
-    (ink_a, contrast_a), (ink_b, contrast_b) = _ink(a), _ink(b)
-    ink = ink_a | ink_b
-    if not ink.any():
-        return 0.0
-    threshold = float(
-        np.clip(SAME_SIZE_CONTRAST * min(contrast_a, contrast_b), SAME_SIZE_INK, CHANGE_THRESHOLD)
-    )
-    best = 1.0
-    for fit in ("offset", "all", "unclipped"):
-        changed = _untoned(a, b, fit, reach, threshold) | _untoned(b, a, fit, reach, threshold)
-        best = min(best, float(changed[ink].mean()))
-    return best
-
-
-def distance_from_dominant(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each pixel's distance from the picture's dominant colour (the per-channel median):
-    its largest channel difference, (h, w) float32; and that colour, (3,). A pixel far
-    from it is ink (here and in the blank check)."""
-    dominant = np.median(rgb.reshape(-1, 3), axis=0)
-    return np.abs(rgb.astype(np.float32, copy=False) - dominant).max(axis=-1), dominant
-
-
-def _ink(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Where a picture has ink (more than SAME_SIZE_INK from its dominant colour,
-    `distance_from_dominant`), and its contrast: the 90th percentile of that distance over
-    the ink (255 for a picture without ink, which then sets no limit)."""
-    distance, _ = distance_from_dominant(rgb)
-    ink = distance > SAME_SIZE_INK
-    return ink, float(np.percentile(distance[ink], 90)) if ink.any() else 255.0
-
-
-def _untoned(
-    source: np.ndarray, target: np.ndarray, fit: str, reach: int, threshold: float
-) -> np.ndarray:
-    """Where `target`'s luminance is more than `threshold` from `source` mapped onto it by
-    the tone map `fit` (see `same_size_change`); (h, w) bool."""
-    predicted = np.empty_like(source)
-    for channel in range(3):
-        s, t = source[..., channel], target[..., channel]
-        if fit == "offset":
-            gain, offset = 1.0, float(np.median(t - s))
-        else:
-            use = np.ones(s.shape, bool)
-            if fit == "unclipped":
-                low, high = _UNCLIPPED
-                use = (s > low) & (s < high) & (t > low) & (t < high)
-                if use.sum() < 16:  # too few to fit on: all pixels
-                    use = np.ones(s.shape, bool)
-            su, tu = s[use], t[use]
-            spread = float(su.var())
-            gain = float(((su - su.mean()) * (tu - tu.mean())).mean()) / spread if spread else 1.0
-            offset = float(tu.mean()) - gain * float(su.mean())
-        predicted[..., channel] = np.clip(gain * s + offset, 0, 255)
-    low = high = predicted.mean(axis=-1)[None]
-    if reach:
-        low = _range_along(_range_along(low, 1, reach, np.minimum), 2, reach, np.minimum)
-        high = _range_along(_range_along(high, 1, reach, np.maximum), 2, reach, np.maximum)
-    actual = target.mean(axis=-1)[None]
-    return (np.maximum(low - actual, actual - high) > threshold)[0]

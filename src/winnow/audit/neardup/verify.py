@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import LOSSLESS_FORMATS, Items, NearDuplicateSettings
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
@@ -21,7 +22,6 @@ from winnow.audit.neardup.similarity import (
     Pictures,
     max_aspect_change,
     pair_similarity,
-    same_size_change,
 )
 from winnow.data.cache import PixelCache
 from winnow.data.decode import draft_reduces
