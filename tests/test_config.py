@@ -58,3 +58,18 @@ def test_changed_area_limits_are_fractions(key: str) -> None:
     with pytest.raises(ConfigError, match=r"fraction in \[0, 1\], got 2"):
         build_config(AuditConfig, {key: 2})
     assert getattr(NEAR_DUPLICATE.settings_of(build_config(AuditConfig, {key: 0.5})), key) == 0.5
+
+
+def test_unquoted_on_and_off_in_yaml_mean_the_switch(tmp_path: Path) -> None:
+    from winnow.config import dump_config
+    from winnow.training.config import TrainConfig
+
+    path = tmp_path / "train.yaml"
+    path.write_text("compile: on\nchannels_last: off\n")  # YAML reads these as true / false
+    config = load_config(TrainConfig, path, {})
+    assert (config.compile, config.channels_last) == ("on", "off")
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(dump_config(config))  # and a saved config reads back the same
+    assert load_config(TrainConfig, saved, {}) == config
+    with pytest.raises(ConfigError, match="compile"):
+        build_config(TrainConfig, {"compile": "sometimes"})

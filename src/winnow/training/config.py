@@ -159,6 +159,14 @@ class TrainConfig(BaseModel):
         """`auto` means on for a GPU only (see the class docstring)."""
         return self.compile == "on" or (self.compile == "auto" and device == "cuda")
 
+    @field_validator("channels_last", "compile", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """YAML reads an unquoted `on` / `off` as true / false: take them as meant."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
     @property
     def uses_channels_last(self) -> bool:
         """`auto` means on: channels-last was faster for every registered model on CPU."""
