@@ -45,6 +45,7 @@ from winnow.evaluate.runner import calibration_of, evaluate
 from winnow.models import create_model
 from winnow.training.config import TrainConfig
 from winnow.training.loop import train
+from winnow.training.trainer import autocast, resolved_precision
 
 ROOT = Path(".bench")
 POLICY = {"leaks": "keep"}
@@ -78,7 +79,8 @@ def prepare(source_run: Path, data: Path, truth: dict) -> tuple[Path, Path]:
 
 
 def floor_images_per_second(config: TrainConfig, n_classes: int, steps: int = 8) -> float:
-    """Forward + backward + AdamW step on random tensors: no data, no augmentation."""
+    """Forward + backward + AdamW step on random tensors: no data, no augmentation; at the
+    precision `winnow train` resolves for this machine (bf16 mixed where the CPU has AMX)."""
     model = create_model(config.model, n_classes, **config.model_params).train()
     size, batch = config.image_size, config.batch_size
     images, targets = torch.randn(batch, 3, size, size), torch.randint(0, n_classes, (batch,))
@@ -86,10 +88,12 @@ def floor_images_per_second(config: TrainConfig, n_classes: int, steps: int = 8)
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    precision = resolved_precision(config, "cpu")
     times = []
     for _ in range(steps):
         tick = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(images), targets)
+        with autocast(precision, "cpu"):
+            loss = torch.nn.functional.cross_entropy(model(images), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

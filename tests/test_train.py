@@ -423,3 +423,23 @@ def test_compiled_training_keeps_the_networks_names_and_a_failed_compile_is_hand
     fallback = train(run, TrainConfig(**{**settings, "compile": "auto"}), name="fallback")
     plan = fallback.summary["plan"]
     assert plan["compile"] is False and "InvalidCxxCompiler" in plan["compile_note"]
+
+
+def test_precision_auto_is_bf16_where_the_cpu_multiplies_bf16(demo_run, monkeypatch) -> None:
+    from winnow.training import trainer
+
+    monkeypatch.setattr(trainer, "cpu_multiplies_bf16", lambda: True)
+    assert trainer.resolved_precision(TrainConfig(), "cpu") == "bf16-mixed"
+    assert trainer.resolved_precision(TrainConfig(precision="32-true"), "cpu") == "32-true"
+    monkeypatch.setattr(trainer, "cpu_multiplies_bf16", lambda: False)  # emulated: slower
+    assert trainer.resolved_precision(TrainConfig(), "cpu") == "32-true"
+    _, run = demo_run
+    settings = {**TINY_TRAIN, "max_epochs": 1, "precision": "bf16-mixed"}
+    result = train(run, TrainConfig(**settings), name="bf16")
+    assert result.summary["plan"]["precision"] == "bf16-mixed"
+    saved = yaml.safe_load((result.out_dir / "config.yaml").read_text())
+    assert (saved["precision"], saved["compile"]) == ("bf16-mixed", "off")  # as resolved here
+    state = torch.load(result.best, map_location="cpu", weights_only=True)["state_dict"]
+    assert all(v.dtype != torch.bfloat16 for v in state.values())  # fp32 weights are kept
+    probabilities = load_model(result.best).probabilities(np.zeros((2, 128, 128, 3), np.uint8))
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)

@@ -45,16 +45,18 @@ class TrainConfig(BaseModel):
     cleaning: train on the rows `clean` kept (True) or on every readable training row,
       duplicates and out-of-domain files included (False; for measuring what cleaning pays).
     seed: data order, augmentation and initialisation; same seed on CPU = same metrics.
-    precision / accelerator / devices: Lightning's; `auto` uses bf16 on a GPU that has it.
+    precision / accelerator / devices: Lightning's; `auto` uses bf16 mixed precision on a GPU
+      that has it and on a CPU with bf16 matrix units (Intel AMX: twice the training steps
+      a second), fp32 on other CPUs (`trainer.resolved_precision`).
     num_nodes: machines the run spans (Lightning's `num_nodes`; `devices` processes on each),
       started by the cluster's launcher (torchrun, SLURM), which sets the ranks.
     channels_last: channels-last memory format (`auto` = on: 18–107 % faster training on
       CPU for every registered model, and the fast path for GPU convolutions).
     compile: torch.compile the training step's network: `on`, `off`, or `auto` (on for a
-      GPU; off on a CPU, where it gained 8 % steps/s after a cold compile of about 26 s:
-      3 % more steps in 10 minutes, inside the seed noise). The planner compiles and times it
-      first, inside the budget; a network that fails to compile trains as it is under
-      `auto` (plan.json says why) and stops the run under `on`.
+      GPU; off on a CPU, where a 10-minute run trained 9 % more images a second with it but
+      scored inside the seed spread, and a machine's first compile takes about 26 s). The
+      planner compiles and times it first, inside the budget; a network that fails to
+      compile trains as it is under `auto` (plan.json says why) and stops the run under `on`.
     early_stopping_patience: epochs without a better validation macro-F1 before stopping.
     checkpoint_minutes: how often `last.ckpt` is written inside an epoch (for --resume).
     threads: torch intra-op threads on CPU (None = all cores).

@@ -2,7 +2,8 @@
 run the loop, then score the best checkpoint on the run's test split and write the card.
 
 RUN/train/NAME/
-    config.yaml      the resolved TrainConfig (max_steps = the steps the run trained): a
+    config.yaml      the resolved TrainConfig (max_steps = the steps the run trained,
+                     precision and compile as `auto` resolved them on this machine): a
                      run with it repeats this one step for step (a budgeted run's learning
                      rate followed the clock; the repeat follows the steps)
     plan.json        how the budget became steps (measured step time, epochs)
@@ -44,7 +45,13 @@ from winnow.training.data import (
     load_pixels,
     select_rows,
 )
-from winnow.training.trainer import TrainError, make_trainer, require_logger
+from winnow.training.trainer import (
+    TrainError,
+    autocast,
+    make_trainer,
+    require_logger,
+    resolved_precision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +134,12 @@ def train(
     device = _device(config)
     if plan is None:
         plan = _plan(config, stream, val, rows, counts, mean, std, meta, device, started)
-        update: dict[str, Any] = {"max_steps": plan["max_steps"]}
+        # what `auto` resolved to on this machine, so that config.yaml repeats the run anywhere
+        update: dict[str, Any] = {
+            "max_steps": plan["max_steps"],
+            "precision": plan["precision"],
+            "compile": "on" if plan["compile"] else "off",
+        }
         if config.augment == "mix" and plan["epochs"] < MIX_MIN_EPOCHS:
             update["augment"] = "basic"
             plan["augment_note"] = (
@@ -378,6 +390,7 @@ def _plan(config, stream, val, rows, counts, mean, std, meta, device, started) -
         "fit_budget_seconds": round(fit_budget, 1) if fit_budget else None,
         "checkpoint_every_steps": every,
         "threads": torch.get_num_threads(),
+        "precision": resolved_precision(config, device),
         "compile": compiled,
         # the planner's first compiled step, less a step: paid once, inside the budget
         "compile_seconds": round(timing["compile"], 1) if compiled else None,
@@ -398,6 +411,7 @@ def _calibrate(
     failure to compile raises CompileFailed."""
     module = _module(config, rows, counts, mean, std, 10_000, meta, compiled).to(device)
     optimizer = module.configure_optimizers()["optimizer"]
+    precision = resolved_precision(config, device)  # steps run as Lightning will run them
     batches = itertools.chain.from_iterable(stream.batches(e) for e in itertools.count())
     times = []
     for step in range(CALIBRATION_STEPS):
@@ -405,7 +419,8 @@ def _calibrate(
         images, targets = images.to(device), targets.to(device)
         tick = time.perf_counter()
         try:
-            _, _, loss = module.forward_loss(images, targets)
+            with autocast(precision, device):
+                _, _, loss = module.forward_loss(images, targets)
             optimizer.zero_grad()
             loss.backward()
         except Exception as exc:  # torch.compile's errors have no common base class
@@ -420,7 +435,7 @@ def _calibrate(
     module.eval()
     tick = time.perf_counter()
     measured = 0
-    with torch.no_grad():
+    with torch.no_grad(), autocast(resolved_precision(config, device), device):
         for images, _ in itertools.islice(val, 2):
             module.predict_logits(images.to(device))
             measured += 1

@@ -18,12 +18,37 @@ class TrainError(WinnowError, RuntimeError):
     """Training can't start or resume; the message says why and what to do."""
 
 
-def _precision(config: TrainConfig, device: str) -> str:
+def resolved_precision(config: TrainConfig, device: str) -> str:
+    """Lightning's precision for the run: `precision` when set; `auto` is bf16 mixed
+    precision where the hardware multiplies bf16 matrices (a GPU that has bf16, a CPU with
+    Intel AMX), fp16 mixed on an older GPU, and full fp32 on other CPUs, where bf16 is
+    emulated and slower."""
     if config.precision != "auto":
         return config.precision
     if device == "cuda":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+    return "bf16-mixed" if cpu_multiplies_bf16() else "32-true"
+
+
+def cpu_multiplies_bf16() -> bool:
+    """Whether this CPU has bf16 matrix units (Intel AMX tiles), asked of PyTorch's CPU
+    feature detection; False where the check is missing or fails."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(check is not None and check())
+    except Exception:  # a private check: never let it stop a run
+        return False
+
+
+def autocast(precision: str, device: str):
+    """The autocast context Lightning's mixed `precision` runs steps under (a no-op for
+    full precision), for timing steps outside Lightning as it will run them."""
+    import contextlib
+
+    dtypes = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+    if precision not in dtypes:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=dtypes[precision])
 
 
 def require_logger(config: TrainConfig) -> None:
@@ -102,7 +127,7 @@ def make_trainer(config, plan: dict, out_dir: Path, device: str, progress: bool,
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=config.devices,
         num_nodes=config.num_nodes,
-        precision=_precision(config, device),
+        precision=resolved_precision(config, device),
         max_steps=plan["max_steps"],
         max_epochs=-(-plan["max_steps"] // plan["steps_per_epoch"]),
         callbacks=callbacks,
