@@ -435,7 +435,7 @@ def _calibrate(
     module.eval()
     tick = time.perf_counter()
     measured = 0
-    with torch.no_grad(), autocast(resolved_precision(config, device), device):
+    with torch.no_grad(), autocast(precision, device):
         for images, _ in itertools.islice(val, 2):
             module.predict_logits(images.to(device))
             measured += 1

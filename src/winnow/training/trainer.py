@@ -41,14 +41,16 @@ def cpu_multiplies_bf16() -> bool:
 
 
 def autocast(precision: str, device: str):
-    """The autocast context Lightning's mixed `precision` runs steps under (a no-op for
-    full precision), for timing steps outside Lightning as it will run them."""
+    """The autocast context Lightning's mixed `precision` runs steps under, from Lightning's
+    own precision plugin (a no-op for full precision), for timing steps outside Lightning
+    as it will run them."""
     import contextlib
 
-    dtypes = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
-    if precision not in dtypes:
+    if precision not in ("bf16-mixed", "16-mixed"):
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=dtypes[precision])
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    return MixedPrecision(precision, device).autocast_context_manager()
 
 
 def require_logger(config: TrainConfig) -> None:

@@ -70,8 +70,10 @@ class Pictures(NamedTuple):
     index: np.ndarray
 
     @classmethod
-    def of(cls, views: np.ndarray) -> Pictures:
-        """One picture per pair, from (P, n, n, 3) verification views."""
+    def of(cls, views: np.ndarray | Pictures) -> Pictures:
+        """One picture per pair, from (P, n, n, 3) verification views; `Pictures` as they are."""
+        if isinstance(views, Pictures):
+            return views
         return cls(np.ascontiguousarray(np.moveaxis(views, -1, 0)), np.arange(len(views)))
 
     @classmethod
@@ -203,6 +205,11 @@ class _Prepared(NamedTuple):
     detail: np.ndarray
 
 
+def _luminance(planes: list[np.ndarray]) -> np.ndarray:
+    """The grey level of R, G and B planes, (R + G + B) / 3; a single plane is one already."""
+    return sum(planes) / 3 if len(planes) == 3 else planes[0]
+
+
 def _prepare(
     planes: np.ndarray, blur: float, detail_sigma: float, side: int, colour: bool
 ) -> _Prepared:
@@ -210,14 +217,15 @@ def _prepare(
     pixels, with fine detail at `detail_sigma`; in colour or on luminance alone."""
     colours = list(planes)
     n = colours[0].shape[1]
-    luminance = sum(colours) / 3
+    luminance = _luminance(colours)
+    kept = colours if colour else [luminance]
     full = _view_matrix(n, side, blur)
-    warped = [full @ plane @ full.T for plane in (colours if colour else [luminance])]
-    view = sum(warped) / 3 if colour else warped[0]
+    warped = [full @ plane @ full.T for plane in kept]
+    view = _luminance(warped)
     wide = blur_matrix(side, detail_sigma)
     detail = view - wide @ view @ wide.T
     return _Prepared(
-        planes=colours if colour else [luminance],
+        planes=kept,
         across=_Profiles.of(_profile(luminance, axis=1)),
         down=_Profiles.of(_profile(luminance, axis=2)),
         luminance=view,
@@ -244,7 +252,7 @@ def _aligned(
     cols = table[_fit_axis(source.across, at_source, target.across, at_target)]
     rows = table[_fit_axis(source.down, at_source, target.down, at_target)]
     warped_s = [rows @ plane[at_source] @ cols.transpose(0, 2, 1) for plane in source.planes]
-    lum_s = sum(warped_s) / 3 if len(warped_s) == 3 else warped_s[0]
+    lum_s = _luminance(warped_s)
     lum_t = target.luminance[at_target]
     wide = blur_matrix(m, detail_sigma)
     detail_s = lum_s - wide @ lum_s @ wide.T
@@ -374,7 +382,7 @@ def pair_similarity(
     scale times side / resolution, in half steps up to 4), so that a copy resized to 31 px
     is compared with its 64-px source on the detail both still have.
     """
-    first, second = (p if isinstance(p, Pictures) else Pictures.of(p) for p in (first, second))
+    first, second = Pictures.of(first), Pictures.of(second)
     count = len(first.index)
     results = [np.zeros(count, np.float32) for _ in PairSimilarity._fields]
     factor = np.ones(count)

@@ -111,8 +111,7 @@ def verify_pairs(
         return pairs.reshape(0, 2), np.zeros(0, np.float32)
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
     engine = engine or LocalEngine(1)
-    portable = first.portable()
-    shared = (portable, portable if within else second.portable(), settings)
+    shared = (*_portable(first, second), settings)
     chunks = (
         pairs[start : start + settings.batch_pairs]
         for start in range(0, len(pairs), settings.batch_pairs)
@@ -127,6 +126,13 @@ def verify_pairs(
     # (on the benchmark: 327 unknown pairs instead of 137, and 65 s more)
     unchanged = same_size_unchanged(first, second, pairs, settings, engine)
     return pairs[unchanged], scores[unchanged]
+
+
+def _portable(first: Items, second: Items) -> tuple[Items, Items]:
+    """Both sets as engine tasks receive them (`Items.portable`); one object for both when
+    the pairs are within one set, which the tasks test with `is`."""
+    portable = first.portable()
+    return portable, portable if first is second else second.portable()
 
 
 def _verify_chunk(
@@ -218,8 +224,7 @@ def same_size_unchanged(
     if len(where) == 0:
         return mask
     engine = engine or LocalEngine(1)
-    portable = first.portable()
-    shared = (portable, portable if first is second else second.portable())
+    shared = _portable(first, second)
     parts = np.array_split(where, range(SAME_SIZE_BATCH, len(where), SAME_SIZE_BATCH))
     chunks = ((pairs[part], strict[part]) for part in parts)
     changes = np.concatenate(list(engine.map(_same_size_chunk, chunks, shared)))
@@ -254,7 +259,7 @@ def full_side(
     (P, n, n, 3) verification views or `Pictures`. What is used at this side (the changed
     area, and detail and difference for the series rank) is luminance: colour, tested at
     the verification side, is compared only with `colour`."""
-    first, second = (p if isinstance(p, Pictures) else Pictures.of(p) for p in (first, second))
+    first, second = Pictures.of(first), Pictures.of(second)
     size = max(1, size)
     count = len(first.index)
     parts = [
