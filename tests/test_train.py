@@ -375,13 +375,13 @@ def test_devices_takes_a_count_or_auto(demo_run) -> None:
 def test_nodes_multiply_the_processes_and_share_each_machines_cores(monkeypatch) -> None:
     """The plan counts every process of every node; CPU threads are shared out among the
     processes of one machine only."""
-    from winnow.training import loop
+    from winnow.training import trainer
 
-    monkeypatch.setattr(loop.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(trainer.os, "cpu_count", lambda: 8)
     two_by_three = TrainConfig(devices=2, num_nodes=3, accelerator="cpu")
-    assert loop._world_size(two_by_three, "cpu") == 6
-    assert loop._threads(two_by_three) == 4
-    assert loop._world_size(TrainConfig(devices=2, accelerator="cpu"), "cpu") == 2
+    assert trainer.world_size(two_by_three, "cpu") == 6
+    assert trainer.threads_for(two_by_three) == 4
+    assert trainer.world_size(TrainConfig(devices=2, accelerator="cpu"), "cpu") == 2
     with pytest.raises(ValueError, match="at least 1"):
         TrainConfig(num_nodes=0)
 

@@ -1,9 +1,11 @@
 """Engineering around the training step: Lightning's Trainer for a run (devices, precision,
-callbacks, checkpoints, the logger) and the quieting of Lightning's chatter in a CLI."""
+callbacks, checkpoints, the logger), the processes and threads a run uses on each machine,
+and the quieting of Lightning's chatter in a CLI."""
 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,38 @@ from winnow.training.config import TrainConfig
 
 class TrainError(WinnowError, RuntimeError):
     """Training can't start or resume; the message says why and what to do."""
+
+
+def device_for(config: TrainConfig) -> str:
+    if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def threads_for(config: TrainConfig) -> int:
+    """Intra-op threads per process: `threads` when set; otherwise, for several processes on
+    the CPU, the cores shared out among them (each process defaulting to every core would
+    run cores × processes threads on the cores); else PyTorch's default."""
+    if config.threads:
+        return config.threads
+    device = device_for(config)
+    processes = processes_per_node(config, device)
+    if device == "cpu" and processes > 1:
+        return max(1, (os.cpu_count() or 1) // processes)
+    return torch.get_num_threads()
+
+
+def processes_per_node(config: TrainConfig, device: str) -> int:
+    if isinstance(config.devices, int):
+        return config.devices
+    if device == "cuda" and config.devices == "auto":
+        return torch.cuda.device_count()
+    return 1
+
+
+def world_size(config: TrainConfig, device: str) -> int:
+    """Processes in the run: each node's processes times the nodes."""
+    return processes_per_node(config, device) * config.num_nodes
 
 
 def resolved_precision(config: TrainConfig, device: str) -> str:
