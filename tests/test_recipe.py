@@ -130,12 +130,13 @@ def test_with_ema_the_checkpoint_loads_the_averaged_weights(demo_run) -> None:
     assert torch.equal(model_weights, averaged)
 
 
-def test_mix_is_switched_off_for_a_short_plan(demo_run) -> None:
+@pytest.mark.parametrize(("mode", "unmixed"), [("mix", "basic"), ("shift_mix", "shift")])
+def test_mix_is_switched_off_for_a_short_plan(demo_run, mode, unmixed) -> None:
     _, run = demo_run
-    result = train(run, TrainConfig(**TINY_TRAIN, augment="mix"), name="short-mix")
-    assert "mix switched to basic" in result.summary["plan"]["augment_note"]
+    result = train(run, TrainConfig(**TINY_TRAIN, augment=mode), name=f"short-{mode}")
+    assert f"{mode} switched to {unmixed}" in result.summary["plan"]["augment_note"]
     saved = yaml.safe_load((result.out_dir / "config.yaml").read_text())
-    assert saved["augment"] == "basic"
+    assert saved["augment"] == unmixed
 
 
 def test_progressive_resizing_grows_to_the_training_size(demo_run) -> None:

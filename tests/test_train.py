@@ -236,17 +236,21 @@ def test_imbalance_strategies_draw_and_weigh_as_described() -> None:
     assert STRATEGIES["logit_adjusted"].loss(counts, 2.0, 0.0)(logits, onehot) == plain
 
 
-def test_mixed_batches_give_soft_targets_from_two_labels() -> None:
+@pytest.mark.parametrize("mode", ["mix", "shift_mix"])
+def test_mixed_batches_give_soft_targets_from_two_labels(mode) -> None:
     torch.manual_seed(0)
-    settings = TrainConfig(image_size=32, augment="mix", mix_prob=1.0, label_smoothing=0.1)
+    settings = TrainConfig(image_size=32, augment=mode, mix_prob=1.0, label_smoothing=0.1)
     augment = BatchAugment(settings, n_classes=4)
     images, targets = torch.rand(16, 3, 32, 32), torch.arange(16) % 4
-    for _ in range(4):  # both CutMix and MixUp come up
+    two_labels = 0
+    for _ in range(6):  # both CutMix and MixUp come up
         out, soft = augment(images, targets)
         assert out.shape == images.shape and 0 <= out.min() and out.max() <= 1
         assert torch.allclose(soft.sum(dim=1), torch.ones(16))
         assert (soft >= 0.1 / 4 - 1e-6).all()  # smoothing floor
         assert ((soft > 0.1 / 4 + 1e-4).sum(dim=1) <= 2).all()
+        two_labels += int(((soft > 0.1 / 4 + 1e-4).sum(dim=1) == 2).sum())
+    assert two_labels > 0  # targets were mixed, not only smoothed
     plain = BatchAugment(TrainConfig(image_size=32, augment="none"), n_classes=4)
     same, soft = plain(images, targets)
     assert torch.equal(same, images) and (soft.argmax(dim=1) == targets).all()

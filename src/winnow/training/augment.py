@@ -5,7 +5,7 @@ repeated), one offset per group of SHIFT_GROUPS images: cheap enough to cost ~no
 beside the model on a CPU.
 `basic`: horizontal flip, random resized crop, brightness/contrast/saturation jitter.
 `mix`: `basic`, then on a share of batches either CutMix or MixUp (kornia's V2 modules);
-targets become (1 - w) · onehot(y) + w · onehot(y_perm), w being the other image's share,
+`shift_mix`: `shift`, then the same mixing. Mixed targets become (1 - w) · onehot(y) + w · onehot(y_perm), w being the other image's share,
 and label smoothing is applied on top.
 """
 
@@ -75,11 +75,16 @@ class BatchAugment(nn.Module):
         """images in [0, 1] float; returns augmented images and soft targets."""
         if self.mode == "none":
             return images, self.soft_targets(targets)
-        if self.mode == "shift":
-            return flip_and_shift(images), self.soft_targets(targets)
-        images = self.basic(images).clamp_(0, 1)
-        if self.mode != "mix" or torch.rand(()) >= self.mix_prob:
+        if self.mode in ("shift", "shift_mix"):
+            images = flip_and_shift(images)
+        else:
+            images = self.basic(images).clamp_(0, 1)
+        if self.mode not in ("mix", "shift_mix") or torch.rand(()) >= self.mix_prob:
             return images, self.soft_targets(targets)
+        return self.mix(images, targets)
+
+    def mix(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CutMix or MixUp (a coin flip) of the batch with a permutation of itself."""
         labels = targets.float()
         if torch.rand(()) < 0.5:
             images, mixed = self.cutmix(images, labels)

@@ -26,8 +26,9 @@ class TrainConfig(BaseModel):
     imbalance: a strategy of `winnow models --strategies`; focal_gamma for `focal`,
       logit_tau for `logit_adjusted`.
     augment: none | shift (flip, 4-px translation) | basic (flip, resized crop, colour
-      jitter) | mix (basic + CutMix/MixUp, switched to basic when the plan has fewer than
-      MIX_MIN_EPOCHS epochs: mixing needs long schedules to pay).
+      jitter) | mix (basic + CutMix/MixUp) | shift_mix (shift + CutMix/MixUp). The mixing
+      modes are switched to their unmixed one when the plan has fewer than MIX_MIN_EPOCHS
+      epochs: mixing needs long schedules to pay.
     ema_decay: exponential moving average of the weights (0 = off); validation, best.ckpt
       and inference use the averaged weights.
     tta: none | flip: test-time augmentation declared in the checkpoint; evaluate, predict,
@@ -82,7 +83,7 @@ class TrainConfig(BaseModel):
     imbalance: str = "sqrt_sampler"
     focal_gamma: float = 2.0
     logit_tau: float = 1.0
-    augment: Literal["none", "shift", "basic", "mix"] = "shift"
+    augment: Literal["none", "shift", "basic", "mix", "shift_mix"] = "shift"
     ema_decay: float = 0.0
     tta: Literal["none", "flip"] = "flip"
     progressive_min_size: int | None = None

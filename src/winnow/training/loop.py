@@ -57,8 +57,10 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 # CutMix/MixUp regularise long schedules; below this many epochs they cost accuracy
-# (timm's and torchvision's recipes use them for 100-600 epochs), so `mix` becomes `basic`
+# (timm's and torchvision's recipes use them for 100-600 epochs), so each mixing mode
+# becomes its unmixed one
 MIX_MIN_EPOCHS = 60
+UNMIXED = {"mix": "basic", "shift_mix": "shift"}
 
 
 @dataclass
@@ -133,11 +135,12 @@ def train(
             "precision": plan["precision"],
             "compile": "on" if plan["compile"] else "off",
         }
-        if config.augment == "mix" and plan["epochs"] < MIX_MIN_EPOCHS:
-            update["augment"] = "basic"
+        unmixed = UNMIXED.get(config.augment)
+        if unmixed and plan["epochs"] < MIX_MIN_EPOCHS:
+            update["augment"] = unmixed
             plan["augment_note"] = (
-                f"mix switched to basic: {plan['epochs']} epochs planned, CutMix/MixUp "
-                f"pay from about {MIX_MIN_EPOCHS}"
+                f"{config.augment} switched to {unmixed}: {plan['epochs']} epochs planned, "
+                f"CutMix/MixUp pay from about {MIX_MIN_EPOCHS}"
             )
             log.warning("%s", plan["augment_note"])
         config = config.model_copy(update=update)

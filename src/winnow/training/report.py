@@ -33,6 +33,7 @@ def write_outputs(
             "shift": "augmented",
             "basic": "augmented",
             "mix": "augmented, mixed",
+            "shift_mix": "augmented, mixed",
         }
         plot_curves(
             history,
