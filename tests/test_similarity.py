@@ -29,6 +29,7 @@ from winnow.audit.neardup.similarity import (
     pair_similarity,
     verification_view,
 )
+from winnow.audit.neardup.verify import luminance_screen, passes, verification_tests
 from winnow.data.config import ScanConfig
 from winnow.data.decode import DRAFT_SIDE, decode_file, draft_reduces
 
@@ -312,6 +313,39 @@ def test_luminance_alone_measures_what_the_full_side_uses() -> None:
     for name in ("correlation", "detail", "changed", "difference"):
         np.testing.assert_allclose(getattr(grey, name), getattr(colour, name), atol=2e-3)
     assert np.isnan(grey.chroma).all() and np.isnan(grey.greyed).all()
+
+
+def test_the_luminance_screen_keeps_every_pair_that_verifies() -> None:
+    """Verification compares in colour only the pairs whose luminance alone can pass
+    (`luminance_screen`): every pair the colour comparison verifies is kept, a recoloured
+    copy too (its luminance is the original's: colour is what fails it), and pairs of
+    different pictures are dropped before any colour is warped."""
+    recoloured = flag()
+    pixels = np.asarray(recoloured).copy()
+    pixels[..., [0, 1]] = pixels[..., [1, 0]]  # red and green swapped: same grey levels
+    pictures = [
+        flag(),
+        crawled_copy(flag(), scale=0.5, crop=0.03, quality=80),
+        card("spade"),
+        crawled_copy(card("spade"), scale=0.3, crop=0.0, quality=90),
+        card("club"),
+        spirograph(72, 29),
+        spirograph(90, 37),
+        Image.fromarray(pixels),
+    ]
+    shared = Pictures.of(np.concatenate([view(picture) for picture in pictures]))
+    pairs = np.array([(i, j) for i in range(len(pictures)) for j in range(len(pictures)) if i < j])
+    first, second = shared.take(pairs[:, 0]), shared.take(pairs[:, 1])
+    resolution = np.full(len(pairs), 128)
+    alike = pair_similarity(first, second, resolution=resolution)
+    verified_pairs = passes(verification_tests(alike, DEFAULTS))
+    screened = luminance_screen(first, second, resolution, DEFAULTS)
+    assert {(0, 1), (2, 3)} <= {tuple(pair) for pair in pairs[verified_pairs]}
+    assert screened[verified_pairs].all()  # nothing that verifies is screened out
+    at = {tuple(pair): k for k, pair in enumerate(pairs)}
+    assert screened[at[0, 7]] and not verified_pairs[at[0, 7]]  # fails on colour alone
+    assert not screened[at[0, 2]] and not screened[at[1, 4]]  # a flag is no playing card
+    assert screened.sum() < len(pairs) / 2
 
 
 def test_a_copy_upscaled_into_the_cache_is_compared_at_its_own_resolution() -> None:

@@ -78,7 +78,8 @@ def train(
         ),
     ] = None,
     augment: Annotated[
-        str | None, typer.Option(help=f"none|shift|basic|mix|shift_mix (default: {DEFAULTS.augment}).")
+        str | None,
+        typer.Option(help=f"none|shift|basic|mix|shift_mix (default: {DEFAULTS.augment})."),
     ] = None,
     image_size: Annotated[
         int | None, typer.Option(help=f"Training side in pixels (default: {DEFAULTS.image_size}).")

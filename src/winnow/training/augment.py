@@ -5,8 +5,9 @@ repeated), one offset per group of SHIFT_GROUPS images: cheap enough to cost ~no
 beside the model on a CPU.
 `basic`: horizontal flip, random resized crop, brightness/contrast/saturation jitter.
 `mix`: `basic`, then on a share of batches either CutMix or MixUp (kornia's V2 modules);
-`shift_mix`: `shift`, then the same mixing. Mixed targets become (1 - w) · onehot(y) + w · onehot(y_perm), w being the other image's share,
-and label smoothing is applied on top.
+`shift_mix`: `shift`, then the same mixing. Mixed targets become
+(1 - w) · onehot(y) + w · onehot(y_perm), w being the other image's share, and label
+smoothing is applied on top.
 """
 
 from __future__ import annotations

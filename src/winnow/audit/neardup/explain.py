@@ -16,7 +16,8 @@ The settings are the latest audit's (RUN/audit/config.yaml) unless a config is g
 The candidate search ranks a picture among all others, so it is only re-run with
 `search=True` (it describes every picture of the run, as the audit does). The series
 rule judges a pair against all verified pairs, so it is not re-run: the last audit's
-pairs table tells whether it kept the pair.
+pairs table tells whether it kept the pair (winnow.audit.neardup.records reads the audit's
+record and words the verdict).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pandas as pd
 from winnow.audit.checks.near_duplicate import CHECK as NEAR_DUPLICATE
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
+from winnow.audit.neardup.records import audit_record, leak_record, verdict
 from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import Items, NearDuplicateSettings, describe
 from winnow.audit.neardup.similarity import (
@@ -47,7 +49,7 @@ from winnow.audit.neardup.verify import (
     series_score,
     verification_tests,
 )
-from winnow.audit.runner import AUDIT_DIR, CONFIG_FILE, read_table, reference_folder
+from winnow.audit.runner import AUDIT_DIR, CONFIG_FILE, reference_folder
 from winnow.config import load_config
 from winnow.data.cache import PixelCache
 from winnow.data.manifest import longer_sides, read_manifest
@@ -254,9 +256,9 @@ def compare_pair(
     frame = train.frame
     reps, rep_of = representatives(frame)  # the audit compares each picture's best copy
     result.audit = (
-        _leak_record(run_dir, *result.paths)
+        leak_record(run_dir, *result.paths)
         if test is not None
-        else _audit_record(run_dir, frame, rep_of, a, b)
+        else audit_record(run_dir, frame, rep_of, a, b)
     )
     steps = result.steps
     row_a, row_b = side_a.frame.loc[[a]], frame.loc[[b]]
@@ -347,7 +349,7 @@ def compare_pair(
             "judged against every verified pair: see the audit's decision below",
         )
     )
-    result.verdict = _verdict(result)
+    result.verdict = verdict(result)
     return result
 
 
@@ -355,102 +357,3 @@ def _test_step(name: str, test, meaning: str) -> Step:
     value = float(test.values[0])
     sign = "≥" if test.at_least else "≤"
     return Step(name, bool(test.passed()[0]), _fmt(value), f"{sign} {test.limit}", meaning)
-
-
-def _audit_record(run_dir: Path, frame: pd.DataFrame, rep_of: pd.Series, a: int, b: int) -> str:
-    if "duplicate_group" not in frame.columns:
-        return "no near-duplicate audit yet (run 'winnow audit')"
-    group_a, group_b = frame.at[a, "duplicate_group"], frame.at[b, "duplicate_group"]
-    table = read_table(run_dir / AUDIT_DIR, "near_duplicate_pairs")
-    x, y = frame.at[rep_of[a], "path"], frame.at[rep_of[b], "path"]
-    listed = table is not None and bool(
-        (
-            ((table["path_a"] == x) & (table["path_b"] == y))
-            | ((table["path_a"] == y) & (table["path_b"] == x))
-        ).any()
-    )
-    if pd.notna(group_a) and pd.notna(group_b) and group_a == group_b:
-        how = "as a verified pair" if listed else "through the group's keeper"
-        return f"same duplicate group ({int(group_a)}), {how}"
-    if listed:
-        return "verified pair, but in different groups (each joined a closer keeper)"
-    groups = ", ".join(
-        f"{frame.at[row, 'path']}: {'group ' + str(int(g)) if pd.notna(g) else 'no group'}"
-        for row, g in ((a, group_a), (b, group_b))
-    )
-    return f"not reported ({groups})"
-
-
-def _leak_record(run_dir: Path, test_path: str, train_path: str) -> str:
-    table = read_table(run_dir / AUDIT_DIR, "leaks")
-    if table is None:
-        return "no leak audit yet (run 'winnow audit RUN --against TEST')"
-    of_test = table[table["test_path"] == test_path]
-    pair = of_test[of_test["train_path"] == train_path]
-    if len(pair):
-        return f"reported as a leak ({pair['kind'].iloc[0]} pair in leaks.csv)"
-    if len(of_test):
-        others = ", ".join(of_test["train_path"].head(3))
-        more = f" and {len(of_test) - 3} more" if len(of_test) > 3 else ""
-        return f"not reported; the test picture leaks through {others}{more}"
-    return "not reported; the test picture is not in leaks.csv"
-
-
-# what the verdict says when every stage passes, by how the audit's record begins
-_PAIR_RECORDS = (
-    ("same duplicate group", "near copies: every stage passes, and the audit grouped them."),
-    (
-        "verified pair",
-        "near copies by every stage, and the audit verified the pair; each picture is "
-        "grouped with a keeper it matches better.",
-    ),
-    (
-        "no near-duplicate audit",
-        "every pixel test passes; run 'winnow audit' for the search and the series rule.",
-    ),
-)
-_LEAK_RECORDS = (
-    (
-        "reported as a leak",
-        "a leak: every stage passes, and the audit listed the pair in leaks.csv.",
-    ),
-    (
-        "no leak audit",
-        "every pixel test passes; run 'winnow audit RUN --against TEST' for the search "
-        "and the series rule.",
-    ),
-)
-
-
-def _verdict(result: Comparison) -> str:
-    if result.failed:
-        return "not near copies by the settings: fails " + ", ".join(result.failed) + "."
-    if result.leak:
-        return _from_record(result, _LEAK_RECORDS) or _left_out(
-            result,
-            "list",
-            "the test picture matches a series of training look-alikes and does not stand out",
-        )
-    return _from_record(result, _PAIR_RECORDS) or _left_out(
-        result, "report", "a long series of look-alikes in which it does not stand out"
-    )
-
-
-def _from_record(result: Comparison, records: tuple[tuple[str, str], ...]) -> str | None:
-    """The verdict for the audit's record (`result.audit`) by how it begins, if listed."""
-    return next((text for start, text in records if result.audit.startswith(start)), None)
-
-
-def _left_out(result: Comparison, verb: str, series: str) -> str:
-    """Every test re-run here passes but the audit did not `verb` the pair: the series rule
-    (`series` says what it saw) when the search was re-run and found the pair, else either."""
-    searched = next(s for s in result.steps if s.name == "candidate search").passed
-    if searched:
-        return (
-            f"every stage re-run here passes, yet the audit did not {verb} the pair: the series "
-            f"rule dropped it ({series} by series_margin)."
-        )
-    return (
-        f"every pixel test passes, yet the audit did not {verb} the pair: it was either not a "
-        "candidate (see --search) or dropped by the series rule."
-    )

@@ -382,9 +382,29 @@ def pair_similarity(
     scale times side / resolution, in half steps up to 4), so that a copy resized to 31 px
     is compared with its 64-px source on the detail both still have.
     """
+    forward, backward = both_directions(first, second, side, resolution, colour)
+    use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
+    return PairSimilarity(
+        *(
+            np.where(use_forward, f, b).astype(np.float32)
+            for f, b in zip(forward, backward, strict=True)
+        )
+    )
+
+
+def both_directions(
+    first: np.ndarray | Pictures,
+    second: np.ndarray | Pictures,
+    side: int = VERIFY_SIDE,
+    resolution: np.ndarray | None = None,
+    colour: bool = True,
+) -> tuple[PairSimilarity, PairSimilarity]:
+    """`pair_similarity` in each crop direction: the first picture warped onto the second
+    (forward) and the second onto the first (backward); the same arguments (float64 values:
+    `pair_similarity` chooses between them before rounding to float32)."""
     first, second = Pictures.of(first), Pictures.of(second)
     count = len(first.index)
-    results = [np.zeros(count, np.float32) for _ in PairSimilarity._fields]
+    results = [[np.zeros(count) for _ in PairSimilarity._fields] for _ in range(2)]
     factor = np.ones(count)
     if resolution is not None:
         ratio = side / np.maximum(np.asarray(resolution, np.float64), 1)
@@ -395,12 +415,15 @@ def pair_similarity(
         (a, at_a), (b, at_b) = _prepared(
             first.take(which), second.take(which), blur, detail, side, colour
         )
-        forward = _aligned(a, at_a, b, at_b, blur, detail, side)
-        backward = _aligned(b, at_b, a, at_a, blur, detail, side)
-        use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
-        for out, f, b_ in zip(results, forward, backward, strict=True):
-            out[which] = np.where(use_forward, f, b_)
-    return PairSimilarity(*results)
+        directions = (
+            _aligned(a, at_a, b, at_b, blur, detail, side),
+            _aligned(b, at_b, a, at_a, blur, detail, side),
+        )
+        for out, alike in zip(results, directions, strict=True):
+            for values, measured in zip(out, alike, strict=True):
+                values[which] = measured
+    forward, backward = (PairSimilarity(*values) for values in results)
+    return forward, backward
 
 
 def _prepared(

@@ -18,8 +18,10 @@ from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import LOSSLESS_FORMATS, Items, NearDuplicateSettings
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
+    VERIFY_SIDE,
     PairSimilarity,
     Pictures,
+    both_directions,
     max_aspect_change,
     pair_similarity,
 )
@@ -73,6 +75,34 @@ def verification_tests(alike: PairSimilarity, settings: NearDuplicateSettings) -
         "max_greyed_area": Test(alike.greyed, settings.max_greyed_area, False),
         "max_changed_area": Test(alike.changed, settings.max_changed_area, False),
     }
+
+
+# Luminance warped alone gives a pair's correlation, detail and changed area at the
+# verification side as the colour comparison does, up to float rounding (the colour
+# comparison averages the warped planes; the screen warps their average). A pair that misses
+# one of those limits by more than this slack in both crop directions misses it in colour
+# too, whichever direction the colour comparison keeps, so only the others are compared in
+# colour: the same pairs pass, for a third of the warping on the pairs that fail.
+SCREEN_SLACK = 1e-3  # correlation and detail
+SCREEN_CHANGED_SLACK = 4 / VERIFY_SIDE**2  # changed area: four pixels
+
+
+def luminance_screen(
+    first: Pictures, second: Pictures, resolution: np.ndarray, settings: NearDuplicateSettings
+) -> np.ndarray:
+    """Per pair, whether it can pass the luminance tests of `verification_tests` (min
+    correlation, min detail, max changed area) in one of its crop directions, measured on
+    luminance alone (`SCREEN_SLACK`)."""
+
+    def can_pass(alike: PairSimilarity) -> np.ndarray:
+        return (
+            (alike.correlation >= settings.min_correlation - SCREEN_SLACK)
+            & (alike.detail >= settings.min_detail - SCREEN_SLACK)
+            & (alike.changed <= settings.max_changed_area + SCREEN_CHANGED_SLACK)
+        )
+
+    forward, backward = both_directions(first, second, resolution=resolution, colour=False)
+    return can_pass(forward) | can_pass(backward)
 
 
 def full_side_test(sharp: PairSimilarity, settings: NearDuplicateSettings) -> Test:
@@ -158,6 +188,9 @@ def _verify_chunk(
         longer_sides(first.frame.iloc[chunk[:, 0]]),
         longer_sides(second.frame.iloc[chunk[:, 1]]),
     )
+    screened = luminance_screen(*views, resolution, settings)
+    chunk, resolution = chunk[screened], resolution[screened]
+    views = [view.take(screened) for view in views]
     alike = pair_similarity(*views, resolution=resolution)
     confirmed = passes(verification_tests(alike, settings))
     # a verified pair is compared again at the cache's full resolution (only the few
