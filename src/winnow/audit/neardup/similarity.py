@@ -17,6 +17,7 @@ the same size are also compared pixel for pixel (winnow.audit.neardup.same_size)
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -165,6 +166,10 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(flat_a | flat_b, (flat_a & flat_b).astype(np.float64), correlation)
 
 
+# per pair, from its correlation and detail: whether its changed area is worth measuring
+Gate = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 class PairSimilarity(NamedTuple):
     """How alike two aligned pictures are, one value per pair (arrays of length P).
 
@@ -243,10 +248,13 @@ def _aligned(
     blur: float,
     detail_sigma: float,
     side: int,
+    gate: Gate | None = None,
 ) -> PairSimilarity:
     """Warp each pair's source picture (`source`'s pictures at `at_source`) onto its target
     (assumed a crop of the source) and compare them at `side` pixels (chroma and greyed
-    are NaN where the pictures were prepared without colour)."""
+    are NaN where the pictures were prepared without colour). With `gate`, the changed area
+    is measured only for the pairs it passes on their correlation and detail (infinite for
+    the others)."""
     n, m = source.planes[0].shape[1], side
     table = _warp_table(n, m, blur)
     cols = table[_fit_axis(source.across, at_source, target.across, at_target)]
@@ -257,7 +265,15 @@ def _aligned(
     wide = blur_matrix(m, detail_sigma)
     detail_s = lum_s - wide @ lum_s @ wide.T
     centred_s, centred_t = centred(lum_s), target.centred[at_target]
-    changed = _changed_area(centred_s.reshape(lum_s.shape), centred_t.reshape(lum_t.shape))
+    correlation = _correlation(centred_s, centred_t)
+    detail = _correlation(centred(detail_s), target.detail[at_target])
+    measured = slice(None) if gate is None else gate(correlation, detail)
+    changed = np.full(len(lum_s), np.inf)
+    if gate is None or measured.any():
+        changed[measured] = _changed_area(
+            centred_s[measured].reshape(-1, *lum_s.shape[1:]),
+            centred_t[measured].reshape(-1, *lum_t.shape[1:]),
+        )
     difference = np.abs(centred_s - centred_t).mean(axis=1)
     # two flat pictures (blank, one colour) have nothing but their grey level to compare,
     # which centring removes: a white page and a black square are not the same picture
@@ -273,8 +289,8 @@ def _aligned(
         chroma = np.percentile(distance, 90, axis=1)
         greyed = _greyed_share(lum_s, chroma_s[2], lum_t, chroma_t[2])
     return PairSimilarity(
-        correlation=_correlation(centred_s, centred_t),
-        detail=_correlation(centred(detail_s), target.detail[at_target]),
+        correlation=correlation,
+        detail=detail,
         chroma=chroma,
         changed=changed,
         difference=difference,
@@ -398,10 +414,13 @@ def both_directions(
     side: int = VERIFY_SIDE,
     resolution: np.ndarray | None = None,
     colour: bool = True,
+    gate: Gate | None = None,
 ) -> tuple[PairSimilarity, PairSimilarity]:
     """`pair_similarity` in each crop direction: the first picture warped onto the second
     (forward) and the second onto the first (backward); the same arguments (float64 values:
-    `pair_similarity` chooses between them before rounding to float32)."""
+    `pair_similarity` chooses between them before rounding to float32). With `gate`, a
+    direction's changed area is measured only where the gate passes its correlation and
+    detail, and is infinite elsewhere."""
     first, second = Pictures.of(first), Pictures.of(second)
     count = len(first.index)
     results = [[np.zeros(count) for _ in PairSimilarity._fields] for _ in range(2)]
@@ -416,8 +435,8 @@ def both_directions(
             first.take(which), second.take(which), blur, detail, side, colour
         )
         directions = (
-            _aligned(a, at_a, b, at_b, blur, detail, side),
-            _aligned(b, at_b, a, at_a, blur, detail, side),
+            _aligned(a, at_a, b, at_b, blur, detail, side, gate),
+            _aligned(b, at_b, a, at_a, blur, detail, side, gate),
         )
         for out, alike in zip(results, directions, strict=True):
             for values, measured in zip(out, alike, strict=True):

@@ -94,14 +94,20 @@ def luminance_screen(
     correlation, min detail, max changed area) in one of its crop directions, measured on
     luminance alone (`SCREEN_SLACK`)."""
 
-    def can_pass(alike: PairSimilarity) -> np.ndarray:
-        return (
-            (alike.correlation >= settings.min_correlation - SCREEN_SLACK)
-            & (alike.detail >= settings.min_detail - SCREEN_SLACK)
-            & (alike.changed <= settings.max_changed_area + SCREEN_CHANGED_SLACK)
+    def aligned_alike(correlation: np.ndarray, detail: np.ndarray) -> np.ndarray:
+        return (correlation >= settings.min_correlation - SCREEN_SLACK) & (
+            detail >= settings.min_detail - SCREEN_SLACK
         )
 
-    forward, backward = both_directions(first, second, resolution=resolution, colour=False)
+    def can_pass(alike: PairSimilarity) -> np.ndarray:
+        return aligned_alike(alike.correlation, alike.detail) & (
+            alike.changed <= settings.max_changed_area + SCREEN_CHANGED_SLACK
+        )
+
+    # the changed area (the dearest test) only where correlation and detail can pass
+    forward, backward = both_directions(
+        first, second, resolution=resolution, colour=False, gate=aligned_alike
+    )
     return can_pass(forward) | can_pass(backward)
 
 
