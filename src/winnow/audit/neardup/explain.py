@@ -23,7 +23,7 @@ record and words the verdict).
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ import pandas as pd
 from winnow.audit.checks.near_duplicate import CHECK as NEAR_DUPLICATE
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
-from winnow.audit.neardup.records import audit_record, leak_record, verdict
+from winnow.audit.neardup.records import Comparison, Step, audit_record, leak_record, verdict
 from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import Items, NearDuplicateSettings, describe
 from winnow.audit.neardup.similarity import (
@@ -59,32 +59,6 @@ from winnow.errors import WinnowError
 
 class CompareError(WinnowError, ValueError):
     """A pair that cannot be compared (unknown path, unreadable file, no scan)."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """One stage of the near-duplicate check for one pair. `passed` is None where the stage
-    does not apply or is not re-run here."""
-
-    name: str
-    passed: bool | None
-    value: str
-    limit: str
-    meaning: str
-
-
-@dataclass
-class Comparison:
-    paths: tuple[str, str]
-    steps: list[Step] = field(default_factory=list)
-    audit: str = ""  # what the latest audit decided about the pair
-    verdict: str = ""
-    settings_from: str = ""
-    leak: bool = False  # a test picture against a training picture (the leak check)
-
-    @property
-    def failed(self) -> list[str]:
-        return [step.name for step in self.steps if step.passed is False]
 
 
 _MEANINGS = {  # what each verification test asks, by the setting that limits it

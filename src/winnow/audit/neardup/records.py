@@ -1,17 +1,41 @@
-"""What the audit recorded about a pair that `winnow compare` re-runs
-(winnow.audit.neardup.explain), and the verdict that joins the re-run stages with it."""
+"""The record of one `winnow compare` (winnow.audit.neardup.explain): the stages re-run on
+the pair (`Step`, `Comparison`), what the audit recorded about it, and the verdict that
+joins the two."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from winnow.audit.runner import AUDIT_DIR, read_table
 
-if TYPE_CHECKING:
-    from winnow.audit.neardup.explain import Comparison
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of the near-duplicate check for one pair. `passed` is None where the stage
+    does not apply or is not re-run here."""
+
+    name: str
+    passed: bool | None
+    value: str
+    limit: str
+    meaning: str
+
+
+@dataclass
+class Comparison:
+    paths: tuple[str, str]
+    steps: list[Step] = field(default_factory=list)
+    audit: str = ""  # what the latest audit decided about the pair
+    verdict: str = ""
+    settings_from: str = ""
+    leak: bool = False  # a test picture against a training picture (the leak check)
+
+    @property
+    def failed(self) -> list[str]:
+        return [step.name for step in self.steps if step.passed is False]
 
 
 def audit_record(run_dir: Path, frame: pd.DataFrame, rep_of: pd.Series, a: int, b: int) -> str:
