@@ -22,10 +22,12 @@ from winnow.config import ConfigError, build_config
 from winnow.data.manifest import read_manifest
 from winnow.inference.load import load_model
 from winnow.training.augment import BatchAugment
+from winnow.training.callbacks import write_metrics
 from winnow.training.config import TrainConfig
 from winnow.training.data import select_rows
 from winnow.training.imbalance import STRATEGIES, SoftCrossEntropy
 from winnow.training.loop import TrainError, train
+from winnow.training.report import full_epochs, plot_curves
 
 runner = CliRunner()
 
@@ -447,3 +449,26 @@ def test_precision_auto_is_bf16_where_the_cpu_multiplies_bf16(demo_run, monkeypa
     assert all(v.dtype != torch.bfloat16 for v in state.values())  # fp32 weights are kept
     probabilities = load_model(result.best).probabilities(np.zeros((2, 128, 128, 3), np.uint8))
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_a_last_epoch_of_a_few_batches_is_left_out_of_the_train_curve(tmp_path) -> None:
+    """The budget's last epoch can be one batch (its train metrics are noise); its row is
+    kept in metrics.csv with how many images it covers, and the curves leave its train
+    point out. Rows of an older run without the column count as full, and a file mixing
+    both kinds of row is written with every column."""
+    row = {"epoch": 1.0, "train_loss": 1.0, "train_acc": 0.5, "train_macro_f1": 0.4}
+    row |= {"val_loss": 1.1, "val_acc": 0.5, "val_macro_f1": 0.4}
+    history = [
+        {**row, "epoch": 1.0},  # an older checkpoint's row: no train_items
+        {**row, "epoch": 2.0, "train_items": 4736.0},
+        {**row, "epoch": 3.0, "train_items": 4736.0},
+        {**row, "epoch": 4.0, "train_items": 128.0, "train_loss": 1.4, "train_acc": 0.1},
+    ]
+    assert full_epochs(history) == [True, True, True, False]
+    assert full_epochs(history[:1]) == [True]
+    write_metrics(tmp_path / "metrics.csv", history)
+    written = pd.read_csv(tmp_path / "metrics.csv")
+    assert written["train_items"].isna().tolist() == [True, False, False, False]
+    assert written["train_items"].iloc[3] == 128
+    plot_curves(history, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0

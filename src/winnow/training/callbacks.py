@@ -115,7 +115,10 @@ class MetricsFile(L.Callback):
 
 def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    # every column any row has (a run resumed from an older checkpoint has rows without the
+    # newer columns), in the order they first appear
+    fields = list(dict.fromkeys(key for row in history for key in row))
+    writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
     writer.writeheader()
     for row in history:
         writer.writerow({k: f"{v:.6g}" for k, v in row.items()})

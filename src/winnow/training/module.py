@@ -180,6 +180,9 @@ class ClassifierModule(L.LightningModule):
             "val_loss": _mean(self._val_loss),
             "val_acc": float(self.metrics["val_acc"].compute()),
             "val_macro_f1": float(self.metrics["val_macro_f1"].compute()),
+            # how many images the train columns cover: the budget's last epoch can be a few
+            # batches, whose train metrics are noise (`report.full_epochs`)
+            "train_items": float(self._train_loss[1]),
         }
         self.log("val_macro_f1", row["val_macro_f1"], sync_dist=True)
         self.log("val_acc", row["val_acc"], sync_dist=True)

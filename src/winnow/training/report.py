@@ -82,16 +82,30 @@ def write_outputs(
     return summary
 
 
+def full_epochs(history: list[dict[str, float]]) -> list[bool]:
+    """Per epoch row, whether its train metrics cover at least half as many images as the
+    fullest epoch: the budget's last epoch can be a few batches (one mixed batch scores
+    far below the epoch around it), which the curves leave out of the train line. Rows
+    without `train_items` (older runs) count as full."""
+    covered = [row.get("train_items") for row in history]
+    most = max((c for c in covered if c is not None), default=None)
+    return [c is None or most is None or c >= most / 2 for c in covered]
+
+
 def plot_curves(
     history: list[dict[str, float]], path: Path, title: str = "", select: str = "final"
 ) -> None:
     epochs = [row["epoch"] for row in history]
+    full = full_epochs(history)
     fig = Figure(figsize=(13, 3.6))
     axes = fig.subplots(1, 3)
     for ax, metric, label in zip(
         axes, ("loss", "acc", "macro_f1"), ("loss", "accuracy", "macro-F1"), strict=True
     ):
-        ax.plot(epochs, [r[f"train_{metric}"] for r in history], "o-", ms=3, label="train")
+        shown = [
+            (e, r[f"train_{metric}"]) for e, r, f in zip(epochs, history, full, strict=True) if f
+        ]
+        ax.plot(*zip(*shown, strict=True), "o-", ms=3, label="train")
         ax.plot(epochs, [r[f"val_{metric}"] for r in history], "o-", ms=3, label="validation")
         ax.set_title(label)
         ax.set_xlabel("epoch")
