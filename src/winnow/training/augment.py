@@ -16,7 +16,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from winnow.training.config import TrainConfig
+from winnow.training.config import UNMIXED, TrainConfig
 
 SHIFT_PIXELS = 4
 SHIFT_GROUPS = 16
@@ -76,11 +76,11 @@ class BatchAugment(nn.Module):
         """images in [0, 1] float; returns augmented images and soft targets."""
         if self.mode == "none":
             return images, self.soft_targets(targets)
-        if self.mode in ("shift", "shift_mix"):
+        if UNMIXED.get(self.mode, self.mode) == "shift":
             images = flip_and_shift(images)
         else:
             images = self.basic(images).clamp_(0, 1)
-        if self.mode not in ("mix", "shift_mix") or torch.rand(()) >= self.mix_prob:
+        if self.mode not in UNMIXED or torch.rand(()) >= self.mix_prob:
             return images, self.soft_targets(targets)
         return self.mix(images, targets)
 

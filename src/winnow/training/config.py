@@ -6,6 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+# the augmentation modes that mix batches (CutMix/MixUp), each with the mode it is without
+# the mixing (what a plan too short for mixing trains with instead)
+UNMIXED = {"mix": "basic", "shift_mix": "shift"}
+
 
 class TrainConfig(BaseModel):
     """Settings of `winnow train` (saved, resolved, as RUN/train/NAME/config.yaml).

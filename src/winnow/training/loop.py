@@ -35,7 +35,7 @@ from winnow.data.io import atomic_write_bytes
 from winnow.data.manifest import read_manifest
 from winnow.inference.preprocess import Preprocessing, channel_stats
 from winnow.models import ModelError, get_spec
-from winnow.training.config import TrainConfig
+from winnow.training.config import UNMIXED, TrainConfig
 from winnow.training.data import (
     BatchStream,
     EvalBatches,
@@ -58,9 +58,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 # CutMix/MixUp regularise long schedules; below this many epochs they cost accuracy
 # (timm's and torchvision's recipes use them for 100-600 epochs), so each mixing mode
-# becomes its unmixed one
+# becomes its unmixed one (config.UNMIXED)
 MIX_MIN_EPOCHS = 60
-UNMIXED = {"mix": "basic", "shift_mix": "shift"}
 
 
 @dataclass

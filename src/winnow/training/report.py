@@ -13,7 +13,7 @@ from winnow.config import dump_config
 from winnow.data.io import atomic_output, atomic_write_bytes
 from winnow.evaluate.scoring import score
 from winnow.inference.load import load_model
-from winnow.training.config import TrainConfig
+from winnow.training.config import UNMIXED, TrainConfig
 from winnow.training.data import SplitRows
 
 
@@ -28,18 +28,14 @@ def write_outputs(
 ) -> dict[str, Any]:
     history = module.history  # metrics.csv: written by MetricsFile after every validation
     if history:
-        batches = {
-            "none": "plain",
-            "shift": "augmented",
-            "basic": "augmented",
-            "mix": "augmented, mixed",
-            "shift_mix": "augmented, mixed",
-        }
+        batches = "plain" if config.augment == "none" else "augmented"
+        if config.augment in UNMIXED:
+            batches += ", mixed"
         plot_curves(
             history,
             out_dir / "curves.png",
             title=f"{config.model} on {run_dir.name}  "
-            f"(train metrics on {batches[config.augment]} batches; validation "
+            f"(train metrics on {batches} batches; validation "
             f"{len(rows.frames['val'])} items)",
             select=config.select,
         )
