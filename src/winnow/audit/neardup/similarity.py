@@ -10,8 +10,9 @@ check rejects recoloured variants, a changed-area check added marks. The tests r
 VERIFY_SIDE (64 px), where a copy at half size still looks like its source; pairs that pass
 are compared again at FULL_SIDE (the cache's 128 px) for what blurs away at 64 px and to
 rank look-alikes in a series. A picture smaller than the side is compared at its own
-resolution. All of it is batched matrix algebra (winnow.audit.neardup.resample). Files of
-the same size are also compared pixel for pixel (winnow.audit.neardup.same_size).
+resolution. All of it is batched matrix algebra (winnow.audit.neardup.resample; the colour
+measures in winnow.audit.neardup.colour). Files of the same size are also compared pixel
+for pixel (winnow.audit.neardup.same_size).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from winnow.audit.neardup.colour import chroma_distance, chroma_planes, greyed_share
 from winnow.audit.neardup.resample import (
     blur_matrix,
     centred,
@@ -180,7 +182,7 @@ class PairSimilarity(NamedTuple):
       of the picture shows up here);
     changed: fraction of pixels that still differ after the best gain and offset;
     greyed: fraction of pixels grey in one picture and coloured in the other, away from
-      black and white (`_greyed_share`): no brightness shift does that;
+      black and white (`colour.greyed_share`): no brightness shift does that;
     difference: mean absolute luminance difference after the offset only (grey levels):
       how much ink differs, which a contrast-invariant correlation does not see.
     """
@@ -198,7 +200,7 @@ class _Prepared(NamedTuple):
     picture: the planes a crop warps (R, G and B; or the luminance alone when colour is not
     compared); its luminance profiles across and down (FIT_SIDE samples, `_profile`), to
     which the crop is fitted; and its uncropped view at the comparison side, the target a
-    crop is warped onto: luminance, chroma (`_chroma`; None without colour) and the centred
+    crop is warped onto: luminance, chroma (`chroma_planes`; None without colour) and the centred
     rows of its luminance and of its fine detail. (U, ...) arrays."""
 
     planes: list[np.ndarray]
@@ -234,7 +236,7 @@ def _prepare(
         across=_Profiles.of(_profile(luminance, axis=1)),
         down=_Profiles.of(_profile(luminance, axis=2)),
         luminance=view,
-        chroma=_chroma(warped) if colour else None,
+        chroma=chroma_planes(warped) if colour else None,
         centred=centred(view),
         detail=centred(detail),
     )
@@ -283,11 +285,11 @@ def _aligned(
     difference = np.where(both_flat, level, difference)
     chroma = greyed = np.full(len(lum_s), np.nan)
     if target.chroma is not None:
-        chroma_s = _chroma(warped_s)
+        chroma_s = chroma_planes(warped_s)
         chroma_t = tuple(part[at_target] for part in target.chroma)
-        distance = _chroma_distance(chroma_s, chroma_t).reshape(len(lum_s), -1)
+        distance = chroma_distance(chroma_s, chroma_t).reshape(len(lum_s), -1)
         chroma = np.percentile(distance, 90, axis=1)
-        greyed = _greyed_share(lum_s, chroma_s[2], lum_t, chroma_t[2])
+        greyed = greyed_share(lum_s, chroma_s[2], lum_t, chroma_t[2])
     return PairSimilarity(
         correlation=correlation,
         detail=detail,
@@ -296,64 +298,6 @@ def _aligned(
         difference=difference,
         greyed=greyed,
     )
-
-
-def _chroma(rgb: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(R−G, B−G) and its length (how colourful a pixel is, 0 for grey); R, G, B planes."""
-    r, g, b = rgb
-    x, y = r - g, b - g
-    return x, y, np.sqrt(x * x + y * y)
-
-
-def _chroma_distance(
-    chroma_a: tuple[np.ndarray, ...], chroma_b: tuple[np.ndarray, ...]
-) -> np.ndarray:
-    """Per-pixel colour difference that a brightness shift does not produce; `_chroma` of
-    the two pictures.
-
-    Chroma is the (R−G, B−G) vector. A uniform brightness shift leaves it unchanged, except
-    where a channel clips (red 255,0,0 brightened by 30 is 255,30,30): then its length
-    shrinks by up to twice the shift but its direction, the hue, barely moves. A
-    recoloured part changes the direction. So the distance is the chord between the two
-    directions times the smaller length (hue change, weighted by how colourful the pixel
-    is in both), plus half the change in length (a colour against its grey version)."""
-    (x_a, y_a, length_a), (x_b, y_b, length_b) = chroma_a, chroma_b
-    cosine = (x_a * x_b + y_a * y_b) / np.maximum(length_a * length_b, 1e-6)
-    chord = np.sqrt(np.maximum(2 - 2 * cosine, 0))  # between the two unit directions
-    return chord * np.minimum(length_a, length_b) + 0.5 * np.abs(length_a - length_b)
-
-
-GREY_CHROMA = 6.0  # a pixel whose (R−G, B−G) is shorter than this is grey
-COLOUR_GAIN = 20.0  # ... and the other picture's is longer by more than this: coloured
-MID_GREY = (24.0, 231.0)  # grey levels between which clipping cannot have made a pixel grey
-
-
-def _greyed_share(
-    level_a: np.ndarray, length_a: np.ndarray, level_b: np.ndarray, length_b: np.ndarray
-) -> np.ndarray:
-    """Per pair, the fraction of pixels that are grey in one picture and coloured in the
-    other while the grey one is a mid grey; each picture's grey level (R + G + B) / 3 and
-    chroma length (`_chroma`), (P, m, m).
-
-    A brightness shift adds the same amount to R, G and B, so a grey pixel stays grey. Only
-    clipping can turn colour into grey, and only at white (pale yellow brightened into
-    white) or black. A mid-grey pixel that is coloured in the other picture is a colour
-    version against a grey one (an LED icon in grey and in orange, a cone in black and white
-    and in vanilla), which the hue-based `_chroma_distance` does not see: a grey pixel has
-    no hue to compare."""
-    share = []
-    for level, length, other_length in (
-        (level_a, length_a, length_b),
-        (level_b, length_b, length_a),
-    ):
-        greyed = (
-            (length < GREY_CHROMA)
-            & (other_length - length > COLOUR_GAIN)
-            & (level > MID_GREY[0])
-            & (level < MID_GREY[1])
-        )
-        share.append(greyed.reshape(len(level), -1).mean(axis=1))
-    return share[0] + share[1]
 
 
 def _changed_area(
