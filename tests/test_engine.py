@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sys
 import time
@@ -194,3 +195,34 @@ def test_a_pixel_cache_pickles_without_its_memory_maps(demo_run) -> None:
     copy = pickle.loads(pickle.dumps(cache))
     assert len(pickle.dumps(cache)) < 4096 and not copy._open
     assert np.array_equal(copy.get(row["cache_shard"], row["cache_index"]), pixels)
+
+
+def _pid_and_shared(item: int, shared: str) -> tuple[int, str]:
+    time.sleep(0.01)
+    return os.getpid(), shared
+
+
+def _fails_on_three(item: int, shared: int) -> int:
+    if item == 3:
+        raise ValueError("three")
+    return item + shared
+
+
+def test_an_open_local_engine_keeps_its_workers_across_maps() -> None:
+    with LocalEngine(2) as engine:
+        first = list(engine.map(_pid_and_shared, range(8), "a"))
+        second = list(engine.map(_pid_and_shared, range(8), "b"))
+        folder = engine._folder
+        assert [shared for _, shared in first] == ["a"] * 8  # each map sees its own input
+        assert [shared for _, shared in second] == ["b"] * 8
+        assert {pid for pid, _ in second} <= {pid for pid, _ in first} != {os.getpid()}
+        with pytest.raises(ValueError, match="three"):  # a task's error reaches the caller
+            list(engine.map(_fails_on_three, range(6), 10))
+        assert list(engine.map(_fails_on_three, [0, 1, 2], 10)) == [10, 11, 12]  # still usable
+        stopped = engine.map(_slow_square, range(40), 0)
+        assert next(stopped) == 0
+        stopped.close()  # a caller that stops early: its waiting tasks are cancelled
+        assert list(folder.iterdir()) == []  # no map's input is left behind
+    assert not folder.exists() and engine._pool is None
+    # outside a `with` each map starts and stops its own pool
+    assert list(LocalEngine(2).map(_fails_on_three, [0, 1], 1)) == [1, 2]

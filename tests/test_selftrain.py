@@ -12,7 +12,7 @@ from PIL import Image
 from winnow.audit.config import AuditConfig
 from winnow.audit.runner import run_audit
 from winnow.audit.style.domain import verdict
-from winnow.audit.style.features import FEATURES
+from winnow.audit.style.features import FEATURES, photo_like_features
 from winnow.audit.style.selftrain import (
     _frame,
     _grey,
@@ -20,8 +20,11 @@ from winnow.audit.style.selftrain import (
     _small,
     prior_adjusted,
     self_trained,
+    treat,
+    treated_statistics,
 )
 from winnow.data.config import ScanConfig
+from winnow.data.engine import LocalEngine
 from winnow.data.manifest import read_manifest
 from winnow.data.scan import scan
 from winnow.workflows.demo import DRAWERS, illustration, photo_like
@@ -65,6 +68,38 @@ def test_jpeg_keeps_the_picture_and_changes_its_pixels() -> None:
     saved = _jpeg(pixels, 75)
     assert saved.shape == pixels.shape and not np.array_equal(saved, pixels)
     assert np.abs(saved.astype(int) - pixels).mean() < 10
+
+
+def test_treated_statistics_are_the_same_in_a_worker_pool_as_copy_by_copy_here() -> None:
+    pixels = np.stack([_picture(seed) for seed in range(6)])
+    detail = pixels[:, 32:96, 32:96]
+    longer = np.array([128, 100, 64, 300, 128, 90])
+
+    def load(positions: np.ndarray):
+        return pixels[positions], detail[positions], longer[positions]
+
+    positions = np.array([0, 2, 3, 5])
+    here = treated_statistics(load, positions, WHITE, np.random.default_rng(7), copies=3)
+    with LocalEngine(2) as engine:
+        pooled = treated_statistics(
+            load, positions, WHITE, np.random.default_rng(7), copies=3, engine=engine
+        )
+    pd.testing.assert_frame_equal(here, pooled)
+    assert len(here) == 12 and here.notna().all().all()
+    # the same draws as treating each copy in turn: copy k of item i is row k·4 + i
+    rng, by_hand = np.random.default_rng(7), []
+    for _ in range(3):
+        for i in positions:
+            by_hand.append(treat(pixels[i], detail[i], int(longer[i]), WHITE, rng))
+    assert len({done for *_, done in by_hand}) > 1  # the copies differ in their treatments
+    views = np.stack([view for view, *_ in by_hand])
+    expected = photo_like_features(
+        views,
+        np.array([side for _, _, side, _ in by_hand]),
+        WHITE,
+        np.stack([crop for _, crop, _, _ in by_hand]),
+    )
+    pd.testing.assert_frame_equal(here, expected)
 
 
 def test_prior_adjustment_recovers_the_folders_share_from_a_classifier_trained_at_another() -> None:

@@ -109,19 +109,23 @@ def duplicate_groups(frame: pd.DataFrame, thumbs: Any, conflicts_only: bool) -> 
         if "is_label_conflict_issue" not in grouped:
             return {"conflicts": True, "missing": "label_conflict"}
         grouped = grouped[grouped["is_label_conflict_issue"].fillna(False).astype(bool)]
-    groups = grouped.groupby("duplicate_group")
-    order = sorted(groups, key=lambda g: (-len(g[1]), g[1]["path"].min()))
-    # groups of blank pages are alike because nothing is drawn: shown under Blank images
-    all_blank = (
-        grouped["is_blank_issue"].eq(True).groupby(grouped["duplicate_group"]).all()
-        if "is_blank_issue" in grouped
-        else pd.Series(dtype=bool)
+    key = grouped["duplicate_group"]
+    # largest first, then by the first path (paths are unique: no two groups tie)
+    sizes = pd.DataFrame(
+        {"size": key.groupby(key).size(), "first": grouped["path"].groupby(key).min()}
     )
-    blank = [g for g in order if all_blank.get(g[0], False)]
-    order = [g for g in order if not all_blank.get(g[0], False)]
+    sizes = sizes.sort_values(["size", "first"], ascending=[False, True], kind="stable")
+    # groups of blank pages are alike because nothing is drawn: shown under Blank images
+    if "is_blank_issue" in grouped:
+        all_blank = grouped["is_blank_issue"].eq(True).groupby(key).all()
+        blank = all_blank.reindex(sizes.index, fill_value=False).to_numpy(bool)
+    else:
+        blank = np.zeros(len(sizes), bool)
+    order = sizes.index[~blank]
+    rows = key.groupby(key).indices  # group → row positions in `grouped`
     shown = []
-    for _, members in order[:MAX_GROUPS]:
-        members = members.sort_values("duplicate_keep", ascending=False)
+    for group in order[:MAX_GROUPS]:
+        members = grouped.iloc[rows[group]].sort_values("duplicate_keep", ascending=False)
         majority = _majority(members["label"].astype(str)) if conflicts_only else None
         items = [
             # in a conflict every copy waits for a person: none is marked as kept
@@ -143,8 +147,8 @@ def duplicate_groups(frame: pd.DataFrame, thumbs: Any, conflicts_only: bool) -> 
         )
     return {
         "conflicts": conflicts_only,
-        "blank_groups": len(blank),
-        "blank_files": sum(len(m) for _, m in blank),
+        "blank_groups": int(blank.sum()),
+        "blank_files": int(sizes["size"].to_numpy()[blank].sum()),
         "groups": shown,
         "more_note": more(len(order) - MAX_GROUPS, ALL_GROUPS, "groups"),
     }

@@ -2,10 +2,11 @@
 
 - `local` (the default): this machine. Scan decodes in a process pool; the audit's
   per-image work (descriptor batches, verification chunks, photo statistics, blank
-  checks) runs in a process pool of single-threaded workers, one per core: numpy's
-  batched small matrix products and element-wise work scale better over processes than
-  over BLAS threads (on 2 cores the near-duplicate check takes about half the time it
-  takes in one process with 2 threads).
+  checks, treated copies of self-training) runs in a process pool of single-threaded
+  workers, one per core, started once for the command: numpy's batched small matrix
+  products and element-wise work scale better over processes than over BLAS threads (on
+  2 cores the near-duplicate check takes about half the time it takes in one process
+  with 2 threads).
 - `ray`: Ray. Without an address, a Ray sized to this machine is started for the command
   (a capped object store, a short temp path, no dashboard) and shut down after it; with
   `ray_address` (`--ray-address auto`, `ray://host:10001`, `host:6379`) the command joins
@@ -25,9 +26,13 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import pickle
+import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -47,63 +52,129 @@ class EngineError(WinnowError):
 
 class LocalEngine:
     """Work runs on this machine, in `workers` processes (None: one per core; 1: in this
-    process); see the module docstring."""
+    process); see the module docstring.
+
+    Used as a context manager (as `open_engine` does), the engine keeps one pool of
+    workers from its first `map` to its exit, so a command's many maps (descriptor
+    batches, verification chunks, photo statistics…) start their workers once; outside
+    one, each `map` starts and stops its own pool."""
 
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self._entered = False
+        self._pool: Any = None
+        self._folder: Path | None = None  # each map's shared input, pickled for the workers
+        self._maps = 0
+
+    def __enter__(self) -> LocalEngine:
+        self._entered = True
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers and remove the shared inputs (also after an error)."""
+        self._entered = False
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        folder, self._folder = self._folder, None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def map(self, fn: Callable, items: Iterable, shared: Any) -> Iterator:
         """`fn(item, shared)` for each item, yielded in input order. With several workers
-        and more than one item, the items go to a pool of single-threaded processes that
-        receive `shared` once each, at most TASKS_IN_FLIGHT_PER_CPU per worker ahead of the
-        result being waited for."""
+        and more than one item, the items go to a pool of single-threaded processes, each
+        of which reads `shared` once per map, with at most TASKS_IN_FLIGHT_PER_CPU tasks
+        per worker submitted ahead of the result being waited for."""
         items = iter(items)
         head = list(itertools.islice(items, 2))
         if len(head) < 2 or self.workers == 1:
             for item in itertools.chain(head, items):
                 yield fn(item, shared)
             return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([fn.__module__])
-        with ProcessPoolExecutor(
-            self.workers, context, initializer=_start_worker, initargs=(fn, shared)
-        ) as pool:
+        if not self._entered:  # a one-off map: a pool for this call only
+            with LocalEngine(self.workers) as engine:
+                yield from engine.map(fn, itertools.chain(head, items), shared)
+            return
+        pool = self._started(fn)
+        token = self._share(shared)
+        try:
             yield from _in_order(
                 itertools.chain(head, items),
-                lambda item: pool.submit(_run_in_worker, item),
-                lambda future: future.result(),
+                lambda item: pool.submit(_run_in_worker, fn, str(token), item),
+                _result,
                 TASKS_IN_FLIGHT_PER_CPU * self.workers,
             )
+        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
+            self._pool = None
+            raise
+        finally:
+            token.unlink(missing_ok=True)
+
+    def _started(self, fn: Callable) -> Any:
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([fn.__module__])
+            self._pool = ProcessPoolExecutor(self.workers, context, initializer=_start_worker)
+        return self._pool
+
+    def _share(self, shared: Any) -> Path:
+        """`shared` pickled to a file of its own: each worker loads it with the first task
+        of this map that it runs (a task carries only the file's name)."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="winnow-engine-"))
+        self._maps += 1
+        token = self._folder / f"shared-{self._maps}.pickle"
+        with token.open("wb") as handle:
+            pickle.dump(shared, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return token
+
+
+def _result(future: Future) -> Any:
+    return future.result()
 
 
 def _in_order(items: Iterable, submit: Callable, result: Callable, ahead: int) -> Iterator:
     """Submit each item, keeping at most `ahead` submitted before the oldest one's result
-    is taken; the results come out in input order."""
+    is taken; the results come out in input order. Pool tasks still waiting when the
+    caller stops early (an error, a generator closed) are cancelled."""
     pending: deque = deque()
-    for item in items:
-        pending.append(submit(item))
-        if len(pending) >= ahead:
+    try:
+        for item in items:
+            pending.append(submit(item))
+            if len(pending) >= ahead:
+                yield result(pending.popleft())
+        while pending:
             yield result(pending.popleft())
-    while pending:
-        yield result(pending.popleft())
+    finally:
+        for task in pending:
+            if isinstance(task, Future):
+                task.cancel()
 
 
-_WORKER: dict[str, Any] = {}  # in a pool worker: the function, its shared input, thread limits
+_WORKER: dict[str, Any] = {}  # in a pool worker: its thread limits, the current shared input
 
 
-def _start_worker(fn: Callable, shared: Any) -> None:
+def _start_worker() -> None:
     from threadpoolctl import threadpool_limits
 
-    _WORKER.update(fn=fn, shared=shared, limits=threadpool_limits(1))
+    _WORKER["limits"] = threadpool_limits(1)
 
 
-def _run_in_worker(item: Any) -> Any:
-    return _WORKER["fn"](item, _WORKER["shared"])
+def _run_in_worker(fn: Callable, token: str, item: Any) -> Any:
+    if _WORKER.get("token") != token:
+        _WORKER.pop("shared", None)  # the previous map's input goes before the next loads
+        with open(token, "rb") as handle:
+            _WORKER["shared"] = pickle.load(handle)
+        _WORKER["token"] = token
+    return fn(item, _WORKER["shared"])
 
 
 class RayEngine:
@@ -168,7 +239,8 @@ def open_engine(
     if name == "local":
         if address:
             raise EngineError("--ray-address needs --engine ray.")
-        yield LocalEngine(cpus)
+        with LocalEngine(cpus) as engine:
+            yield engine
         return
     if name != "ray":
         raise EngineError(f"Unknown engine {name!r}; choose one of: {', '.join(ENGINES)}.")

@@ -17,16 +17,16 @@ from winnow.audit.sections import count, duplicate_groups
 def run(context: AuditContext) -> CheckResult:
     frame = context.frame
     columns = empty_columns(CHECK, frame)
-    grouped = frame[frame["duplicate_group"].notna()]
-    conflicts = 0
-    for _, members in grouped.groupby("duplicate_group"):
-        labels = members["label"].value_counts()
-        if len(labels) < 2:
-            continue
-        conflicts += 1
-        agreement = members["label"].map(labels) / len(members)
-        columns.loc[members.index, CHECK.score_column] = agreement.astype(float).to_numpy() * 0.5
-        columns.loc[members.index, CHECK.issue_column] = True
+    grouped = frame.loc[frame["duplicate_group"].notna(), ["duplicate_group", "label"]]
+    by_group = grouped.groupby("duplicate_group")["label"]
+    conflict = by_group.transform("nunique") >= 2  # unlabelled members don't count
+    rows = grouped[conflict]
+    # a member's score: the share of its group under its own label, halved (below 0.5)
+    same_label = rows.groupby(["duplicate_group", "label"])["label"].transform("size")
+    agreement = same_label / rows.groupby("duplicate_group")["label"].transform("size")
+    columns.loc[rows.index, CHECK.score_column] = agreement.astype(float).to_numpy() * 0.5
+    columns.loc[rows.index, CHECK.issue_column] = True
+    conflicts = rows["duplicate_group"].nunique()
     return CheckResult(
         columns=columns,
         summary={"groups": conflicts, "files": int(columns[CHECK.issue_column].sum())},

@@ -44,7 +44,7 @@ from winnow.audit.style.features import photo_like_features
 from winnow.audit.style.selftrain import cache_loader, self_trained
 from winnow.data.manifest import cache_positions, longer_sides
 
-_CHUNK = 2048
+_CHUNK = 512  # rows per engine task: several per worker, so none waits on the last
 MIN_ITEMS = 20  # below this a dataset has no "typical" image to compare with
 
 
@@ -135,9 +135,9 @@ def run(context: AuditContext) -> CheckResult:
     result = verdict(features, settings.dominant_style, groups)
     statistics = result.decision  # the statistics' own decision, before any self-training
     if settings.self_training:
-        result = self_trained(
-            result, features, cache_loader(context.cache, rows), context.cache.background, groups
-        )
+        loader = cache_loader(context.cache, rows)
+        background = context.cache.background
+        result = self_trained(result, features, loader, background, groups, engine=context.engine)
     style, likeness, decision = result.style, result.likeness, result.decision
     evidence = family_evidence(result.z) * result.direction
     strongest = strongest_evidence(evidence)

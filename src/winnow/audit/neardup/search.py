@@ -154,7 +154,7 @@ def describe(
     frame: pd.DataFrame,
     cache: PixelCache,
     projection: Projection | None = None,
-    batch: int = 2048,
+    batch: int = 512,
     seed: int = 0,
     engine: Engine | None = None,
 ) -> Items:

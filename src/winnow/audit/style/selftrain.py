@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from PIL import Image
 from winnow.audit.style.domain import MIN_SEEDS, Decision, Verdict, shared_by_copies
 from winnow.audit.style.features import FEATURES, photo_like_features
 from winnow.data.cache import PixelCache
+from winnow.data.engine import Engine, LocalEngine
 from winnow.data.manifest import cache_positions, longer_sides
 
 SEED_PROBABILITY = 0.8
@@ -108,6 +110,42 @@ def _small(
     return fitted, detail, side
 
 
+class Treatment(NamedTuple):
+    """What one treated copy gets (`TREATMENTS` drawn), with the resampled side (`small`)
+    and the JPEG quality (`jpeg`) where it has them."""
+
+    done: tuple[str, ...]
+    side: int = 0
+    quality: int = 0
+
+
+def draw_treatment(rng: np.random.Generator) -> Treatment:
+    done = tuple(name for name, chance in TREATMENTS.items() if rng.random() < chance)
+    side = int(rng.integers(SMALL_SIDE[0], SMALL_SIDE[1] + 1)) if "small" in done else 0
+    quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if "jpeg" in done else 0
+    return Treatment(done, side, quality)
+
+
+def treated(
+    pixels: np.ndarray,
+    detail: np.ndarray,
+    longer: int,
+    background: tuple[int, int, int],
+    treatment: Treatment,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One image (cache view, detail crop, longer side) given `treatment`."""
+    if "frame" in treatment.done:
+        pixels, detail, longer = _frame(pixels, detail)
+    if "small" in treatment.done:
+        pixels, detail, longer = _small(pixels, treatment.side, background, detail.shape[0])
+    if "grey" in treatment.done:
+        pixels, detail = _grey(pixels), _grey(detail)
+    if "jpeg" in treatment.done:
+        pixels = _jpeg(pixels, treatment.quality)
+        detail = _jpeg(detail, treatment.quality)
+    return pixels, detail, longer
+
+
 def treat(
     pixels: np.ndarray,
     detail: np.ndarray,
@@ -116,18 +154,11 @@ def treat(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, int, tuple[str, ...]]:
     """One treated copy of one image (cache view, detail crop, longer side) and what was done."""
-    done = [name for name, chance in TREATMENTS.items() if rng.random() < chance]
-    if "frame" in done:
-        pixels, detail, longer = _frame(pixels, detail)
-    if "small" in done:
-        side = int(rng.integers(SMALL_SIDE[0], SMALL_SIDE[1] + 1))
-        pixels, detail, longer = _small(pixels, side, background, detail.shape[0])
-    if "grey" in done:
-        pixels, detail = _grey(pixels), _grey(detail)
-    if "jpeg" in done:
-        quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
-        pixels, detail = _jpeg(pixels, quality), _jpeg(detail, quality)
-    return pixels, detail, longer, tuple(done)
+    treatment = draw_treatment(rng)
+    return (*treated(pixels, detail, longer, background, treatment), treatment.done)
+
+
+TREATED_CHUNK = 256  # treated copies per engine task
 
 
 def treated_statistics(
@@ -136,18 +167,36 @@ def treated_statistics(
     background: tuple[int, int, int],
     rng: np.random.Generator,
     copies: int = COPIES,
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
-    """`copies` treated copies of each item at `positions`, their photo statistics."""
-    pixels, detail, longer = load(positions)
-    views, crops, sides = [], [], []
-    for _ in range(copies):
-        for i in range(len(positions)):
-            view, crop, side, _ = treat(pixels[i], detail[i], int(longer[i]), background, rng)
-            views.append(view)
-            crops.append(crop)
-            sides.append(side)
-    if not views:
+    """`copies` treated copies of each item at `positions`, their photo statistics. The
+    treatments are drawn here, in order, from `rng`; applying them and measuring the copies
+    runs on `engine` (default: this process), `TREATED_CHUNK` copies a task."""
+    if not len(positions) or not copies:
         return pd.DataFrame(columns=list(FEATURES))
+    pixels, detail, longer = load(positions)
+    source = np.tile(np.arange(len(positions)), copies)
+    treatments = [draw_treatment(rng) for _ in source]
+    chunks = (
+        (pixels[part], detail[part], longer[part], treatments[start : start + TREATED_CHUNK])
+        for start in range(0, len(source), TREATED_CHUNK)
+        for part in [source[start : start + TREATED_CHUNK]]
+    )
+    engine = engine or LocalEngine(1)
+    parts = list(engine.map(_treated_chunk, chunks, background))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _treated_chunk(chunk: tuple, background: tuple[int, int, int]) -> pd.DataFrame:
+    """`treated_statistics` for one chunk of copies (an engine task): the copies' sources
+    and treatments in, their statistics out."""
+    pixels, detail, longer, treatments = chunk
+    views, crops, sides = [], [], []
+    for i, treatment in enumerate(treatments):
+        view, crop, side = treated(pixels[i], detail[i], int(longer[i]), background, treatment)
+        views.append(view)
+        crops.append(crop)
+        sides.append(side)
     return photo_like_features(np.stack(views), np.array(sides), background, np.stack(crops))
 
 
@@ -203,9 +252,11 @@ def self_trained(
     background: tuple[int, int, int],
     groups: pd.Series | None = None,
     seed: int = 0,
+    engine: Engine | None = None,
 ) -> Verdict:
     """The verdict after self-training (module text); `result` unchanged under `MIN_SEEDS`
-    seeds or when too few in-domain items are sure to learn from."""
+    seeds or when too few in-domain items are sure to learn from. The treated copies are
+    measured on `engine` (default: this process)."""
     own = result.decision.probability  # each item on its own pixels, before its copies
     oriented = result.direction * result.likeness  # larger = more out of domain
     seeds = np.flatnonzero(own >= SEED_PROBABILITY)
@@ -216,10 +267,10 @@ def self_trained(
     rng = np.random.default_rng(seed)
     count = NEGATIVES_PER_SEED * len(seeds)
     negatives = _negatives(pool, count, rng)
-    treated_seeds = treated_statistics(load, seeds, background, rng)
+    treated_seeds = treated_statistics(load, seeds, background, rng, engine=engine)
 
     def trained(negatives: np.ndarray) -> tuple[np.ndarray, float]:
-        treated_negatives = treated_statistics(load, negatives, background, rng)
+        treated_negatives = treated_statistics(load, negatives, background, rng, engine=engine)
         return _classifier(features, seeds, negatives, treated_seeds, treated_negatives, seed)
 
     probability, prior = trained(negatives)
