@@ -140,9 +140,8 @@ def verify_pairs(
     """
     within = first is second
     if len(pairs):  # a tall and a square picture are not copies: no pixels needed for that
-        pairs = pairs[
-            aspect_compatible(first.frame.iloc[pairs[:, 0]], second.frame.iloc[pairs[:, 1]])
-        ]
+        sizes = [items.frame[["width", "height"]] for items in (first, second)]
+        pairs = pairs[aspect_compatible(sizes[0].iloc[pairs[:, 0]], sizes[1].iloc[pairs[:, 1]])]
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.zeros(0, np.float32)
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]

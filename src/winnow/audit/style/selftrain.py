@@ -120,6 +120,8 @@ class Treatment(NamedTuple):
 
 
 def draw_treatment(rng: np.random.Generator) -> Treatment:
+    """One copy's treatment, drawn from `rng` (the same draws in the same order wherever the
+    copy is then made)."""
     done = tuple(name for name, chance in TREATMENTS.items() if rng.random() < chance)
     side = int(rng.integers(SMALL_SIDE[0], SMALL_SIDE[1] + 1)) if "small" in done else 0
     quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if "jpeg" in done else 0
