@@ -109,20 +109,18 @@ def duplicate_groups(frame: pd.DataFrame, thumbs: Any, conflicts_only: bool) -> 
         if "is_label_conflict_issue" not in grouped:
             return {"conflicts": True, "missing": "label_conflict"}
         grouped = grouped[grouped["is_label_conflict_issue"].fillna(False).astype(bool)]
-    key = grouped["duplicate_group"]
+    groups = grouped.groupby("duplicate_group")
     # largest first, then by the first path (paths are unique: no two groups tie)
-    sizes = pd.DataFrame(
-        {"size": key.groupby(key).size(), "first": grouped["path"].groupby(key).min()}
-    )
+    sizes = pd.DataFrame({"size": groups.size(), "first": groups["path"].min()})
     sizes = sizes.sort_values(["size", "first"], ascending=[False, True], kind="stable")
     # groups of blank pages are alike because nothing is drawn: shown under Blank images
     if "is_blank_issue" in grouped:
-        all_blank = grouped["is_blank_issue"].eq(True).groupby(key).all()
+        all_blank = grouped["is_blank_issue"].eq(True).groupby(grouped["duplicate_group"]).all()
         blank = all_blank.reindex(sizes.index, fill_value=False).to_numpy(bool)
     else:
         blank = np.zeros(len(sizes), bool)
     order = sizes.index[~blank]
-    rows = key.groupby(key).indices  # group → row positions in `grouped`
+    rows = groups.indices  # group → row positions in `grouped`
     shown = []
     for group in order[:MAX_GROUPS]:
         members = grouped.iloc[rows[group]].sort_values("duplicate_keep", ascending=False)
