@@ -15,6 +15,8 @@ from PIL import Image
 from factory import brightened, card, spirograph
 from winnow.audit.checks import available_checks, get_checks
 from winnow.audit.checks.base import AuditContext, Check, CheckResult
+from winnow.audit.checks.leak import COLUMNS as LEAK_COLUMNS
+from winnow.audit.checks.leak import one_row_per_pair
 from winnow.audit.config import AuditConfig
 from winnow.audit.neardup.candidates import candidate_pairs
 from winnow.audit.neardup.explain import CompareError, compare_pair
@@ -66,6 +68,7 @@ def write_dataset(root: Path) -> dict[str, str]:
             near_copy(Image.open(train / "tree/tree_3.png"))
         )
     shutil.copyfile(train / "tree/tree_5.png", train / "house/tree_5.png")
+    shutil.copyfile(train / "house/house_2.png", root / "test/house/house_2 again.png")
     return {
         "byte_copy": "house/house_0 copy.png",
         "pixel_copy": "star/star_1_resaved.png",
@@ -186,10 +189,28 @@ def test_leak_against_a_test_folder(audited) -> None:
     assert list(leaks.columns) == ["test_path", "train_path", "kind", "similarity"]
     pairs = set(zip(leaks.test_path, leaks.train_path, strict=True))
     assert ("tree/leaked.jpg", "tree/tree_3.png") in pairs
+    # a byte copy is also verified on pixels (identical once aligned): one row, exact
+    again = leaks[leaks.test_path == "house/house_2 again.png"]
+    assert list(again.train_path) == ["house/house_2.png"] and list(again.kind) == ["exact"]
+    assert set(leaks[leaks.test_path == "tree/leaked.jpg"].kind) == {"near"}
     frame = read_manifest(run)
     assert _row(frame, "tree/tree_3.png").is_leak_issue
     assert frame["is_leak_issue"].sum() == len(set(leaks.train_path))
     assert info["summary"]["checks"]["leak"]["leaked_test_items"] == leaks.test_path.nunique()
+
+
+def test_a_pair_found_by_its_bytes_stays_exact_however_many_ties() -> None:
+    # every pair found both ways, verified on pixels at 1.0 or a float32 rounding above it
+    # (correlations of identical pictures): "near" must not win by that rounding or a tie
+    pairs = [(f"t{i}.png", f"r{i}.png") for i in range(60)]
+    verified = [float(np.nextafter(np.float32(1), np.float32(2))), 1.0]
+    rows = [(t, r, "exact", 1.0) for t, r in pairs]
+    rows += [(t, r, "near", verified[i % 2]) for i, (t, r) in enumerate(pairs)]
+    rows += [(t, "other.png", "near", 0.97) for t, _ in pairs]
+    table = one_row_per_pair(pd.DataFrame(rows, columns=LEAK_COLUMNS))
+    assert len(table) == 120
+    assert set(table[table.train_path != "other.png"].kind) == {"exact"}
+    assert set(table[table.train_path == "other.png"].kind) == {"near"}
 
 
 def test_report_is_self_contained_and_shows_findings(audited) -> None:

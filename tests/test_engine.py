@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import platform
 import sys
 import time
 from pathlib import Path
@@ -206,6 +207,22 @@ def _fails_on_three(item: int, shared: int) -> int:
     if item == 3:
         raise ValueError("three")
     return item + shared
+
+
+def _worker_settings(_item: int, _shared: None) -> tuple[bool | None, int]:
+    from threadpoolctl import threadpool_info
+
+    from winnow.data.engine import _WORKER
+
+    threads = max((pool["num_threads"] for pool in threadpool_info()), default=1)
+    return _WORKER.get("keeps_freed_memory"), threads
+
+
+def test_pool_workers_are_single_threaded_and_keep_freed_memory() -> None:
+    with LocalEngine(2) as engine:
+        settings = set(engine.map(_worker_settings, range(4), None))
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert settings == {(glibc, 1)}  # the allocator setting is glibc's only
 
 
 def test_an_open_local_engine_keeps_its_workers_across_maps() -> None:

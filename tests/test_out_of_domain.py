@@ -22,7 +22,7 @@ from winnow.audit.style.domain import (
     threshold,
 )
 from winnow.audit.style.domain import verdict as style_verdict
-from winnow.audit.style.features import FEATURES, native_scale, photo_like_features
+from winnow.audit.style.features import FEATURES, _pool, native_scale, photo_like_features
 from winnow.config import ConfigError, build_config
 from winnow.curate.clean import CleanPolicy, decide
 from winnow.data.config import ScanConfig
@@ -325,3 +325,14 @@ def test_the_report_names_the_discriminants_largest_weights_each_way() -> None:
         "(A weight is what a statistic adds given the others.)"
     )
     assert _weights_text({}, "photo") == ""
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4])
+def test_pooling_is_the_rounded_block_mean(factor) -> None:
+    # what reshaping into blocks and numpy's float32 mean over them give, bit for bit
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 32, 48, 3), dtype=np.uint8)
+    n, h, w, c = pixels.shape
+    blocks = pixels.reshape(n, h // factor, factor, w // factor, factor, c)
+    expected = np.rint(blocks.mean(axis=(2, 4), dtype=np.float32)).astype(np.uint8)
+    pooled = _pool(pixels, factor)
+    assert pooled.dtype == np.uint8 and np.array_equal(pooled, expected)

@@ -26,10 +26,11 @@ from winnow.audit.neardup.similarity import (
     PairSimilarity,
     Pictures,
     _changed_area,
+    align,
     pair_similarity,
     verification_view,
 )
-from winnow.audit.neardup.verify import luminance_screen, passes, verification_tests
+from winnow.audit.neardup.verify import passes, verification_side, verification_tests
 from winnow.data.config import ScanConfig
 from winnow.data.decode import DRAFT_SIDE, decode_file, draft_reduces
 
@@ -301,25 +302,27 @@ def test_pictures_prepared_once_give_the_numbers_of_one_view_per_pair() -> None:
             assert np.array_equal(a, b), name
 
 
-def test_luminance_alone_measures_what_the_full_side_uses() -> None:
-    """At FULL_SIDE verification warps the luminance alone (`colour=False`, a third of the
-    work): correlation, detail, changed area and difference are those of the colour
-    comparison up to float rounding, and the colour measures are left undefined."""
+def test_the_colour_measures_add_to_the_grey_ones_without_changing_them() -> None:
+    """Without `colour` (the full side) only the grey levels are warped: correlation,
+    detail, changed area and difference are exactly those of the colour comparison, and
+    the colour measures are left undefined."""
     copy = view(crawled_copy(flag(), scale=0.6, crop=0.02, quality=75))
     first = np.concatenate([view(flag()), view(card("spade")), view(flag())])
     second = np.concatenate([copy, view(card("club")), view(spirograph(72, 29))])
-    colour = pair_similarity(first, second, FULL_SIDE)
-    grey = pair_similarity(first, second, FULL_SIDE, colour=False)
-    for name in ("correlation", "detail", "changed", "difference"):
-        np.testing.assert_allclose(getattr(grey, name), getattr(colour, name), atol=2e-3)
-    assert np.isnan(grey.chroma).all() and np.isnan(grey.greyed).all()
+    for side in (VERIFY_SIDE, FULL_SIDE):
+        colour = pair_similarity(first, second, side)
+        grey = pair_similarity(first, second, side, colour=False)
+        for name in ("correlation", "detail", "changed", "difference"):
+            assert np.array_equal(getattr(grey, name), getattr(colour, name)), name
+        assert np.isnan(grey.chroma).all() and np.isnan(grey.greyed).all()
+        assert not np.isnan(colour.chroma).any() and not np.isnan(colour.greyed).any()
 
 
-def test_the_luminance_screen_keeps_every_pair_that_verifies() -> None:
-    """Verification compares in colour only the pairs whose luminance alone can pass
-    (`luminance_screen`): every pair the colour comparison verifies is kept, a recoloured
-    copy too (its luminance is the original's: colour is what fails it), and pairs of
-    different pictures are dropped before any colour is warped."""
+def test_colour_is_measured_only_where_the_grey_levels_pass_with_the_same_verdicts() -> None:
+    """Verification warps colour only for the pairs whose grey levels pass
+    (`verification_side`): its verdicts are those of measuring everything, a recoloured copy
+    still fails (its grey levels are the original's: colour is what fails it), and pairs of
+    different pictures get no colour measures at all."""
     recoloured = flag()
     pixels = np.asarray(recoloured).copy()
     pixels[..., [0, 1]] = pixels[..., [1, 0]]  # red and green swapped: same grey levels
@@ -337,15 +340,36 @@ def test_the_luminance_screen_keeps_every_pair_that_verifies() -> None:
     pairs = np.array([(i, j) for i in range(len(pictures)) for j in range(len(pictures)) if i < j])
     first, second = shared.take(pairs[:, 0]), shared.take(pairs[:, 1])
     resolution = np.full(len(pairs), 128)
-    alike = pair_similarity(first, second, resolution=resolution)
-    verified_pairs = passes(verification_tests(alike, DEFAULTS))
-    screened = luminance_screen(first, second, resolution, DEFAULTS)
+    everything = pair_similarity(first, second, resolution=resolution)
+    verified_pairs = passes(verification_tests(everything, DEFAULTS))
+    gated = verification_side(first, second, resolution, DEFAULTS)
+    assert np.array_equal(passes(verification_tests(gated, DEFAULTS)), verified_pairs)
     assert {(0, 1), (2, 3)} <= {tuple(pair) for pair in pairs[verified_pairs]}
-    assert screened[verified_pairs].all()  # nothing that verifies is screened out
     at = {tuple(pair): k for k, pair in enumerate(pairs)}
-    assert screened[at[0, 7]] and not verified_pairs[at[0, 7]]  # fails on colour alone
-    assert not screened[at[0, 2]] and not screened[at[1, 4]]  # a flag is no playing card
-    assert screened.sum() < len(pairs) / 2
+    assert not verified_pairs[at[0, 7]]  # fails on colour alone
+    assert gated.chroma[at[0, 7]] > DEFAULTS.max_chroma_distance
+    coloured = ~np.isnan(gated.chroma)
+    assert not coloured[at[0, 2]] and not coloured[at[1, 4]]  # a flag is no playing card
+    assert coloured.sum() < len(pairs) / 2
+    same = coloured  # where both measured colour, the numbers agree
+    for name in PairSimilarity._fields:
+        if name != "changed":
+            assert np.array_equal(getattr(gated, name)[same], getattr(everything, name)[same])
+
+
+def test_one_alignment_serves_every_side() -> None:
+    """The crop fitted once (`align`) gives the numbers of fitting it again for each
+    comparison, at both sides."""
+    copy = view(crawled_copy(card("spade"), scale=0.5, crop=0.04, quality=85))
+    first = Pictures.of(np.concatenate([view(card("spade")), view(flag())]))
+    second = Pictures.of(np.concatenate([copy, view(flag())[:, ::-1]]))
+    fits = align(first, second)
+    assert fits.forward_rows.shape == (2,) and fits.take(np.array([1])).forward_cols.shape == (1,)
+    for side in (VERIFY_SIDE, FULL_SIDE):
+        again = pair_similarity(first, second, side)
+        once = pair_similarity(first, second, side, alignment=fits)
+        for name, a, b in zip(PairSimilarity._fields, again, once, strict=True):
+            assert np.array_equal(a, b, equal_nan=True), name
 
 
 def test_a_copy_upscaled_into_the_cache_is_compared_at_its_own_resolution() -> None:
@@ -471,3 +495,19 @@ def test_warp_and_blur_matrices_hold_no_subnormal_numbers(side, sigma) -> None:
     exact = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
     exact /= exact.sum(axis=1, keepdims=True)
     assert np.abs(smooth - exact).max() < 1e-7  # float32 rounding, nothing more
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_channel_reductions_are_numpys_bit_for_bit(dtype) -> None:
+    # the plane-by-plane rewrites of mean, sum and max over the colour channels
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 300, (5, 37, 41, 3))
+    if dtype == np.uint8:
+        values = np.abs(values) % 256
+    pixels = values.astype(dtype)
+    assert np.array_equal(matrices.channel_max(pixels), pixels.max(axis=-1))
+    mean = matrices.channel_mean(pixels)
+    assert mean.dtype == pixels.mean(axis=-1).dtype
+    assert np.array_equal(mean, pixels.mean(axis=-1))
+    if dtype != np.uint8:  # numpy sums uint8 in a wider type; the audit sums floats only
+        assert np.array_equal(matrices.channel_sum(pixels), pixels.sum(axis=-1))

@@ -159,13 +159,47 @@ def _in_order(items: Iterable, submit: Callable, result: Callable, ahead: int) -
                 task.cancel()
 
 
-_WORKER: dict[str, Any] = {}  # in a pool worker: its thread limits, the current shared input
+_WORKER: dict[str, Any] = {}  # in a pool worker: its settings, the current shared input
 
 
 def _start_worker() -> None:
+    # one thread per worker for every native thread pool: the variables for libraries
+    # loaded later (torch's OpenMP), the limits for those loaded now (numpy's BLAS, loaded
+    # here first: a limit applies only to a library already loaded)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    import numpy  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     _WORKER["limits"] = threadpool_limits(1)
+    _WORKER["keeps_freed_memory"] = keep_freed_memory()
+
+
+# glibc's mallopt parameters and the values a worker sets
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks up to this come from the heap
+_TRIM_THRESHOLD = 512 << 20  # free memory a worker keeps for its next arrays
+
+
+def keep_freed_memory() -> bool:
+    """Let this process reuse the memory of freed arrays instead of giving it back to the
+    system and faulting fresh pages in for the next ones (glibc only; elsewhere nothing
+    changes). The audit's tasks allocate and free arrays of a few megabytes thousands of
+    times; with glibc's defaults each of those comes from a new memory map, and zeroing
+    and mapping its pages took 7 of 55 seconds of the near-duplicate check's time in the
+    kernel. Returns whether the allocator took the settings."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    )
 
 
 def _run_in_worker(fn: Callable, token: str, item: Any) -> Any:

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from winnow.audit.neardup.resample import blur_matrix, flat_rows, resize, sample_matrix
+from winnow.audit.neardup.resample import (
+    blur_matrix,
+    channel_mean,
+    channel_sum,
+    flat_rows,
+    resize,
+    sample_matrix,
+)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -39,8 +46,8 @@ def moment_descriptor(region: np.ndarray, side: int = 32, spread: float = 2.2) -
     image = region.astype(np.float32)
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     background = np.median(border, axis=0)
-    luminance = image.mean(axis=2)
-    ink = np.abs(image - background).sum(axis=2)
+    luminance = channel_mean(image)
+    ink = channel_sum(np.abs(image - background))
     total = ink.sum()
     h, w = ink.shape
     if total < 1e-3 * 255 * h * w:  # flat picture: keep the whole frame

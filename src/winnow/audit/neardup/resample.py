@@ -119,6 +119,26 @@ def flushed(weights: np.ndarray) -> np.ndarray:
     )
 
 
+def channel_sum(pixels: np.ndarray) -> np.ndarray:
+    """`pixels.sum(axis=-1)` of (..., 3) float arrays, bit for bit (the same additions in
+    the same order), plane by plane: numpy reduces a last axis of three values in a small
+    loop per pixel, about ten times slower."""
+    return pixels[..., 0] + pixels[..., 1] + pixels[..., 2]
+
+
+def channel_mean(pixels: np.ndarray) -> np.ndarray:
+    """`pixels.mean(axis=-1)` of (..., 3) arrays, bit for bit (`channel_sum`; integers are
+    summed in float64, as numpy's mean does)."""
+    if not np.issubdtype(pixels.dtype, np.inexact):
+        pixels = pixels.astype(np.float64)
+    return channel_sum(pixels) / 3
+
+
+def channel_max(pixels: np.ndarray) -> np.ndarray:
+    """`pixels.max(axis=-1)` of (..., 3) arrays, plane by plane (see `channel_sum`)."""
+    return np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2])
+
+
 def centred(images: np.ndarray) -> np.ndarray:
     """(P, ...) → (P, pixels), each row minus its mean."""
     rows = images.reshape(len(images), -1)

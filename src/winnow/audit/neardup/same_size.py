@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from winnow.audit.neardup.resample import range_along
+from winnow.audit.neardup.resample import channel_max, channel_mean, range_along
 from winnow.audit.neardup.similarity import CHANGE_THRESHOLD
 
 SAME_SIZE_INK = 16.0  # grey levels from a picture's dominant colour that make a pixel ink
@@ -53,7 +53,7 @@ def distance_from_dominant(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     its largest channel difference, (h, w) float32; and that colour, (3,). A pixel far
     from it is ink (here and in the blank check)."""
     dominant = np.median(rgb.reshape(-1, 3), axis=0)
-    return np.abs(rgb.astype(np.float32, copy=False) - dominant).max(axis=-1), dominant
+    return channel_max(np.abs(rgb.astype(np.float32, copy=False) - dominant)), dominant
 
 
 def _ink(rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -87,9 +87,9 @@ def _untoned(
             gain = float(((su - su.mean()) * (tu - tu.mean())).mean()) / spread if spread else 1.0
             offset = float(tu.mean()) - gain * float(su.mean())
         predicted[..., channel] = np.clip(gain * s + offset, 0, 255)
-    low = high = predicted.mean(axis=-1)[None]
+    low = high = channel_mean(predicted)[None]
     if reach:
         low = range_along(range_along(low, 1, reach, np.minimum), 2, reach, np.minimum)
         high = range_along(range_along(high, 1, reach, np.maximum), 2, reach, np.maximum)
-    actual = target.mean(axis=-1)[None]
+    actual = channel_mean(target)[None]
     return (np.maximum(low - actual, actual - high) > threshold)[0]

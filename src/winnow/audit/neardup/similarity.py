@@ -10,9 +10,12 @@ check rejects recoloured variants, a changed-area check added marks. The tests r
 VERIFY_SIDE (64 px), where a copy at half size still looks like its source; pairs that pass
 are compared again at FULL_SIDE (the cache's 128 px) for what blurs away at 64 px and to
 rank look-alikes in a series. A picture smaller than the side is compared at its own
-resolution. All of it is batched matrix algebra (winnow.audit.neardup.resample; the colour
-measures in winnow.audit.neardup.colour). Files of the same size are also compared pixel
-for pixel (winnow.audit.neardup.same_size).
+resolution. A pair's crop is fitted once (`align`) and serves both sides; correlation,
+detail, changed area and difference are measured on the grey levels, and the colour
+measures, which warp three planes, in the crop direction kept only (`colour_measures`).
+All of it is batched matrix algebra (winnow.audit.neardup.resample; the colour measures
+in winnow.audit.neardup.colour). Files of the same size are also compared pixel for pixel
+(winnow.audit.neardup.same_size).
 """
 
 from __future__ import annotations
@@ -65,29 +68,41 @@ def verification_view(region: np.ndarray) -> np.ndarray:
 
 class Pictures(NamedTuple):
     """The pictures one side of a batch of pairs refers to, each stored once: their
-    verification views as colour planes, (3, U, n, n) float32, and per pair the position
-    of its picture, (P,). A picture in several pairs is prepared once (`_prepare`), not
-    once per pair."""
+    verification views as colour planes, (3, U, n, n) float32, per pair the position of its
+    picture, (P,), and their grey levels (`_luminance` of the planes), (U, n, n). A picture in
+    several pairs is prepared once (`_prepare`), not once per pair."""
 
     planes: np.ndarray
     index: np.ndarray
+    grey: np.ndarray
 
     @classmethod
     def of(cls, views: np.ndarray | Pictures) -> Pictures:
         """One picture per pair, from (P, n, n, 3) verification views; `Pictures` as they are."""
         if isinstance(views, Pictures):
             return views
-        return cls(np.ascontiguousarray(np.moveaxis(views, -1, 0)), np.arange(len(views)))
+        return cls.from_planes(
+            np.ascontiguousarray(np.moveaxis(views, -1, 0)), np.arange(len(views))
+        )
 
     @classmethod
     def stacked(cls, regions: list[np.ndarray], index: np.ndarray) -> Pictures:
         """The verification views of `regions` (`verification_view`), and per pair which."""
         planes = np.stack([np.moveaxis(verification_view(r), -1, 0) for r in regions], axis=1)
-        return cls(planes, index)
+        return cls.from_planes(planes, index)
+
+    @classmethod
+    def from_planes(cls, planes: np.ndarray, index: np.ndarray) -> Pictures:
+        """(3, U, n, n) colour planes and per pair which; their grey levels computed once."""
+        return cls(planes, index, _luminance(list(planes)))
 
     def take(self, which: np.ndarray) -> Pictures:
         """The same pictures for a subset of the pairs."""
-        return Pictures(self.planes, self.index[which])
+        return self.pointing(self.index[which])
+
+    def pointing(self, index: np.ndarray) -> Pictures:
+        """The same pictures for other pairs: per pair, the position of its picture."""
+        return Pictures(self.planes, index, self.grey)
 
 
 def _grid_matrices(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -195,19 +210,57 @@ class PairSimilarity(NamedTuple):
     greyed: np.ndarray
 
 
-class _Prepared(NamedTuple):
-    """What both crop directions of a pair use from each picture, computed once per
-    picture: the planes a crop warps (R, G and B; or the luminance alone when colour is not
-    compared); its luminance profiles across and down (FIT_SIDE samples, `_profile`), to
-    which the crop is fitted; and its uncropped view at the comparison side, the target a
-    crop is warped onto: luminance, chroma (`chroma_planes`; None without colour) and the centred
-    rows of its luminance and of its fine detail. (U, ...) arrays."""
+class Alignment(NamedTuple):
+    """Per pair, the crop fitted in each direction (`align`): the positions in the alignment
+    grid (`_grid`) of the (scale, offset) of the rows and of the columns, for the first
+    picture warped onto the second (forward) and the second onto the first (backward);
+    (P,) each. It depends on the two pictures only, not on the side or blur they are then
+    compared at, so one fit serves every comparison of a pair."""
 
-    planes: list[np.ndarray]
-    across: _Profiles
-    down: _Profiles
+    forward_rows: np.ndarray
+    forward_cols: np.ndarray
+    backward_rows: np.ndarray
+    backward_cols: np.ndarray
+
+    def take(self, which: np.ndarray) -> Alignment:
+        """The fits of a subset of the pairs."""
+        return Alignment(*(part[which] for part in self))
+
+    def direction(self, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) grid positions of one crop direction."""
+        if forward:
+            return self.forward_rows, self.forward_cols
+        return self.backward_rows, self.backward_cols
+
+
+def align(first: np.ndarray | Pictures, second: np.ndarray | Pictures) -> Alignment:
+    """Fit the crop of each pair in both directions, on the pictures' luminance profiles
+    across and down (`_profile`, each picture's profiles computed once)."""
+    first, second = Pictures.of(first), Pictures.of(second)
+    if len(first.index) == 0:
+        return Alignment(*(np.zeros(0, np.int64) for _ in Alignment._fields))
+
+    def profiles(pictures: Pictures, used: np.ndarray) -> tuple[_Profiles, _Profiles]:
+        grey = _used(pictures.grey, used)
+        return _Profiles.of(_profile(grey, axis=1)), _Profiles.of(_profile(grey, axis=2))
+
+    ((across_a, down_a), at_a), ((across_b, down_b), at_b) = _each_picture(first, second, profiles)
+    return Alignment(
+        forward_rows=_fit_axis(down_a, at_a, down_b, at_b),
+        forward_cols=_fit_axis(across_a, at_a, across_b, at_b),
+        backward_rows=_fit_axis(down_b, at_b, down_a, at_a),
+        backward_cols=_fit_axis(across_b, at_b, across_a, at_a),
+    )
+
+
+class _Prepared(NamedTuple):
+    """What both crop directions of a pair use from each picture at one side and blur,
+    computed once per picture: its grey plane (what a crop warps, at the picture's full
+    size) and its uncropped view at the comparison side, the target a crop is warped onto:
+    the view itself and the centred rows of it and of its fine detail. (U, ...) arrays."""
+
+    grey: np.ndarray
     luminance: np.ndarray
-    chroma: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     centred: np.ndarray
     detail: np.ndarray
 
@@ -217,29 +270,14 @@ def _luminance(planes: list[np.ndarray]) -> np.ndarray:
     return sum(planes) / 3 if len(planes) == 3 else planes[0]
 
 
-def _prepare(
-    planes: np.ndarray, blur: float, detail_sigma: float, side: int, colour: bool
-) -> _Prepared:
-    """`_Prepared` of (3, U, n, n) colour planes, compared at `side` after a blur of `blur`
-    pixels, with fine detail at `detail_sigma`; in colour or on luminance alone."""
-    colours = list(planes)
-    n = colours[0].shape[1]
-    luminance = _luminance(colours)
-    kept = colours if colour else [luminance]
-    full = _view_matrix(n, side, blur)
-    warped = [full @ plane @ full.T for plane in kept]
-    view = _luminance(warped)
+def _prepare(grey: np.ndarray, blur: float, detail_sigma: float, side: int) -> _Prepared:
+    """`_Prepared` of (U, n, n) grey planes, compared at `side` after a blur of `blur`
+    pixels, with fine detail at `detail_sigma`."""
+    full = _view_matrix(grey.shape[1], side, blur)
+    view = full @ grey @ full.T
     wide = blur_matrix(side, detail_sigma)
     detail = view - wide @ view @ wide.T
-    return _Prepared(
-        planes=kept,
-        across=_Profiles.of(_profile(luminance, axis=1)),
-        down=_Profiles.of(_profile(luminance, axis=2)),
-        luminance=view,
-        chroma=chroma_planes(warped) if colour else None,
-        centred=centred(view),
-        detail=centred(detail),
-    )
+    return _Prepared(grey=grey, luminance=view, centred=centred(view), detail=centred(detail))
 
 
 def _aligned(
@@ -247,22 +285,21 @@ def _aligned(
     at_source: np.ndarray,
     target: _Prepared,
     at_target: np.ndarray,
+    fit: tuple[np.ndarray, np.ndarray],
     blur: float,
     detail_sigma: float,
     side: int,
     gate: Gate | None = None,
 ) -> PairSimilarity:
-    """Warp each pair's source picture (`source`'s pictures at `at_source`) onto its target
-    (assumed a crop of the source) and compare them at `side` pixels (chroma and greyed
-    are NaN where the pictures were prepared without colour). With `gate`, the changed area
-    is measured only for the pairs it passes on their correlation and detail (infinite for
-    the others)."""
-    n, m = source.planes[0].shape[1], side
+    """Warp each pair's source picture (`source`'s pictures at `at_source`) by its fitted
+    crop (`fit`: rows' and columns' grid positions, `Alignment.direction`) onto its target
+    and compare their luminance at `side` pixels (chroma and greyed are NaN: see
+    `colour_measures`). With `gate`, the changed area is measured only for the pairs it
+    passes on their correlation and detail (infinite for the others)."""
+    n, m = source.grey.shape[1], side
     table = _warp_table(n, m, blur)
-    cols = table[_fit_axis(source.across, at_source, target.across, at_target)]
-    rows = table[_fit_axis(source.down, at_source, target.down, at_target)]
-    warped_s = [rows @ plane[at_source] @ cols.transpose(0, 2, 1) for plane in source.planes]
-    lum_s = _luminance(warped_s)
+    rows, cols = table[fit[0]], table[fit[1]]
+    lum_s = rows @ source.grey[at_source] @ cols.transpose(0, 2, 1)
     lum_t = target.luminance[at_target]
     wide = blur_matrix(m, detail_sigma)
     detail_s = lum_s - wide @ lum_s @ wide.T
@@ -283,20 +320,14 @@ def _aligned(
     level = np.abs(lum_s.reshape(len(lum_s), -1).mean(1) - lum_t.reshape(len(lum_t), -1).mean(1))
     changed = np.where(both_flat & (level > CHANGE_THRESHOLD), 1.0, changed)
     difference = np.where(both_flat, level, difference)
-    chroma = greyed = np.full(len(lum_s), np.nan)
-    if target.chroma is not None:
-        chroma_s = chroma_planes(warped_s)
-        chroma_t = tuple(part[at_target] for part in target.chroma)
-        distance = chroma_distance(chroma_s, chroma_t).reshape(len(lum_s), -1)
-        chroma = np.percentile(distance, 90, axis=1)
-        greyed = greyed_share(lum_s, chroma_s[2], lum_t, chroma_t[2])
+    undefined = np.full(len(lum_s), np.nan)
     return PairSimilarity(
         correlation=correlation,
         detail=detail,
-        chroma=chroma,
+        chroma=undefined,
         changed=changed,
         difference=difference,
-        greyed=greyed,
+        greyed=undefined,
     )
 
 
@@ -329,12 +360,15 @@ def pair_similarity(
     side: int = VERIFY_SIDE,
     resolution: np.ndarray | None = None,
     colour: bool = True,
+    alignment: Alignment | None = None,
 ) -> PairSimilarity:
     """Similarity of aligned pairs at `side` pixels, trying both crop directions and keeping
     the better-aligned one (higher correlation + detail). `first` and `second`: (P, n, n, 3)
     verification views, or `Pictures` (each picture stored and prepared once however many
-    pairs it is in). Without `colour` only the luminance is warped and compared (a third
-    of the work): chroma and greyed are then NaN.
+    pairs it is in); `alignment`, the pairs' fitted crops when they are known already
+    (`align`). Correlation, detail, changed area and difference are measured on the grey
+    levels; the colour measures, chroma and greyed, in the kept direction only, and only
+    with `colour` (NaN without).
 
     `resolution`, per pair: the longer side of the smaller picture as its file has it. A
     picture smaller than `side` was upscaled into the cache, so it has no detail finer than
@@ -342,14 +376,40 @@ def pair_similarity(
     scale times side / resolution, in half steps up to 4), so that a copy resized to 31 px
     is compared with its 64-px source on the detail both still have.
     """
-    forward, backward = both_directions(first, second, side, resolution, colour)
-    use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
-    return PairSimilarity(
-        *(
-            np.where(use_forward, f, b).astype(np.float32)
-            for f, b in zip(forward, backward, strict=True)
-        )
+    first, second = Pictures.of(first), Pictures.of(second)
+    alignment = align(first, second) if alignment is None else alignment
+    alike, use_forward = better_direction(
+        *both_directions(first, second, side, resolution, alignment=alignment)
     )
+    if not colour:
+        return alike
+    chroma, greyed = colour_measures(first, second, use_forward, side, resolution, alignment)
+    return alike._replace(chroma=chroma.astype(np.float32), greyed=greyed.astype(np.float32))
+
+
+def better_direction(
+    forward: PairSimilarity, backward: PairSimilarity
+) -> tuple[PairSimilarity, np.ndarray]:
+    """Per pair, the crop direction that aligned better (higher correlation + detail), as
+    float32 values, and whether it is the forward one."""
+    use_forward = forward.correlation + forward.detail >= backward.correlation + backward.detail
+    return (
+        PairSimilarity(
+            *(
+                np.where(use_forward, f, b).astype(np.float32)
+                for f, b in zip(forward, backward, strict=True)
+            )
+        ),
+        use_forward,
+    )
+
+
+def _levels(side: int, resolution: np.ndarray | None, count: int) -> np.ndarray:
+    """Per pair, the factor by which its blur and detail scale (see `pair_similarity`)."""
+    if resolution is None:
+        return np.ones(count)
+    ratio = side / np.maximum(np.asarray(resolution, np.float64), 1)
+    return np.clip(np.round(ratio * 2) / 2, 1, 4)
 
 
 def both_directions(
@@ -357,30 +417,31 @@ def both_directions(
     second: np.ndarray | Pictures,
     side: int = VERIFY_SIDE,
     resolution: np.ndarray | None = None,
-    colour: bool = True,
     gate: Gate | None = None,
+    alignment: Alignment | None = None,
 ) -> tuple[PairSimilarity, PairSimilarity]:
-    """`pair_similarity` in each crop direction: the first picture warped onto the second
-    (forward) and the second onto the first (backward); the same arguments (float64 values:
-    `pair_similarity` chooses between them before rounding to float32). With `gate`, a
-    direction's changed area is measured only where the gate passes its correlation and
-    detail, and is infinite elsewhere."""
+    """The grey-level measures of `pair_similarity` in each crop direction: the first
+    picture warped onto the second (forward) and the second onto the first (backward); the
+    same arguments (float64 values: `better_direction` chooses between them before rounding
+    to float32). With `gate`, a direction's changed area is measured only where the gate
+    passes its correlation and detail, and is infinite elsewhere."""
     first, second = Pictures.of(first), Pictures.of(second)
+    alignment = align(first, second) if alignment is None else alignment
     count = len(first.index)
     results = [[np.zeros(count) for _ in PairSimilarity._fields] for _ in range(2)]
-    factor = np.ones(count)
-    if resolution is not None:
-        ratio = side / np.maximum(np.asarray(resolution, np.float64), 1)
-        factor = np.clip(np.round(ratio * 2) / 2, 1, 4)
+    factor = _levels(side, resolution, count)
     for level in np.unique(factor):
         which = np.flatnonzero(factor == level)
         blur, detail = BLUR * level, DETAIL_SIGMA * level
-        (a, at_a), (b, at_b) = _prepared(
-            first.take(which), second.take(which), blur, detail, side, colour
-        )
+
+        def prepare(pictures: Pictures, used: np.ndarray) -> _Prepared:
+            return _prepare(_used(pictures.grey, used), blur, detail, side)  # noqa: B023
+
+        (a, at_a), (b, at_b) = _each_picture(first.take(which), second.take(which), prepare)
+        fits = alignment.take(which)
         directions = (
-            _aligned(a, at_a, b, at_b, blur, detail, side, gate),
-            _aligned(b, at_b, a, at_a, blur, detail, side, gate),
+            _aligned(a, at_a, b, at_b, fits.direction(True), blur, detail, side, gate),
+            _aligned(b, at_b, a, at_a, fits.direction(False), blur, detail, side, gate),
         )
         for out, alike in zip(results, directions, strict=True):
             for values, measured in zip(out, alike, strict=True):
@@ -389,23 +450,72 @@ def both_directions(
     return forward, backward
 
 
-def _prepared(
-    first: Pictures, second: Pictures, blur: float, detail_sigma: float, side: int, colour: bool
-) -> tuple[tuple[_Prepared, np.ndarray], tuple[_Prepared, np.ndarray]]:
-    """`_prepare` the pictures the pairs use (once each, also when both sides hold the same
-    pictures), and per pair the position of its first and its second picture."""
+def colour_measures(
+    first: np.ndarray | Pictures,
+    second: np.ndarray | Pictures,
+    use_forward: np.ndarray,
+    side: int = VERIFY_SIDE,
+    resolution: np.ndarray | None = None,
+    alignment: Alignment | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, chroma and greyed (`PairSimilarity`) of its source warped onto its target
+    in one crop direction, the forward one where `use_forward`: the R, G and B planes are
+    warped (three times the work of the grey levels), so only the direction that is kept."""
+    first, second = Pictures.of(first), Pictures.of(second)
+    alignment = align(first, second) if alignment is None else alignment
+    count = len(first.index)
+    chroma, greyed = np.full(count, np.nan), np.full(count, np.nan)
+    factor = _levels(side, resolution, count)
+    for level in np.unique(factor):
+        for forward in (True, False):
+            which = np.flatnonzero((factor == level) & (use_forward == forward))
+            if len(which) == 0:
+                continue
+            source, target = (first, second) if forward else (second, first)
+            chroma[which], greyed[which] = _colour_difference(
+                source.take(which),
+                target.take(which),
+                alignment.take(which).direction(forward),
+                BLUR * level,
+                side,
+            )
+    return chroma, greyed
+
+
+def _colour_difference(
+    source: Pictures, target: Pictures, fit: tuple[np.ndarray, np.ndarray], blur: float, side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chroma (90th percentile of `chroma_distance`) and greyed (`greyed_share`) of each
+    pair's source warped by `fit` onto its target's uncropped view, at `side` pixels."""
+    n = source.planes.shape[2]
+    table = _warp_table(n, side, blur)
+    rows, cols = table[fit[0]], table[fit[1]]
+    warped_s = [rows @ plane[source.index] @ cols.transpose(0, 2, 1) for plane in source.planes]
+    used, at = np.unique(target.index, return_inverse=True)
+    full = _view_matrix(n, side, blur)
+    warped_t = [full @ _used(plane, used) @ full.T for plane in target.planes]
+    chroma_s, chroma_t = chroma_planes(warped_s), chroma_planes(warped_t)
+    chroma_t = tuple(part[at] for part in chroma_t)
+    distance = chroma_distance(chroma_s, chroma_t).reshape(len(rows), -1)
+    greyed = greyed_share(_luminance(warped_s), chroma_s[2], _luminance(warped_t)[at], chroma_t[2])
+    return np.percentile(distance, 90, axis=1), greyed
+
+
+def _each_picture(first: Pictures, second: Pictures, prepare: Callable) -> tuple[tuple, tuple]:
+    """`prepare(pictures, used)` for the pictures the pairs use (once each, also when both
+    sides hold the same pictures; `used` sorted, unique), and per pair the position of its
+    first and of its second picture among them."""
     if first.planes is second.planes:
         used, at = np.unique(np.concatenate([first.index, second.index]), return_inverse=True)
-        prepared = _prepare(_used(first.planes, used), blur, detail_sigma, side, colour)
+        prepared = prepare(first, used)
         return (prepared, at[: len(first.index)]), (prepared, at[len(first.index) :])
     sides = []
     for pictures in (first, second):
         used, at = np.unique(pictures.index, return_inverse=True)
-        prepared = _prepare(_used(pictures.planes, used), blur, detail_sigma, side, colour)
-        sides.append((prepared, at))
+        sides.append((prepare(pictures, used), at))
     return sides[0], sides[1]
 
 
-def _used(planes: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """The (3, U, n, n) planes of the pictures at `used` (sorted, unique)."""
-    return planes if len(used) == planes.shape[1] else planes[:, used]
+def _used(array: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """The pictures at `used` (sorted, unique) of a per-picture array."""
+    return array if len(used) == len(array) else array[used]

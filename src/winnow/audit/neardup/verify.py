@@ -18,10 +18,13 @@ from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import LOSSLESS_FORMATS, Items, NearDuplicateSettings
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
-    VERIFY_SIDE,
+    Alignment,
     PairSimilarity,
     Pictures,
+    align,
+    better_direction,
     both_directions,
+    colour_measures,
     max_aspect_change,
     pair_similarity,
 )
@@ -77,38 +80,50 @@ def verification_tests(alike: PairSimilarity, settings: NearDuplicateSettings) -
     }
 
 
-# Luminance warped alone gives a pair's correlation, detail and changed area at the
-# verification side as the colour comparison does, up to float rounding (the colour
-# comparison averages the warped planes; the screen warps their average). A pair that misses
-# one of those limits by more than this slack in both crop directions misses it in colour
-# too, whichever direction the colour comparison keeps, so only the others are compared in
-# colour: the same pairs pass, for a third of the warping on the pairs that fail.
-SCREEN_SLACK = 1e-3  # correlation and detail
-SCREEN_CHANGED_SLACK = 4 / VERIFY_SIDE**2  # changed area: four pixels
+# The changed area (the dearest grey-level test) is measured only where correlation and
+# detail are within this of their limits: a pair further below one of them fails anyway.
+GATE_SLACK = 1e-3
 
 
-def luminance_screen(
-    first: Pictures, second: Pictures, resolution: np.ndarray, settings: NearDuplicateSettings
-) -> np.ndarray:
-    """Per pair, whether it can pass the luminance tests of `verification_tests` (min
-    correlation, min detail, max changed area) in one of its crop directions, measured on
-    luminance alone (`SCREEN_SLACK`)."""
+def verification_side(
+    first: Pictures,
+    second: Pictures,
+    resolution: np.ndarray,
+    settings: NearDuplicateSettings,
+    alignment: Alignment | None = None,
+) -> PairSimilarity:
+    """`pair_similarity` at the verification side, with the dearer measures taken only where
+    they can still decide: the changed area where correlation and detail can pass
+    (`GATE_SLACK`), and the colour measures (the R, G and B planes warped) only for pairs
+    that pass every grey-level test of `verification_tests`. Elsewhere the changed area is
+    infinite and chroma and greyed are NaN, which fail their tests as the pair does anyway:
+    the verdicts of `verification_tests` are those of `pair_similarity`."""
+    alignment = align(first, second) if alignment is None else alignment
 
-    def aligned_alike(correlation: np.ndarray, detail: np.ndarray) -> np.ndarray:
-        return (correlation >= settings.min_correlation - SCREEN_SLACK) & (
-            detail >= settings.min_detail - SCREEN_SLACK
+    def can_pass(correlation: np.ndarray, detail: np.ndarray) -> np.ndarray:
+        return (correlation >= settings.min_correlation - GATE_SLACK) & (
+            detail >= settings.min_detail - GATE_SLACK
         )
 
-    def can_pass(alike: PairSimilarity) -> np.ndarray:
-        return aligned_alike(alike.correlation, alike.detail) & (
-            alike.changed <= settings.max_changed_area + SCREEN_CHANGED_SLACK
-        )
-
-    # the changed area (the dearest test) only where correlation and detail can pass
-    forward, backward = both_directions(
-        first, second, resolution=resolution, colour=False, gate=aligned_alike
+    alike, use_forward = better_direction(
+        *both_directions(first, second, resolution=resolution, gate=can_pass, alignment=alignment)
     )
-    return can_pass(forward) | can_pass(backward)
+    tests = verification_tests(alike, settings)
+    grey_passes = passes({name: tests[name] for name in GREY_TESTS})
+    which = np.flatnonzero(grey_passes)
+    chroma, greyed = np.full(len(grey_passes), np.nan), np.full(len(grey_passes), np.nan)
+    if len(which):
+        chroma[which], greyed[which] = colour_measures(
+            first.take(which),
+            second.take(which),
+            use_forward[which],
+            resolution=resolution[which],
+            alignment=alignment.take(which),
+        )
+    return alike._replace(chroma=chroma.astype(np.float32), greyed=greyed.astype(np.float32))
+
+
+GREY_TESTS = ("min_correlation", "min_detail", "max_changed_area")  # `verification_tests` on grey
 
 
 def full_side_test(sharp: PairSimilarity, settings: NearDuplicateSettings) -> Test:
@@ -181,7 +196,7 @@ def _verify_chunk(
         unique, inverse = np.unique(chunk, return_inverse=True)
         inverse = inverse.reshape(chunk.shape)
         pictures = Pictures.stacked(first.regions(unique), inverse[:, 0])
-        views = [pictures, Pictures(pictures.planes, inverse[:, 1])]
+        views = [pictures, pictures.pointing(inverse[:, 1])]
     else:
         views = []
         for items, column in ((first, chunk[:, 0]), (second, chunk[:, 1])):
@@ -193,15 +208,18 @@ def _verify_chunk(
         longer_sides(first.frame.iloc[chunk[:, 0]]),
         longer_sides(second.frame.iloc[chunk[:, 1]]),
     )
-    screened = luminance_screen(*views, resolution, settings)
-    chunk, resolution = chunk[screened], resolution[screened]
-    views = [view.take(screened) for view in views]
-    alike = pair_similarity(*views, resolution=resolution)
+    alignment = align(*views)  # the crops, fitted once for both sides
+    alike = verification_side(*views, resolution, settings, alignment)
     confirmed = passes(verification_tests(alike, settings))
     # a verified pair is compared again at the cache's full resolution (only the few
     # verified pairs pay for it): thin frames, ornaments and small marks that blur away
     # at the verification side show up in its changed area
-    sharp = full_side(views[0].take(confirmed), views[1].take(confirmed), settings.batch_pairs // 4)
+    sharp = full_side(
+        views[0].take(confirmed),
+        views[1].take(confirmed),
+        settings.batch_pairs // 4,
+        alignment=alignment.take(confirmed),
+    )
     still = full_side_test(sharp, settings).passed()
     return (
         chunk[confirmed][still],
@@ -290,18 +308,30 @@ def series_score(alike: PairSimilarity) -> np.ndarray:
 
 
 def full_side(
-    first: np.ndarray | Pictures, second: np.ndarray | Pictures, size: int, colour: bool = False
+    first: np.ndarray | Pictures,
+    second: np.ndarray | Pictures,
+    size: int,
+    colour: bool = False,
+    alignment: Alignment | None = None,
 ) -> PairSimilarity:
     """pair_similarity at FULL_SIDE, `size` pairs at a time (4× the pixels of a pair at the
     verification side, so a quarter of the batch keeps the peak memory where it was);
     (P, n, n, 3) verification views or `Pictures`. What is used at this side (the changed
     area, and detail and difference for the series rank) is luminance: colour, tested at
-    the verification side, is compared only with `colour`."""
+    the verification side, is compared only with `colour`. `alignment`: the pairs' crops,
+    when fitted already (`align`)."""
     first, second = Pictures.of(first), Pictures.of(second)
+    alignment = align(first, second) if alignment is None else alignment
     size = max(1, size)
     count = len(first.index)
     parts = [
-        pair_similarity(first.take(chunk), second.take(chunk), FULL_SIDE, colour=colour)
+        pair_similarity(
+            first.take(chunk),
+            second.take(chunk),
+            FULL_SIDE,
+            colour=colour,
+            alignment=alignment.take(chunk),
+        )
         for chunk in np.array_split(np.arange(count), range(size, count, size))
     ]
     return PairSimilarity(*(np.concatenate(values) for values in zip(*parts, strict=True)))
