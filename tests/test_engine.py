@@ -182,6 +182,8 @@ def test_ray_map_returns_results_in_input_order(ray_engine) -> None:
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/
     items = list(range(24))
     assert list(ray_engine.map(_slow_square, iter(items), 5)) == [i * i + 5 for i in items]
+    glibc = platform.libc_ver()[0] == "glibc"  # Ray's workers keep freed memory too
+    assert set(ray_engine.map(_worker_settings, range(4), None)) == {(glibc, 1)}
     assert list(LocalEngine(1).map(_slow_square, items[:3], 1)) == [1, 2, 5]
     assert list(LocalEngine(2).map(_slow_square, iter(items), 5)) == [i * i + 5 for i in items]
 

@@ -221,17 +221,16 @@ class RayEngine:
 
         self._ray = ray
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._remote: dict[Callable, Any] = {}
+        self._task = ray.remote(_in_ray_worker)  # every map's tasks: `fn` is an argument
 
     def map(self, fn: Callable, items: Iterable, shared: Any) -> Iterator:
         """`fn(item, shared)` for each item as Ray tasks, yielded in input order; `shared` is
         put in the object store once. At most TASKS_IN_FLIGHT_PER_CPU tasks per CPU are
         submitted ahead of the one being waited for, so results don't pile up."""
-        remote = self._remote.setdefault(fn, self._ray.remote(fn))
         shared_ref = self._ray.put(shared)
         yield from _in_order(
             items,
-            lambda item: remote.remote(item, shared_ref),
+            lambda item: self._task.remote(fn, item, shared_ref),
             self._ray.get,
             TASKS_IN_FLIGHT_PER_CPU * self.cpus,
         )
@@ -253,6 +252,15 @@ class RayEngine:
             fn, batch_size=batch_size, batch_format="numpy", fn_kwargs=fn_kwargs
         )
         yield from mapped.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def _in_ray_worker(fn: Callable, item: Any, shared: Any) -> Any:
+    """`fn(item, shared)` as a Ray task, in a worker that keeps freed memory as the local
+    pool's do (`keep_freed_memory`, set once per worker; Ray already runs each task's
+    native thread pools on one thread)."""
+    if "keeps_freed_memory" not in _WORKER:
+        _WORKER["keeps_freed_memory"] = keep_freed_memory()
+    return fn(item, shared)
 
 
 def _blocks(rows: int, cpus: int) -> int:
