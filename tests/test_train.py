@@ -388,6 +388,10 @@ def test_nodes_multiply_the_processes_and_share_each_machines_cores(monkeypatch)
     assert trainer.world_size(two_by_three, "cpu") == 6
     assert trainer.threads_for(two_by_three) == 4
     assert trainer.world_size(TrainConfig(devices=2, accelerator="cpu"), "cpu") == 2
+    # on GPUs `auto` is every visible one on each node (none here: counted as CUDA would)
+    monkeypatch.setattr(trainer.torch.cuda, "device_count", lambda: 4)
+    assert trainer.world_size(TrainConfig(num_nodes=2), "cuda") == 8
+    assert trainer.world_size(TrainConfig(devices=3), "cuda") == 3
     with pytest.raises(ValueError, match="at least 1"):
         TrainConfig(num_nodes=0)
 
