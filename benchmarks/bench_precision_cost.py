@@ -31,8 +31,9 @@ from sklearn.preprocessing import StandardScaler
 from bench_audit import _representatives, _strip, reported_pairs
 from bench_results import save_result
 from bench_series_bound import SERIES
+from winnow.audit.neardup.alignment import verification_view
 from winnow.audit.neardup.search import Items, NearDuplicateSettings
-from winnow.audit.neardup.similarity import PairSimilarity, pair_similarity, verification_view
+from winnow.audit.neardup.similarity import PairSimilarity, pair_similarity
 from winnow.audit.neardup.verify import Test, full_side, full_side_test, verification_tests
 from winnow.data.cache import PixelCache
 from winnow.data.manifest import longer_sides, read_manifest

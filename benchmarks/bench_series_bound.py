@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from winnow.audit.checks.near_duplicate import representatives
+from winnow.audit.neardup.alignment import verification_view
 from winnow.audit.neardup.search import Items
-from winnow.audit.neardup.similarity import verification_view
 from winnow.audit.neardup.verify import full_side, series_score
 from winnow.data.cache import PixelCache
 from winnow.data.manifest import read_manifest

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 import winnow.audit.neardup.resample as matrices
 from factory import brightened, card, spirograph
+from winnow.audit.neardup.alignment import Pictures, align, verification_view
 from winnow.audit.neardup.descriptors import Projection, _unit, descriptors, moment_descriptor
 from winnow.audit.neardup.resample import image_region
 from winnow.audit.neardup.same_size import same_size_change
@@ -24,11 +25,8 @@ from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
     PairSimilarity,
-    Pictures,
     _changed_area,
-    align,
     pair_similarity,
-    verification_view,
 )
 from winnow.audit.neardup.verify import passes, verification_side, verification_tests
 from winnow.data.config import ScanConfig

@@ -32,6 +32,7 @@ import pandas as pd
 from winnow.audit.checks.near_duplicate import CHECK as NEAR_DUPLICATE
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
+from winnow.audit.neardup.alignment import verification_view
 from winnow.audit.neardup.records import Comparison, Step, audit_record, leak_record, verdict
 from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import Items, NearDuplicateSettings, describe
@@ -39,7 +40,6 @@ from winnow.audit.neardup.similarity import (
     FULL_SIDE,
     VERIFY_SIDE,
     pair_similarity,
-    verification_view,
 )
 from winnow.audit.neardup.verify import (
     IDENTICAL_DIFFERENCE,

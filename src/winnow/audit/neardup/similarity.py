@@ -1,177 +1,46 @@
 """Pixel verification of near-duplicate candidates (the second stage of the search; the
-candidates come from winnow.audit.neardup.descriptors).
+candidates come from winnow.audit.neardup.descriptors): how alike two aligned pictures are.
 
 Near-duplicates in crawled folders are resized, slightly cropped, re-encoded and
-brightness-shifted copies. A crop followed by a resize is, inside the image region, an
-axis-aligned affine map. Its scale and offset are found per axis by aligning row and column
-intensity profiles over a grid, the image is warped with it, and the blurred luminance is
-compared by normalised correlation (invariant to brightness and contrast shifts). A hue
-check rejects recoloured variants, a changed-area check added marks. The tests run at
-VERIFY_SIDE (64 px), where a copy at half size still looks like its source; pairs that pass
-are compared again at FULL_SIDE (the cache's 128 px) for what blurs away at 64 px and to
-rank look-alikes in a series. A picture smaller than the side is compared at its own
-resolution. A pair's crop is fitted once (`align`) and serves both sides; correlation,
-detail, changed area and difference are measured on the grey levels, and the colour
-measures, which warp three planes, in the crop direction kept only (`colour_measures`).
-All of it is batched matrix algebra (winnow.audit.neardup.resample; the colour measures
-in winnow.audit.neardup.colour). Files of the same size are also compared pixel for pixel
+brightness-shifted copies. Each pair's crop is fitted once (winnow.audit.neardup.alignment,
+`align`) and serves every comparison of it; the picture is warped with it, and the blurred
+grey levels are compared by normalised correlation (invariant to brightness and contrast
+shifts), their fine detail likewise, and a changed-area check finds added marks. A hue
+check rejects recoloured variants; it warps the three colour planes, so it is measured in
+the crop direction kept only (`colour_measures`). The tests run at VERIFY_SIDE (64 px),
+where a copy at half size still looks like its source; pairs that pass are compared again
+at FULL_SIDE (the cache's 128 px) for what blurs away at 64 px and to rank look-alikes in
+a series. A picture smaller than the side is compared at its own resolution. All of it is
+batched matrix algebra (winnow.audit.neardup.resample; the colour measures in
+winnow.audit.neardup.colour). Files of the same size are also compared pixel for pixel
 (winnow.audit.neardup.same_size).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
-from winnow.audit.neardup.colour import chroma_distance, chroma_planes, greyed_share
-from winnow.audit.neardup.resample import (
-    blur_matrix,
-    centred,
-    flat_rows,
-    flushed,
-    range_along,
-    read_only,
-    resize,
-    sample_matrices,
-    sample_matrix,
+from winnow.audit.neardup.alignment import (
+    Alignment,
+    Pictures,
+    align,
+    each_picture,
+    grey_levels,
+    pictures_at,
+    view_matrix,
+    warp_table,
 )
+from winnow.audit.neardup.colour import chroma_distance, chroma_planes, greyed_share
+from winnow.audit.neardup.resample import blur_matrix, centred, flat_rows, range_along
 
 VERIFY_SIDE = 64  # side at which a pair is verified
 FULL_SIDE = 128  # the cache's full resolution: verified pairs are compared again here
-PROFILE_SIDE = 128
 CHANGE_THRESHOLD = 40.0  # grey levels; JPEG ringing and resampling (within one pixel) stay below it
 BLUR = 1.0  # pixels at the comparison side: both pictures are blurred this much first
 DETAIL_SIGMA = 2.0  # fine detail = the picture minus its blur at this sigma
-FIT_SIDE = 64  # profile samples used to fit the crop; PROFILE_SIDE must be a multiple
-MIN_KEPT = 0.86  # a copy keeps 86–100 % of each side (the alignment grid's range)
-_SCALES = np.linspace(MIN_KEPT, 1.0, 15)
-_OFFSETS = np.linspace(0.0, 0.10, 21)  # and starts up to 10 % in
-
-
-def max_aspect_change(shorter_side: np.ndarray) -> np.ndarray:
-    """The largest factor by which a crop the alignment can undo (each side keeps at least
-    MIN_KEPT) changes a picture's aspect ratio, with a pixel of rounding on a side of
-    `shorter_side` pixels. Two pictures whose aspect ratios differ by more cannot be a copy
-    of one another (a tall and a square version of one icon)."""
-    rounding = 1 + 1 / np.maximum(np.asarray(shorter_side, np.float64), 1)
-    return rounding / MIN_KEPT
-
-
-def verification_view(region: np.ndarray) -> np.ndarray:
-    """The picture stretched to PROFILE_SIDE² RGB float32 (aspect is part of what a crop
-    changes, so it is not preserved here)."""
-    return resize(region, PROFILE_SIDE)
-
-
-class Pictures(NamedTuple):
-    """The pictures one side of a batch of pairs refers to, each stored once: their
-    verification views as colour planes, (3, U, n, n) float32, per pair the position of its
-    picture, (P,), and their grey levels (`_luminance` of the planes), (U, n, n). A picture in
-    several pairs is prepared once (`_prepare`), not once per pair."""
-
-    planes: np.ndarray
-    index: np.ndarray
-    grey: np.ndarray
-
-    @classmethod
-    def of(cls, views: np.ndarray | Pictures) -> Pictures:
-        """One picture per pair, from (P, n, n, 3) verification views; `Pictures` as they are."""
-        if isinstance(views, Pictures):
-            return views
-        return cls.from_planes(
-            np.ascontiguousarray(np.moveaxis(views, -1, 0)), np.arange(len(views))
-        )
-
-    @classmethod
-    def stacked(cls, regions: list[np.ndarray], index: np.ndarray) -> Pictures:
-        """The verification views of `regions` (`verification_view`), and per pair which."""
-        planes = np.stack([np.moveaxis(verification_view(r), -1, 0) for r in regions], axis=1)
-        return cls.from_planes(planes, index)
-
-    @classmethod
-    def from_planes(cls, planes: np.ndarray, index: np.ndarray) -> Pictures:
-        """(3, U, n, n) colour planes and per pair which; their grey levels computed once."""
-        return cls(planes, index, _luminance(list(planes)))
-
-    def take(self, which: np.ndarray) -> Pictures:
-        """The same pictures for a subset of the pairs."""
-        return self.pointing(self.index[which])
-
-    def pointing(self, index: np.ndarray) -> Pictures:
-        """The same pictures for other pairs: per pair, the position of its picture."""
-        return Pictures(self.planes, index, self.grey)
-
-
-def _grid_matrices(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    scales, offsets = np.meshgrid(_SCALES, _OFFSETS, indexing="ij")
-    scales, offsets = scales.ravel(), offsets.ravel()
-    valid = offsets + scales <= 1.0 + 1e-6
-    scales, offsets = scales[valid], offsets[valid]
-    return sample_matrices(offsets * n, (offsets + scales) * n, n, n), scales, offsets
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The alignment grid's warp matrices for profiles of length n (a pure function)."""
-    return _grid_matrices(n)
-
-
-class _Profiles(NamedTuple):
-    """One axis's luminance profiles of U pictures (`_profile`), ready for `_fit_axis`: as a
-    source, warped by every (scale, offset) of the alignment grid and centred (U, grid, n),
-    with their energy (U, grid); as a target, centred (U, n), with its energy (U, 1)."""
-
-    warped: np.ndarray
-    warped_energy: np.ndarray
-    centred: np.ndarray
-    energy: np.ndarray
-
-    @classmethod
-    def of(cls, profiles: np.ndarray) -> _Profiles:
-        stack = _grid(profiles.shape[1])[0]
-        grid, n = stack.shape[0], stack.shape[1]
-        warped = (profiles @ stack.reshape(grid * n, n).T).reshape(len(profiles), grid, n)
-        warped -= warped.mean(axis=2, keepdims=True)
-        centred = profiles - profiles.mean(axis=1, keepdims=True)
-        return cls(
-            warped, (warped**2).sum(axis=2), centred, (centred**2).sum(axis=1, keepdims=True)
-        )
-
-
-def _fit_axis(
-    source: _Profiles, at_source: np.ndarray, target: _Profiles, at_target: np.ndarray
-) -> np.ndarray:
-    """Per pair, the position in the alignment grid (`_grid`) of the best (scale, offset)
-    so target(x) ≈ source(offset + scale·x): the highest correlation of the target's
-    profile with the source's warped ones."""
-    score = np.matmul(source.warped[at_source], target.centred[at_target][:, :, None])[..., 0]
-    score /= np.sqrt(source.warped_energy[at_source] * target.energy[at_target]) + 1e-6
-    return score.argmax(axis=1)
-
-
-@functools.lru_cache(maxsize=8)  # the blur levels in use: 7 at VERIFY_SIDE, 1 at FULL_SIDE
-def _warp_table(n: int, side: int, blur: float) -> np.ndarray:
-    """For every (scale, offset) of the alignment grid, the matrix that crops a line of n
-    samples to it, resamples it to `side` and blurs it by `blur`: (grid, side, n). A pair's
-    warp is two rows of it (`_fit_axis` picks them), so no matrix is built per pair."""
-    _, scales, offsets = _grid(FIT_SIDE)
-    crops = sample_matrices(offsets * n, (offsets + scales) * n, n, side)
-    return read_only(flushed(blur_matrix(side, blur) @ crops))
-
-
-@functools.lru_cache(maxsize=8)
-def _view_matrix(n: int, side: int, blur: float) -> np.ndarray:
-    """The uncropped warp: a line of n samples resampled to `side` and blurred by `blur`."""
-    return read_only(flushed(blur_matrix(side, blur) @ sample_matrix(0, n, n, side)))
-
-
-def _profile(images: np.ndarray, axis: int) -> np.ndarray:
-    """Mean intensity along `axis`, binned to FIT_SIDE samples (fitting cost grows as n²)."""
-    profile = images.mean(axis=axis)
-    return profile.reshape(len(images), FIT_SIDE, -1).mean(axis=2)
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -210,49 +79,6 @@ class PairSimilarity(NamedTuple):
     greyed: np.ndarray
 
 
-class Alignment(NamedTuple):
-    """Per pair, the crop fitted in each direction (`align`): the positions in the alignment
-    grid (`_grid`) of the (scale, offset) of the rows and of the columns, for the first
-    picture warped onto the second (forward) and the second onto the first (backward);
-    (P,) each. It depends on the two pictures only, not on the side or blur they are then
-    compared at, so one fit serves every comparison of a pair."""
-
-    forward_rows: np.ndarray
-    forward_cols: np.ndarray
-    backward_rows: np.ndarray
-    backward_cols: np.ndarray
-
-    def take(self, which: np.ndarray) -> Alignment:
-        """The fits of a subset of the pairs."""
-        return Alignment(*(part[which] for part in self))
-
-    def direction(self, forward: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, cols) grid positions of one crop direction."""
-        if forward:
-            return self.forward_rows, self.forward_cols
-        return self.backward_rows, self.backward_cols
-
-
-def align(first: np.ndarray | Pictures, second: np.ndarray | Pictures) -> Alignment:
-    """Fit the crop of each pair in both directions, on the pictures' luminance profiles
-    across and down (`_profile`, each picture's profiles computed once)."""
-    first, second = Pictures.of(first), Pictures.of(second)
-    if len(first.index) == 0:
-        return Alignment(*(np.zeros(0, np.int64) for _ in Alignment._fields))
-
-    def profiles(pictures: Pictures, used: np.ndarray) -> tuple[_Profiles, _Profiles]:
-        grey = _used(pictures.grey, used)
-        return _Profiles.of(_profile(grey, axis=1)), _Profiles.of(_profile(grey, axis=2))
-
-    ((across_a, down_a), at_a), ((across_b, down_b), at_b) = _each_picture(first, second, profiles)
-    return Alignment(
-        forward_rows=_fit_axis(down_a, at_a, down_b, at_b),
-        forward_cols=_fit_axis(across_a, at_a, across_b, at_b),
-        backward_rows=_fit_axis(down_b, at_b, down_a, at_a),
-        backward_cols=_fit_axis(across_b, at_b, across_a, at_a),
-    )
-
-
 class _Prepared(NamedTuple):
     """What both crop directions of a pair use from each picture at one side and blur,
     computed once per picture: its grey plane (what a crop warps, at the picture's full
@@ -265,15 +91,10 @@ class _Prepared(NamedTuple):
     detail: np.ndarray
 
 
-def _luminance(planes: list[np.ndarray]) -> np.ndarray:
-    """The grey level of R, G and B planes, (R + G + B) / 3; a single plane is one already."""
-    return sum(planes) / 3 if len(planes) == 3 else planes[0]
-
-
 def _prepare(grey: np.ndarray, blur: float, detail_sigma: float, side: int) -> _Prepared:
     """`_Prepared` of (U, n, n) grey planes, compared at `side` after a blur of `blur`
     pixels, with fine detail at `detail_sigma`."""
-    full = _view_matrix(grey.shape[1], side, blur)
+    full = view_matrix(grey.shape[1], side, blur)
     view = full @ grey @ full.T
     wide = blur_matrix(side, detail_sigma)
     detail = view - wide @ view @ wide.T
@@ -297,7 +118,7 @@ def _aligned(
     `colour_measures`). With `gate`, the changed area is measured only for the pairs it
     passes on their correlation and detail (infinite for the others)."""
     n, m = source.grey.shape[1], side
-    table = _warp_table(n, m, blur)
+    table = warp_table(n, m, blur)
     rows, cols = table[fit[0]], table[fit[1]]
     lum_s = rows @ source.grey[at_source] @ cols.transpose(0, 2, 1)
     lum_t = target.luminance[at_target]
@@ -435,9 +256,9 @@ def both_directions(
         blur, detail = BLUR * level, DETAIL_SIGMA * level
 
         def prepare(pictures: Pictures, used: np.ndarray) -> _Prepared:
-            return _prepare(_used(pictures.grey, used), blur, detail, side)  # noqa: B023
+            return _prepare(pictures_at(pictures.grey, used), blur, detail, side)  # noqa: B023
 
-        (a, at_a), (b, at_b) = _each_picture(first.take(which), second.take(which), prepare)
+        (a, at_a), (b, at_b) = each_picture(first.take(which), second.take(which), prepare)
         fits = alignment.take(which)
         directions = (
             _aligned(a, at_a, b, at_b, fits.direction(True), blur, detail, side, gate),
@@ -488,34 +309,16 @@ def _colour_difference(
     """Chroma (90th percentile of `chroma_distance`) and greyed (`greyed_share`) of each
     pair's source warped by `fit` onto its target's uncropped view, at `side` pixels."""
     n = source.planes.shape[2]
-    table = _warp_table(n, side, blur)
+    table = warp_table(n, side, blur)
     rows, cols = table[fit[0]], table[fit[1]]
     warped_s = [rows @ plane[source.index] @ cols.transpose(0, 2, 1) for plane in source.planes]
     used, at = np.unique(target.index, return_inverse=True)
-    full = _view_matrix(n, side, blur)
-    warped_t = [full @ _used(plane, used) @ full.T for plane in target.planes]
+    full = view_matrix(n, side, blur)
+    warped_t = [full @ pictures_at(plane, used) @ full.T for plane in target.planes]
     chroma_s, chroma_t = chroma_planes(warped_s), chroma_planes(warped_t)
     chroma_t = tuple(part[at] for part in chroma_t)
     distance = chroma_distance(chroma_s, chroma_t).reshape(len(rows), -1)
-    greyed = greyed_share(_luminance(warped_s), chroma_s[2], _luminance(warped_t)[at], chroma_t[2])
+    greyed = greyed_share(
+        grey_levels(warped_s), chroma_s[2], grey_levels(warped_t)[at], chroma_t[2]
+    )
     return np.percentile(distance, 90, axis=1), greyed
-
-
-def _each_picture(first: Pictures, second: Pictures, prepare: Callable) -> tuple[tuple, tuple]:
-    """`prepare(pictures, used)` for the pictures the pairs use (once each, also when both
-    sides hold the same pictures; `used` sorted, unique), and per pair the position of its
-    first and of its second picture among them."""
-    if first.planes is second.planes:
-        used, at = np.unique(np.concatenate([first.index, second.index]), return_inverse=True)
-        prepared = prepare(first, used)
-        return (prepared, at[: len(first.index)]), (prepared, at[len(first.index) :])
-    sides = []
-    for pictures in (first, second):
-        used, at = np.unique(pictures.index, return_inverse=True)
-        sides.append((prepare(pictures, used), at))
-    return sides[0], sides[1]
-
-
-def _used(array: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """The pictures at `used` (sorted, unique) of a per-picture array."""
-    return array if len(used) == len(array) else array[used]

@@ -14,18 +14,15 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from winnow.audit.neardup.alignment import Alignment, Pictures, align, max_aspect_change
 from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import LOSSLESS_FORMATS, Items, NearDuplicateSettings
 from winnow.audit.neardup.similarity import (
     FULL_SIDE,
-    Alignment,
     PairSimilarity,
-    Pictures,
-    align,
     better_direction,
     both_directions,
     colour_measures,
-    max_aspect_change,
     pair_similarity,
 )
 from winnow.data.cache import PixelCache
@@ -83,6 +80,7 @@ def verification_tests(alike: PairSimilarity, settings: NearDuplicateSettings) -
 # The changed area (the dearest grey-level test) is measured only where correlation and
 # detail are within this of their limits: a pair further below one of them fails anyway.
 GATE_SLACK = 1e-3
+GREY_TESTS = ("min_correlation", "min_detail", "max_changed_area")  # `verification_tests` on grey
 
 
 def verification_side(
@@ -121,9 +119,6 @@ def verification_side(
             alignment=alignment.take(which),
         )
     return alike._replace(chroma=chroma.astype(np.float32), greyed=greyed.astype(np.float32))
-
-
-GREY_TESTS = ("min_correlation", "min_detail", "max_changed_area")  # `verification_tests` on grey
 
 
 def full_side_test(sharp: PairSimilarity, settings: NearDuplicateSettings) -> Test:
