@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+# --no-cache-dir: nothing is kept twice on disk (the venv alone is about 2.3 GB)
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir -c constraints.txt
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast browser bench bench-grid lint clean-venv
