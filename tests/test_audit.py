@@ -597,6 +597,10 @@ def test_compare_names_the_tests_that_tell_two_pictures_apart(audited, tmp_path)
     assert copy.settings_from == str(strict)
     exact = compare_pair(run, info["planted"]["byte_copy"], "house/house_0.png")
     assert exact.verdict.startswith("exact duplicates (identical bytes)")
+    # an exact copy stops at the first stage: nothing else is measured
+    assert [(s.name, s.passed, s.meaning) for s in exact.steps] == [
+        ("exact copy", True, "exact_duplicate")
+    ]
 
 
 def test_compare_against_the_test_set_judges_a_leak_as_the_leak_check_does(audited) -> None:

@@ -80,74 +80,44 @@ def train(
     """Train (or resume) one model on RUN's split; return where everything was written."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    if resume is not None:
-        out_dir = Path(resume)
-        config, plan = _load_resumable(out_dir)
-    else:
-        config = _resolve_params(config)
-        out_dir = run_dir / "train" / (name or config.model)
-        if _launched_rank() > 0 and (out_dir / "plan.json").exists():
-            # a DDP worker Lightning re-launched: rank 0 has planned this run already
-            config, plan = _load_resumable(out_dir, expect_checkpoint=False)
-        elif (out_dir / "config.yaml").exists():
-            raise TrainError(
-                f"{out_dir} already holds a training run. Choose another --name, or continue "
-                f"it with 'winnow train --resume {out_dir}'."
-            )
-        else:
-            plan = None
+    out_dir, config, plan = _output_dir(run_dir, config, name, resume)
     require_logger(config)
     torch.set_num_threads(threads_for(config))
-    try:
-        frame = read_manifest(run_dir)
-        rows = select_rows(frame, config.cleaning)
-        cache = PixelCache(run_dir)
-    except (TrainingDataError, FileNotFoundError) as exc:
-        raise TrainError(str(exc)) from None
-    images = {
-        split: load_pixels(cache, frame, config.image_size) for split, frame in rows.frames.items()
-    }
-    mean, std = channel_stats(images["train"].permute(0, 2, 3, 1).numpy())
-    preprocessing = Preprocessing(cache.image_size, config.image_size, cache.background, mean, std)
-    meta = _checkpoint_meta(config, rows, preprocessing, run_dir, frame)
-    if plan is not None and plan["fingerprint"] != rows.fingerprint:
+    data = _load_split(run_dir, config)
+    if plan is not None and plan["fingerprint"] != data.rows.fingerprint:
         raise TrainError(
             f"The training data of {run_dir} changed since this run started (fingerprint "
-            f"{plan['fingerprint']} → {rows.fingerprint}); start a new run instead of resuming."
+            f"{plan['fingerprint']} → {data.rows.fingerprint}); start a new run instead of "
+            "resuming."
         )
+    rows = data.rows
     counts = np.bincount(rows.frames["train"]["target"], minlength=len(rows.classes))
     stream = BatchStream(
-        images["train"],
+        data.images["train"],
         rows.frames["train"]["target"].to_numpy(),
         len(rows.classes),
         config.batch_size,
         config.imbalance,
         config.seed,
     )
-    val = EvalBatches(images["val"], rows.frames["val"]["target"].to_numpy(), config.batch_size)
+    val = EvalBatches(
+        data.images["val"], rows.frames["val"]["target"].to_numpy(), config.batch_size
+    )
     device = device_for(config)
     if plan is None:
-        plan = plan_run(config, stream, val, rows, counts, mean, std, meta, device, started)
-        # what `auto` resolved to on this machine, so that config.yaml repeats the run anywhere
-        update: dict[str, Any] = {
-            "max_steps": plan["max_steps"],
-            "precision": plan["precision"],
-            "compile": "on" if plan["compile"] else "off",
-        }
-        unmixed = UNMIXED.get(config.augment)
-        if unmixed and plan["epochs"] < MIX_MIN_EPOCHS:
-            update["augment"] = unmixed
-            plan["augment_note"] = (
-                f"{config.augment} switched to {unmixed}: {plan['epochs']} epochs planned, "
-                f"CutMix/MixUp pay from about {MIX_MIN_EPOCHS}"
-            )
-            log.warning("%s", plan["augment_note"])
-        config = config.model_copy(update=update)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out_dir / "config.yaml", dump_config(config).encode())
-        atomic_write_bytes(out_dir / "plan.json", json.dumps(plan, indent=2).encode())
+        plan = plan_run(
+            config, stream, val, rows, counts, data.mean, data.std, data.meta, device, started
+        )
+        config = _settle_plan(config, plan, out_dir)
     module = build_module(
-        config, rows, counts, mean, std, plan["max_steps"], meta, plan.get("compile", False)
+        config,
+        rows,
+        counts,
+        data.mean,
+        data.std,
+        plan["max_steps"],
+        data.meta,
+        plan.get("compile", False),
     )
     module.stream = stream
     module.schedule.budget = plan.get("fit_budget_seconds")
@@ -171,15 +141,6 @@ def train(
         trainer.save_checkpoint(out_dir / "best.ckpt")
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "best.ckpt", {})
-    if plan["source"] == "max_minutes":
-        # the clock decided the length: the saved config repeats it in steps
-        done = config.model_copy(update={"max_steps": int(trainer.global_step)})
-        atomic_write_bytes(out_dir / "config.yaml", dump_config(done).encode())
-    temperature = (
-        calibrate_checkpoint(out_dir / "best.ckpt", images["val"], rows.frames["val"])
-        if config.calibrate
-        else 1.0
-    )
     plan = {
         **plan,
         "fit_seconds": round(fit_seconds, 1),
@@ -187,12 +148,99 @@ def train(
         "seconds_trained": round(module.schedule.elapsed(), 1),
         "final_lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
         "train_images_per_second": throughput.images_per_second,
-        "temperature": temperature,
     }
+    return _finish(run_dir, out_dir, config, plan, module, data)
+
+
+def _finish(
+    run_dir: Path, out_dir: Path, config: TrainConfig, plan: dict, module, data: _SplitData
+) -> TrainResult:
+    """On rank 0 after fitting: the config in steps, the temperature, the card and plots."""
+    if plan["source"] == "max_minutes":
+        # the clock decided the length: the saved config repeats it in steps
+        done = config.model_copy(update={"max_steps": plan["steps_done"]})
+        atomic_write_bytes(out_dir / "config.yaml", dump_config(done).encode())
+    val_rows = data.rows.frames["val"]
+    plan["temperature"] = (
+        calibrate_checkpoint(out_dir / "best.ckpt", data.images["val"], val_rows)
+        if config.calibrate
+        else 1.0
+    )
     from winnow.training.report import write_outputs
 
-    summary = write_outputs(out_dir, module, images, rows, config, plan, run_dir)
+    summary = write_outputs(out_dir, module, data.images, data.rows, config, plan, run_dir)
     return TrainResult(out_dir, out_dir / "best.ckpt", summary)
+
+
+@dataclass
+class _SplitData:
+    """The run's split, decoded: rows, pixels per split, normalisation and checkpoint meta."""
+
+    rows: SplitRows
+    images: dict[str, torch.Tensor]
+    mean: np.ndarray
+    std: np.ndarray
+    meta: dict[str, Any]
+
+
+def _output_dir(
+    run_dir: Path, config: TrainConfig, name: str | None, resume: Path | None
+) -> tuple[Path, TrainConfig, dict | None]:
+    """Where this run writes, its config, and its plan when one was already made (a resumed
+    run, or a DDP worker that rank 0 planned for)."""
+    if resume is not None:
+        out_dir = Path(resume)
+        return (out_dir, *_load_resumable(out_dir))
+    config = _resolve_params(config)
+    out_dir = run_dir / "train" / (name or config.model)
+    if _launched_rank() > 0 and (out_dir / "plan.json").exists():
+        # a DDP worker Lightning re-launched: rank 0 has planned this run already
+        return (out_dir, *_load_resumable(out_dir, expect_checkpoint=False))
+    if (out_dir / "config.yaml").exists():
+        raise TrainError(
+            f"{out_dir} already holds a training run. Choose another --name, or continue "
+            f"it with 'winnow train --resume {out_dir}'."
+        )
+    return out_dir, config, None
+
+
+def _load_split(run_dir: Path, config: TrainConfig) -> _SplitData:
+    try:
+        frame = read_manifest(run_dir)
+        rows = select_rows(frame, config.cleaning)
+        cache = PixelCache(run_dir)
+    except (TrainingDataError, FileNotFoundError) as exc:
+        raise TrainError(str(exc)) from None
+    images = {
+        split: load_pixels(cache, frame, config.image_size) for split, frame in rows.frames.items()
+    }
+    mean, std = channel_stats(images["train"].permute(0, 2, 3, 1).numpy())
+    preprocessing = Preprocessing(cache.image_size, config.image_size, cache.background, mean, std)
+    meta = _checkpoint_meta(config, rows, preprocessing, run_dir, frame)
+    return _SplitData(rows, images, mean, std, meta)
+
+
+def _settle_plan(config: TrainConfig, plan: dict, out_dir: Path) -> TrainConfig:
+    """Write down what `auto` resolved to on this machine (so that config.yaml repeats the
+    run anywhere) and the plan; switch a mixing augmentation off for a short plan."""
+    update: dict[str, Any] = {
+        "max_steps": plan["max_steps"],
+        "precision": plan["precision"],
+        "compile": "on" if plan["compile"] else "off",
+    }
+    unmixed = UNMIXED.get(config.augment)
+    if unmixed and plan["epochs"] < MIX_MIN_EPOCHS:
+        update["augment"] = unmixed
+        plan["augment_note"] = (
+            f"{config.augment} switched to {unmixed}: {plan['epochs']} epochs planned, "
+            f"CutMix/MixUp pay from about {MIX_MIN_EPOCHS}"
+        )
+        log.warning("%s", plan["augment_note"])
+    config = config.model_copy(update=update)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_dir / "config.yaml", dump_config(config).encode())
+    atomic_write_bytes(out_dir / "plan.json", json.dumps(plan, indent=2).encode())
+    return config
 
 
 def calibrate_checkpoint(path: Path, val_images: torch.Tensor, val_rows: pd.DataFrame) -> float:

@@ -227,30 +227,23 @@ def compare_pair(
         settings_from=source,
         leak=test is not None,
     )
-    frame = train.frame
-    reps, rep_of = representatives(frame)  # the audit compares each picture's best copy
+    reps, rep_of = representatives(train.frame)  # the audit compares each picture's best copy
     result.audit = (
         leak_record(run_dir, *result.paths)
         if test is not None
-        else audit_record(run_dir, frame, rep_of, a, b)
+        else audit_record(run_dir, train.frame, rep_of, a, b)
     )
-    steps = result.steps
-    row_a, row_b = side_a.frame.loc[[a]], frame.loc[[b]]
-
-    for column, what in (("sha256", "bytes"), ("pixel_sha256", "decoded pixels")):
-        if row_a[column].iloc[0] == row_b[column].iloc[0]:
-            steps.append(Step("exact copy", True, f"identical {what}", "—", "exact_duplicate"))
-            result.verdict = f"exact duplicates (identical {what}): the exact_duplicate check."
-            if test is not None:
-                result.verdict = f"an exact leak (identical {what}): the leak check's exact pairs."
-            return result
-    steps.append(Step("exact copy", None, "bytes and pixels differ", "—", "exact_duplicate"))
-
+    row_a, row_b = side_a.frame.loc[[a]], train.frame.loc[[b]]
+    exact, exact_verdict = _exact_step(row_a, row_b, leak=test is not None)
+    result.steps.append(exact)
+    if exact_verdict:
+        result.verdict = exact_verdict
+        return result
     if search:
         query = a if test is not None else rep_of[a]
-        steps.append(_search_step(reps, train.cache, query, rep_of[b], settings, test))
+        result.steps.append(_search_step(reps, train.cache, query, rep_of[b], settings, test))
     else:
-        steps.append(
+        result.steps.append(
             Step(
                 "candidate search",
                 None,
@@ -259,27 +252,53 @@ def compare_pair(
                 "add --search to rank the pair among all pictures (describes the whole run)",
             )
         )
+    result.steps.append(_aspect_step(row_a, row_b))
+    result.steps.extend(_pixel_steps((row_a, side_a), (row_b, train), settings))
+    result.verdict = verdict(result)
+    return result
 
+
+def _exact_step(row_a: pd.DataFrame, row_b: pd.DataFrame, leak: bool) -> tuple[Step, str]:
+    """Identical bytes or decoded pixels, and the verdict when they are ("" otherwise)."""
+    for column, what in (("sha256", "bytes"), ("pixel_sha256", "decoded pixels")):
+        if row_a[column].iloc[0] == row_b[column].iloc[0]:
+            said = (
+                f"an exact leak (identical {what}): the leak check's exact pairs."
+                if leak
+                else f"exact duplicates (identical {what}): the exact_duplicate check."
+            )
+            return Step("exact copy", True, f"identical {what}", "—", "exact_duplicate"), said
+    return Step("exact copy", None, "bytes and pixels differ", "—", "exact_duplicate"), ""
+
+
+def _aspect_step(row_a: pd.DataFrame, row_b: pd.DataFrame) -> Step:
     change, limit = aspect_change(row_a, row_b)
-    steps.append(
-        Step(
-            "aspect ratio",
-            not bool(change[0] > limit[0]),
-            f"×{np.exp(change[0]):.3f}",
-            f"≤ ×{np.exp(limit[0]):.3f}",
-            "can a crop explain the change of shape?",
-        )
+    return Step(
+        "aspect ratio",
+        not bool(change[0] > limit[0]),
+        f"×{np.exp(change[0]):.3f}",
+        f"≤ ×{np.exp(limit[0]):.3f}",
+        "can a crop explain the change of shape?",
     )
 
+
+def _pixel_steps(
+    first: tuple[pd.DataFrame, Side], second: tuple[pd.DataFrame, Side], settings
+) -> list[Step]:
+    """The verification's pixel tests, the full-resolution changed area, the same-size
+    comparison and the series rule, on the pair's cached pictures."""
+    (row_a, side_a), (row_b, side_b) = first, second
     regions = [
         Items(rows, side.cache, np.zeros((1, 1)), np.zeros((1, 1))).regions(np.arange(1))[0]
-        for rows, side in ((row_a, side_a), (row_b, train))
+        for rows, side in (first, second)
     ]
     views = [verification_view(region)[None] for region in regions]
     resolution = np.minimum(longer_sides(row_a), longer_sides(row_b))
     alike = pair_similarity(*views, resolution=resolution)
-    for name, test_ in verification_tests(alike, settings).items():
-        steps.append(_test_step(name, test_, _MEANINGS[name]))
+    steps = [
+        _test_step(name, test, _MEANINGS[name])
+        for name, test in verification_tests(alike, settings).items()
+    ]
     sharp = pair_similarity(*views, side=FULL_SIDE, colour=False)  # as verification does
     steps.append(
         _test_step(
@@ -288,8 +307,8 @@ def compare_pair(
             _MEANINGS["max_changed_area_full"],
         )
     )
-
-    comparable, strict = same_size_comparable(row_a, row_b, side_a.cache, train.cache)
+    comparable, strict = same_size_comparable(row_a, row_b, side_a.cache, side_b.cache)
+    limit = f"≤ {settings.max_same_size_change}"
     if comparable[0]:
         changed = same_size_change(*regions, reach=0 if strict[0] else 1)
         steps.append(
@@ -297,7 +316,7 @@ def compare_pair(
                 "max_same_size_change",
                 changed <= settings.max_same_size_change,
                 _fmt(changed),
-                f"≤ {settings.max_same_size_change}",
+                limit,
                 "same size, so compared pixel for pixel: share of the ink that differs",
             )
         )
@@ -307,11 +326,10 @@ def compare_pair(
                 "max_same_size_change",
                 None,
                 "not compared",
-                f"≤ {settings.max_same_size_change}",
+                limit,
                 "only for files of the same size decoded alike",
             )
         )
-
     identical = bool(alike.difference[0] < IDENTICAL_DIFFERENCE)
     steps.append(
         Step(
@@ -323,8 +341,7 @@ def compare_pair(
             "judged against every verified pair: see the audit's decision below",
         )
     )
-    result.verdict = verdict(result)
-    return result
+    return steps
 
 
 def _test_step(name: str, test, meaning: str) -> Step:
