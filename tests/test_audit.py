@@ -22,7 +22,8 @@ from winnow.audit.neardup.candidates import candidate_pairs
 from winnow.audit.neardup.explain import CompareError, compare_pair
 from winnow.audit.neardup.search import Items, NearDuplicateSettings, describe
 from winnow.audit.neardup.verify import aspect_compatible, standing_out, verify_pairs
-from winnow.audit.runner import order_checks, plan_checks, run_audit, validate_result
+from winnow.audit.planning import order_checks, plan_checks
+from winnow.audit.runner import run_audit, validate_result
 from winnow.data.cache import PixelCache
 from winnow.data.config import ScanConfig
 from winnow.data.manifest import SCAN_SCHEMA, read_manifest
@@ -252,7 +253,7 @@ def test_a_failing_check_is_recorded_and_the_others_still_run(audited, monkeypat
     broken = Check("odd_size", "broken on purpose", ("status",), explode)
     real = get_checks()
     monkeypatch.setattr(
-        "winnow.audit.runner.get_checks",
+        "winnow.audit.planning.get_checks",
         lambda names: [broken if c.name == "odd_size" else c for c in real],
     )
     # against the same test set, so the module's audited run keeps its leak table

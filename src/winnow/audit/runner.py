@@ -26,11 +26,12 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from winnow.audit.checks import available_checks, get_checks
+from winnow.audit.checks import available_checks
 from winnow.audit.checks.base import AuditContext, Check, CheckResult, ReferenceSet
 from winnow.audit.config import AuditConfig
+from winnow.audit.planning import CheckPlanError, order_checks, plan_checks, requested_checks
 from winnow.audit.summary import CheckOutcome, audit_summary
-from winnow.config import dump_config, unknown_name
+from winnow.config import dump_config
 from winnow.data.cache import PixelCache
 from winnow.data.config import ScanConfig
 from winnow.data.engine import Engine, open_engine
@@ -71,61 +72,6 @@ class CheckProgress:
     detail: str = ""  # the check's own words for where it is ("fold 2/3")
     seconds: float = 0.0
     issues: int | None = None
-
-
-def order_checks(checks: list[Check], columns: set[str]) -> tuple[list[Check], list[Check]]:
-    """Checks in an order that satisfies their needs; the second list can't be satisfied.
-    Among the ready ones, a check waits for the others that make a column in its `after`
-    (a preference: it never blocks a check for good)."""
-    available, ordered, waiting = set(columns), [], list(checks)
-
-    def comes_later(check: Check) -> bool:
-        made_by_others = {
-            column for other in waiting if other is not check for column in other.columns
-        }
-        return bool(set(check.after) & made_by_others)
-
-    while waiting:
-        ready = [c for c in waiting if set(c.needs) <= available]
-        ready = [c for c in ready if not comes_later(c)] or ready
-        if not ready:
-            break
-        for check in ready:
-            ordered.append(check)
-            available.update(check.columns)
-            waiting.remove(check)
-    return ordered, waiting
-
-
-def plan_checks(
-    requested: list[Check],
-    registry: dict[str, Check],
-    earlier: dict[str, dict[str, Any]],
-    columns: set[str],
-) -> tuple[list[Check], list[str]]:
-    """The checks to run, and the earlier audit's checks whose results are kept.
-
-    An earlier check is kept when it succeeded, is still registered and its columns are
-    all in the manifest, unless it reads (`needs` or `after`) a column of a check that runs
-    now: then it runs again too, so that nothing kept was computed from replaced columns.
-    """
-    run = {check.name: check for check in requested}
-    kept = [
-        name
-        for name, info in earlier.items()
-        if name not in run
-        and name in registry
-        and info.get("status") == "ok"
-        and set(registry[name].columns) <= columns
-    ]
-    while True:
-        made = {column for check in run.values() for column in check.columns}
-        stale = [n for n in kept if set(registry[n].needs + registry[n].after) & made]
-        if not stale:
-            return list(run.values()), kept
-        for name in stale:
-            run[name] = registry[name]
-            kept.remove(name)
 
 
 def validate_result(check: Check, frame: pd.DataFrame, result: CheckResult) -> None:
@@ -181,6 +127,24 @@ def run_audit(
         return _run_audit(run_dir, config, against, on_progress, engine)
 
 
+def _carried_outcome(name: str, info: dict, out: Path, tables: dict) -> CheckOutcome:
+    """A check kept from the earlier audit: its summary as it was, its tables read back
+    into `tables` (for the report) where they are still on disk."""
+    carried = []
+    for table in _tables_of(name, info, out):
+        if (found := read_table(out, table)) is not None:
+            tables[table] = found
+            carried.append(table)
+    details = {k: v for k, v in info.items() if k not in ("status", "issues", "seconds")}
+    return CheckOutcome(
+        name,
+        "ok",
+        info.get("seconds", 0.0),
+        info.get("issues", 0),
+        {**details, "tables": carried, "from_earlier_audit": True},
+    )
+
+
 def _run_audit(
     run_dir: Path,
     config: AuditConfig,
@@ -194,16 +158,9 @@ def _run_audit(
     out = run_dir / AUDIT_DIR
     registry = available_checks()
     try:
-        requested = get_checks(config.checks)
-    except KeyError as exc:
-        raise AuditError(str(exc.args[0])) from None
-    skipped = set(config.skip)
-    unknown = sorted(skipped - set(registry))
-    if unknown:
-        raise AuditError(unknown_name("check", unknown[0], list(registry)))
-    requested = [check for check in requested if check.name not in skipped]
-    if against is not None and "leak" in registry and all(c.name != "leak" for c in requested):
-        requested.append(registry["leak"])  # --against is what the leak check compares with
+        requested = requested_checks(config, registry, against is not None)
+    except CheckPlanError as exc:
+        raise AuditError(str(exc)) from None
     earlier = _earlier_summary(out)
     mergeable = earlier.get("checks", {}) if config.checks is not None else {}
     checks, kept = plan_checks(requested, registry, mergeable, set(frame.columns))
@@ -225,26 +182,7 @@ def _run_audit(
         missing = sorted(set(check.needs) - set(frame.columns) - set(columns))
         outcomes.append(CheckOutcome(check.name, "skipped", error=f"needs {missing}"))
     fresh = dict(tables)  # written below; the kept checks' tables stay on disk as they are
-    for name in kept:
-        info = earlier["checks"][name]
-        carried = []
-        for table in _tables_of(name, info, out):
-            if (found := read_table(out, table)) is not None:
-                tables[table] = found
-                carried.append(table)
-        outcomes.append(
-            CheckOutcome(
-                name,
-                "ok",
-                info.get("seconds", 0.0),
-                info.get("issues", 0),
-                {
-                    **{k: v for k, v in info.items() if k not in ("status", "issues", "seconds")},
-                    "tables": carried,
-                    "from_earlier_audit": True,
-                },
-            )
-        )
+    outcomes += [_carried_outcome(name, earlier["checks"][name], out, tables) for name in kept]
     order = list(registry)
     outcomes.sort(key=lambda o: order.index(o.name) if o.name in order else len(order))
 

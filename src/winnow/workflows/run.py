@@ -99,21 +99,10 @@ def run_pipeline(
             "evaluate", lambda: tracked(lambda cb: evaluate(test, trained.best, on_progress=cb))
         )
         paths = write_outputs(result, trained.out_dir / "evaluate" / Path(test).name)
-        evaluation = {
-            "report": str(paths["report"]),
-            "macro_f1": result.scores["macro_f1"],
-            "micro_f1": result.scores["micro_f1"],
-            "items": result.scores["items"],
-            "without_training_copies": (
-                {k: result.scores_without_leaks[k] for k in ("items", "macro_f1", "micro_f1")}
-                if result.scores_without_leaks
-                else None
-            ),
-            "report_text": result.scores["report_text"],
-        }
+        evaluation = _evaluation_summary(result, paths["report"])
         say(
-            f"evaluate: {test} macro-F1 {result.scores['macro_f1']:.3f}, "
-            f"micro-F1 {result.scores['micro_f1']:.3f}"
+            f"evaluate: {test} macro-F1 {evaluation['macro_f1']:.3f}, "
+            f"micro-F1 {evaluation['micro_f1']:.3f}"
         )
     summary = {
         "data": str(data),
@@ -125,15 +114,7 @@ def run_pipeline(
         "review": {"awaiting": to_review, "command": f"winnow review {run_dir}"},
         "clean": {"kept": cleaned["kept"], "rows": cleaned["rows"], "reasons": cleaned["reasons"]},
         "split": split["counts"],
-        "train": {
-            "out_dir": str(trained.out_dir),
-            "weights": str(trained.best),
-            "epochs": trained.summary["epochs"],
-            "val_items": trained.summary["val_items"],
-            "val_per_class": split.get("per_class")
-            and {label: counts.get("val", 0) for label, counts in split["per_class"].items()},
-            "scores": {k: {m: v[m] for m in ("macro_f1", "micro_f1")} for k, v in scores.items()},
-        },
+        "train": _training_summary(trained, split),
         "evaluate": evaluation,
     }
     atomic_write_bytes(
@@ -142,6 +123,39 @@ def run_pipeline(
     )
     summary["page"] = str(write_index(run_dir, summary))
     return summary
+
+
+def _evaluation_summary(result, report: Path) -> dict[str, Any]:
+    """The test folder's scores for the run's summary (with and without training copies)."""
+    return {
+        "report": str(report),
+        "macro_f1": result.scores["macro_f1"],
+        "micro_f1": result.scores["micro_f1"],
+        "items": result.scores["items"],
+        "without_training_copies": (
+            {k: result.scores_without_leaks[k] for k in ("items", "macro_f1", "micro_f1")}
+            if result.scores_without_leaks
+            else None
+        ),
+        "report_text": result.scores["report_text"],
+    }
+
+
+def _training_summary(trained, split: dict[str, Any]) -> dict[str, Any]:
+    """Where the weights are, how long it trained, and its scores on each split."""
+    per_class = split.get("per_class")
+    return {
+        "out_dir": str(trained.out_dir),
+        "weights": str(trained.best),
+        "epochs": trained.summary["epochs"],
+        "val_items": trained.summary["val_items"],
+        "val_per_class": per_class
+        and {label: counts.get("val", 0) for label, counts in per_class.items()},
+        "scores": {
+            k: {m: v[m] for m in ("macro_f1", "micro_f1")}
+            for k, v in trained.summary["scores"].items()
+        },
+    }
 
 
 SMALL_VALIDATION = 100  # fewer validation items than this: its scores are warned about
