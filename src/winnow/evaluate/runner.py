@@ -72,6 +72,9 @@ def evaluate(
     top_k: int = 3,
     on_progress: Callable[[EvaluateProgress], None] | None = None,
 ) -> Evaluation:
+    """Predict every file of `data_dir` (class folders) with `weights` and score the
+    predictions against the folder names; a file that can't be read is a row with its
+    reason, a folder the model doesn't know is counted apart."""
     started = time.perf_counter()
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -88,6 +91,54 @@ def evaluate(
         {"path": it.path, "label": it.label, "status": it.problem[0], "error": it.problem[1]}
         for it in problems
     ]
+    kept_pixels = _predict_files(readable, loaded, records, workers, top_k, on_progress)
+    rows = pd.DataFrame.from_records(records)
+    rows = rows.sort_values("path", kind="stable")
+    rows["in_classes"] = rows["label"].isin(index)
+    rows["duplicates_training"] = _duplicates_training(rows, loaded.meta)
+    scored = rows[(rows["status"] == "ok") & rows["in_classes"]]
+    if scored.empty:
+        raise EvaluateError(
+            f"No decodable test file sits in a folder named like one of the model's classes "
+            f"({', '.join(classes)}). Folders found: "
+            f"{', '.join(sorted(set(rows['label'].dropna()))) or 'none'}."
+        )
+    present = sorted(set(scored["label"]), key=index.get)
+    scores = _score(scored, present, index)
+    leaked = scored[scored["duplicates_training"]]
+    without = None
+    if not leaked.empty and len(leaked) < len(scored):
+        clean = scored[~scored["duplicates_training"]]
+        without = _score(clean, sorted(set(clean["label"]), key=index.get), index)
+    unknown = rows[rows["label"].notna() & ~rows["in_classes"]]["label"].value_counts()
+    kept_pixels = _most_confident(rows, kept_pixels)
+    return Evaluation(
+        data_dir=data_dir,
+        weights=Path(weights),
+        classes=classes,
+        rows=rows,
+        scores=scores,
+        scores_without_leaks=without,
+        unknown_folders={str(k): int(v) for k, v in unknown.items()},
+        missing_classes=[c for c in classes if c not in set(scored["label"])],
+        seconds=round(time.perf_counter() - started, 2),
+        pixels=kept_pixels,
+        model=loaded,
+    )
+
+
+def _predict_files(
+    readable: list,
+    loaded,
+    records: list[dict[str, Any]],
+    workers: int | None,
+    top_k: int,
+    on_progress: Callable[[EvaluateProgress], None] | None,
+) -> dict[int, np.ndarray]:
+    """Decode and predict every readable file, in batches, appending one row each to
+    `records`; returns the pixels of the misclassified ones, by row number."""
+    classes = loaded.classes
+    index = {name: i for i, name in enumerate(classes)}
     kept_pixels: dict[int, np.ndarray] = {}
     batch_rows: list[dict[str, Any]] = []
     batch_pixels: list[np.ndarray] = []
@@ -128,39 +179,7 @@ def evaluate(
         if len(batch_rows) >= BATCH:
             flush()
     flush()
-    rows = pd.DataFrame.from_records(records)
-    rows = rows.sort_values("path", kind="stable")
-    rows["in_classes"] = rows["label"].isin(index)
-    rows["duplicates_training"] = _duplicates_training(rows, loaded.meta)
-    scored = rows[(rows["status"] == "ok") & rows["in_classes"]]
-    if scored.empty:
-        raise EvaluateError(
-            f"No decodable test file sits in a folder named like one of the model's classes "
-            f"({', '.join(classes)}). Folders found: "
-            f"{', '.join(sorted(set(rows['label'].dropna()))) or 'none'}."
-        )
-    present = sorted(set(scored["label"]), key=index.get)
-    scores = _score(scored, present, index)
-    leaked = scored[scored["duplicates_training"]]
-    without = None
-    if not leaked.empty and len(leaked) < len(scored):
-        clean = scored[~scored["duplicates_training"]]
-        without = _score(clean, sorted(set(clean["label"]), key=index.get), index)
-    unknown = rows[rows["label"].notna() & ~rows["in_classes"]]["label"].value_counts()
-    kept_pixels = _most_confident(rows, kept_pixels)
-    return Evaluation(
-        data_dir=data_dir,
-        weights=Path(weights),
-        classes=classes,
-        rows=rows,
-        scores=scores,
-        scores_without_leaks=without,
-        unknown_folders={str(k): int(v) for k, v in unknown.items()},
-        missing_classes=[c for c in classes if c not in set(scored["label"])],
-        seconds=round(time.perf_counter() - started, 2),
-        pixels=kept_pixels,
-        model=loaded,
-    )
+    return kept_pixels
 
 
 def _good_row(row: dict[str, Any]) -> dict[str, Any]:

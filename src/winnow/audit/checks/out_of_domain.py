@@ -138,7 +138,7 @@ def run(context: AuditContext) -> CheckResult:
         loader = cache_loader(context.cache, rows)
         background = context.cache.background
         result = self_trained(result, features, loader, background, groups, engine=context.engine)
-    style, likeness, decision = result.style, result.likeness, result.decision
+    likeness, decision = result.likeness, result.decision
     evidence = family_evidence(result.z) * result.direction
     strongest = strongest_evidence(evidence)
     probability, flagged, cleared = result.probability, result.flagged, result.cleared
@@ -162,10 +162,18 @@ def run(context: AuditContext) -> CheckResult:
             **{f"{family}_evidence": evidence[family] for family in evidence},
         }
     ).sort_values("probability", ascending=False)
+    summary = _summary(result, statistics, settings, copies, columns, len(rows))
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return CheckResult(columns=columns, tables={"out_of_domain": table}, summary=summary)
+
+
+def _summary(result, statistics, settings, copies: bool, columns, rows: int) -> dict:
+    """What the check decided and how: the style, the rules and steps that ran, counts."""
+    decision, flagged = result.decision, result.flagged
     threshold = decision.threshold * result.direction if np.isfinite(decision.threshold) else None
-    summary = {
-        "dominant_style": style,
-        "out_of_domain_style": "photo" if style == "drawing" else "drawing",
+    return {
+        "dominant_style": result.style,
+        "out_of_domain_style": "photo" if result.style == "drawing" else "drawing",
         # the median, the discriminant step when it ran, and the rule that set the threshold
         "method": ", ".join(
             [
@@ -197,16 +205,14 @@ def run(context: AuditContext) -> CheckResult:
         "mixture_components": statistics.components,
         "flagged": int(flagged.sum()),
         "copies_share_style": copies,
-        "cleared_as_copies": int(cleared.sum()),
+        "cleared_as_copies": int(result.cleared.sum()),
         "borderline": int(columns["out_of_domain_borderline"].sum()),
         "contamination_estimate": round(decision.contamination, 4),  # estimated share, on pixels
         # what is flagged after copies share their style (cleared copies are not counted)
-        "flagged_share": round(float(flagged.sum()) / max(len(rows), 1), 4),
+        "flagged_share": round(float(flagged.sum()) / max(rows, 1), 4),
         "sure": settings.sure,
         "photo_likeness_threshold": threshold,
-        "seconds": round(time.perf_counter() - started, 2),
     }
-    return CheckResult(columns=columns, tables={"out_of_domain": table}, summary=summary)
 
 
 MAX_SURE, MAX_BORDER, MAX_NEAREST, MAX_CLEARED = 48, 24, 12, 12
