@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from threadpoolctl import threadpool_info
 from typer.testing import CliRunner
 
 from conftest import TINY_TRAIN
@@ -22,7 +23,13 @@ from winnow.audit.runner import run_audit
 from winnow.cli import app
 from winnow.data.cache import PixelCache
 from winnow.data.config import ScanConfig
-from winnow.data.engine import EngineError, LocalEngine, _check_reachable, open_engine
+from winnow.data.engine import (
+    EngineError,
+    LocalEngine,
+    WorkersLost,
+    _check_reachable,
+    open_engine,
+)
 from winnow.data.manifest import read_manifest
 from winnow.data.scan import scan
 from winnow.workflows.demo import make_demo_dataset
@@ -225,6 +232,11 @@ def test_pool_workers_are_single_threaded_and_keep_freed_memory() -> None:
         settings = set(engine.map(_worker_settings, range(4), None))
     glibc = platform.libc_ver()[0] == "glibc"
     assert settings == {(glibc, 1)}  # the allocator setting is glibc's only
+    # in this process (one worker) each call also runs with one BLAS thread, so that
+    # products round as in the workers; the process's own setting is back afterwards
+    before = max(pool["num_threads"] for pool in threadpool_info())
+    assert set(LocalEngine(1).map(_worker_settings, range(2), None)) == {(None, 1)}
+    assert max(pool["num_threads"] for pool in threadpool_info()) == before
 
 
 def test_an_open_local_engine_keeps_its_workers_across_maps() -> None:
@@ -245,3 +257,24 @@ def test_an_open_local_engine_keeps_its_workers_across_maps() -> None:
     assert not folder.exists() and engine._pool is None
     # outside a `with` each map starts and stops its own pool
     assert list(LocalEngine(2).map(_fails_on_three, [0, 1], 1)) == [1, 2]
+
+
+def _dies_on_five(item: int, shared: int) -> int:
+    if item == 5:
+        os._exit(3)  # a worker killed (out of memory, a crash in native code)
+    time.sleep(0.01)
+    return item + shared
+
+
+def test_an_unordered_map_gives_every_result_once_and_names_what_a_dead_worker_held() -> None:
+    with LocalEngine(2) as engine:
+        results = dict(engine.map_unordered(_fails_on_three, [0, 1, 2, 4, 5, 6, 7], 10))
+        assert results == {0: 10, 1: 11, 2: 12, 3: 14, 4: 15, 5: 16, 6: 17}  # by position
+        with pytest.raises(WorkersLost) as lost:
+            for _ in engine.map_unordered(_dies_on_five, range(20), 0):
+                pass
+        # the item that killed its worker is among those named, and nothing beyond the
+        # window of tasks in flight is
+        assert 5 in lost.value.positions and max(lost.value.positions) < 5 + 4
+        assert engine._pool is None
+        assert sorted(p for p, _ in engine.map_unordered(_dies_on_five, [0, 1, 2], 0)) == [0, 1, 2]

@@ -202,3 +202,33 @@ def test_a_newer_decoder_decodes_everything_again(messy, tmp_path: Path, monkeyp
     )
     assert scan(data, run, FAST).reused == 0
     assert scan(data, run, FAST).decoded == 0
+
+
+def _dies_on_a_killer(task, config, file_hash):
+    from winnow.data.inspection import inspect_file
+
+    if "killer" in task.path:
+        os._exit(3)  # as a decoder killed for memory, or crashing in native code, would
+    return inspect_file(task, config, file_hash)
+
+
+def test_a_file_that_kills_its_decoding_process_is_a_row_and_the_rest_is_decoded(
+    tmp_path: Path,
+) -> None:
+    from winnow.data.engine import LocalEngine
+    from winnow.data.inspection import KILLED_REASON, _decode_in_pool
+    from winnow.data.walk import WalkStats, iter_files
+
+    _many_images(tmp_path / "data", 150)  # 3 decoding batches of small files
+    gradient(24).save(tmp_path / "data" / "a" / "killer.png")
+    tasks = list(iter_files(tmp_path / "data", WalkStats()))
+    with LocalEngine(2) as engine:
+        results = list(_decode_in_pool(engine, tasks, FAST, True, _dies_on_a_killer))
+    rows = {row["path"]: row for row, _, _ in results}
+    assert sorted(rows) == sorted(task.path for task in tasks)  # every file, once
+    assert len(results) == len(tasks)
+    killer = rows["a/killer.png"]
+    assert (killer["status"], killer["error"]) == ("corrupt", KILLED_REASON)
+    assert all(row["status"] == "ok" for path, row in rows.items() if path != "a/killer.png")
+    decoded = [pixels for row, pixels, _ in results if row["status"] == "ok"]
+    assert len(decoded) == len(tasks) - 1 and all(p is not None for p in decoded)

@@ -1,12 +1,14 @@
 """Where the per-file and per-batch work of `scan` and `audit` runs.
 
-- `local` (the default): this machine. Scan decodes in a process pool; the audit's
-  per-image work (descriptor batches, verification chunks, photo statistics, blank
-  checks, treated copies of self-training) runs in a process pool of single-threaded
-  workers, one per core, started once for the command: numpy's batched small matrix
-  products and element-wise work scale better over processes than over BLAS threads (on
-  2 cores the near-duplicate check takes about half the time it takes in one process
-  with 2 threads).
+- `local` (the default): this machine, a pool of single-threaded worker processes, one
+  per core, started once for the command. Scan decodes batches of files on it, taken as
+  they finish (`map_unordered`); the audit's per-image work (descriptor batches,
+  verification chunks, photo statistics, blank checks, treated copies of self-training)
+  runs on it in input order (`map`). The pool is concurrent.futures' (multiprocessing.Pool
+  polls its workers in a loop for as long as results wait to be read: on a scan of small
+  files that loop took a core). Numpy's batched small matrix products and element-wise
+  work scale better over processes than over BLAS threads (on 2 cores the near-duplicate
+  check takes about half the time it takes in one process with 2 threads).
 - `ray`: Ray. Without an address, a Ray sized to this machine is started for the command
   (a capped object store, a short temp path, no dashboard) and shut down after it; with
   `ray_address` (`--ray-address auto`, `ray://host:10001`, `host:6379`) the command joins
@@ -31,7 +33,7 @@ import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +50,15 @@ DECODE_BATCH = 16  # files per Ray Data decode batch
 
 class EngineError(WinnowError):
     """The engine can't be used (Ray not installed, the cluster can't be reached)."""
+
+
+class WorkersLost(BrokenProcessPool):
+    """A pool worker died (killed for memory, or a crash in native code) while the items
+    at `positions` of an unordered map were in flight; one of them may have killed it."""
+
+    def __init__(self, positions: list[int]) -> None:
+        super().__init__(f"a worker process died with items {positions} in flight")
+        self.positions = positions
 
 
 class LocalEngine:
@@ -93,8 +104,8 @@ class LocalEngine:
         items = iter(items)
         head = list(itertools.islice(items, 2))
         if len(head) < 2 or self.workers == 1:
-            for item in itertools.chain(head, items):
-                yield fn(item, shared)
+            for _, result in _in_this_process(fn, itertools.chain(head, items), shared):
+                yield result
             return
         if not self._entered:  # a one-off map: a pool for this call only
             with LocalEngine(self.workers) as engine:
@@ -113,6 +124,55 @@ class LocalEngine:
             self._pool = None
             raise
         finally:
+            token.unlink(missing_ok=True)
+
+    def map_unordered(
+        self, fn: Callable, items: Iterable, shared: Any
+    ) -> Iterator[tuple[int, Any]]:
+        """`(position, fn(item, shared))` for each item, as the workers finish them (the
+        position is the item's, counted from 0), with the same pool, inputs and window of
+        tasks in flight as `map`. When a worker dies, `WorkersLost` names the positions
+        that were in flight; the next call starts a fresh pool."""
+        items = enumerate(items)
+        head = list(itertools.islice(items, 2))
+        if len(head) < 2 or self.workers == 1:
+            yield from _in_this_process(
+                fn, (item for _, item in itertools.chain(head, items)), shared
+            )
+            return
+        if not self._entered:
+            with LocalEngine(self.workers) as engine:
+                yield from engine.map_unordered(
+                    fn, (item for _, item in itertools.chain(head, items)), shared
+                )
+            return
+        pool = self._started(fn)
+        token = self._share(shared)
+        in_flight: dict[Future, int] = {}
+
+        def submit(batch: Iterable[tuple[int, Any]]) -> None:
+            for position, item in batch:
+                in_flight[pool.submit(_run_in_worker, fn, str(token), item)] = position
+
+        try:
+            submit(
+                itertools.chain(
+                    head, itertools.islice(items, TASKS_IN_FLIGHT_PER_CPU * self.workers - 2)
+                )
+            )
+            while in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        self._pool = None
+                        raise WorkersLost(sorted(in_flight.values())) from None
+                    yield in_flight.pop(future), result
+                    submit(itertools.islice(items, 1))
+        finally:
+            for future in in_flight:
+                future.cancel()
             token.unlink(missing_ok=True)
 
     def _started(self, fn: Callable) -> Any:
@@ -135,6 +195,19 @@ class LocalEngine:
         with token.open("wb") as handle:
             pickle.dump(shared, handle, protocol=pickle.HIGHEST_PROTOCOL)
         return token
+
+
+def _in_this_process(fn: Callable, items: Iterable, shared: Any) -> Iterator[tuple[int, Any]]:
+    """`(position, fn(item, shared))` in this process, each call with one thread in every
+    native thread pool, as a pool worker has: a BLAS product's rounding depends on how its
+    threads split it, so one process gives what the workers give, to the last bit."""
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    for position, item in enumerate(items):
+        with controller.limit(limits=1):
+            result = fn(item, shared)
+        yield position, result
 
 
 def _result(future: Future) -> Any:

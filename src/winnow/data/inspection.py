@@ -7,10 +7,11 @@ it over many files in worker processes, or in Ray Data workers with a `RayEngine
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -18,8 +19,10 @@ import numpy as np
 
 from winnow.data.config import ScanConfig
 from winnow.data.decode import EMPTY_REASON, decode_file, prepare_worker
-from winnow.data.engine import Engine, RayEngine
+from winnow.data.engine import Engine, LocalEngine, RayEngine, WorkersLost
 from winnow.data.walk import FoundFile
+
+log = logging.getLogger(__name__)
 
 
 def _base_row(item: FoundFile) -> dict[str, Any]:
@@ -72,20 +75,17 @@ def inspect_file(
     return row, pixels, detail
 
 
-def _inspect_task(
-    args: tuple[FoundFile, ScanConfig, bool],
-) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
-    return inspect_file(*args)
-
-
 def decode_files(
     tasks: list[FoundFile], config: ScanConfig, file_hash: bool = True, engine: Engine | None = None
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]]:
-    """Decode files in worker processes, or in Ray Data workers with a `RayEngine` (results
-    arrive in no fixed order); bad files give rows with a status and reason, never
-    exceptions. Used by `scan` and `evaluate`.
+    """Decode files in worker processes (the local engine's pool; one of `config.workers`
+    processes when no engine is given), or in Ray Data workers with a `RayEngine`; results
+    arrive in no fixed order. Bad files give rows with a status and reason, never
+    exceptions; a file that kills its decoding process is a `corrupt` row. Used by `scan`
+    and `evaluate`.
 
-    Largest files go first, so the tail of the run stays short."""
+    Largest files go first, so the tail of the run stays short; small files travel in
+    batches (`file_batches`), so a folder of thumbnails is not paced by messages."""
     if not tasks:
         return
     tasks = sorted(tasks, key=lambda t: -t.bytes)
@@ -98,12 +98,97 @@ def decode_files(
         for task in tasks:
             yield inspect_file(task, config, file_hash)
         return
+    if not isinstance(engine, LocalEngine):
+        with LocalEngine(workers) as local:
+            yield from _decode_in_pool(local, tasks, config, file_hash)
+        return
+    yield from _decode_in_pool(engine, tasks, config, file_hash)
+
+
+BATCH_FILES = 64  # at most this many files per decoding task
+BATCH_BYTES = 4 << 20  # and at most this many bytes (a larger file travels alone)
+
+
+def file_batches(tasks: list[FoundFile]) -> list[list[FoundFile]]:
+    """Consecutive files grouped into decoding tasks of at most BATCH_FILES files and
+    BATCH_BYTES bytes: one message per batch instead of one per file."""
+    batches: list[list[FoundFile]] = []
+    size = 0
+    for task in tasks:
+        if not batches or len(batches[-1]) >= BATCH_FILES or size + task.bytes > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(task)
+        size += task.bytes
+    return batches
+
+
+Inspect = Callable[[FoundFile, ScanConfig, bool], tuple[dict[str, Any], Any, Any]]
+
+
+def _decode_in_pool(
+    engine: LocalEngine,
+    tasks: list[FoundFile],
+    config: ScanConfig,
+    file_hash: bool,
+    inspect: Inspect = inspect_file,
+) -> Iterator[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]]:
+    """The batches on the engine's pool, yielded in input order whatever order the workers
+    finish them in (so the pixel cache is laid out as one process lays it out).
+
+    When a worker dies, the batches that were in flight go back one file per task; when
+    one of those is in flight as a worker dies, it is decoded in a process of its own, so
+    that only the file that kills its process is lost (as a `corrupt` row)."""
+    remaining = {(key,): batch for key, batch in enumerate(file_batches(tasks))}
+    shared = (config, file_hash, inspect)
+    while remaining:
+        order = sorted(remaining)
+        finished: dict[int, list] = {}
+        expected = 0
+        try:
+            for position, results in engine.map_unordered(
+                _inspect_batch, [remaining[key] for key in order], shared
+            ):
+                finished[position] = results
+                while expected in finished:
+                    del remaining[order[expected]]
+                    yield from finished.pop(expected)
+                    expected += 1
+        except WorkersLost as lost:
+            log.warning("a decoding process died: the files it held are decoded again")
+            for position in lost.positions:
+                key = order[position]
+                batch = remaining.pop(key)
+                if len(batch) > 1:  # one file per task, to find the one that kills
+                    remaining.update({(*key, i): [task] for i, task in enumerate(batch)})
+                else:
+                    yield _inspect_alone(batch[0], config, file_hash, inspect)
+
+
+def _inspect_batch(batch: list[FoundFile], shared: tuple[ScanConfig, bool, Inspect]) -> list:
+    prepare_worker()
+    config, file_hash, inspect = shared
+    return [inspect(task, config, file_hash) for task in batch]
+
+
+KILLED_REASON = (
+    "the decoding process died on this file (killed for memory, or a crash in a native decoder)"
+)
+
+
+def _inspect_alone(
+    task: FoundFile, config: ScanConfig, file_hash: bool, inspect: Inspect = inspect_file
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    """`inspect` in a process of its own: a file that kills it becomes a row."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["winnow.data.decode"])
-    with context.Pool(workers, initializer=prepare_worker) as pool:
-        yield from pool.imap_unordered(
-            _inspect_task, ((t, config, file_hash) for t in tasks), chunksize=2
-        )
+    with ProcessPoolExecutor(1, context, initializer=prepare_worker) as pool:
+        try:
+            return pool.submit(inspect, task, config, file_hash).result()
+        except BrokenProcessPool:
+            return {**_base_row(task), "status": "corrupt", "error": KILLED_REASON}, None, None
 
 
 _TASK_FIELDS = ("path", "label", "abspath", "bytes", "mtime_ns")
