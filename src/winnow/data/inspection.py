@@ -79,10 +79,10 @@ def decode_files(
     tasks: list[FoundFile], config: ScanConfig, file_hash: bool = True, engine: Engine | None = None
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]]:
     """Decode files in worker processes (the local engine's pool; one of `config.workers`
-    processes when no engine is given), or in Ray Data workers with a `RayEngine`; results
-    arrive in no fixed order. Bad files give rows with a status and reason, never
-    exceptions; a file that kills its decoding process is a `corrupt` row. Used by `scan`
-    and `evaluate`.
+    processes when no engine is given), results in input order, or in Ray Data workers
+    with a `RayEngine`, results in no fixed order. Bad files give rows with a status and
+    reason, never exceptions; a file that kills its decoding process is a `corrupt` row.
+    Used by `scan` and `evaluate`.
 
     Largest files go first, so the tail of the run stays short; small files travel in
     batches (`file_batches`), so a folder of thumbnails is not paced by messages."""
