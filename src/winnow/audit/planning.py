@@ -14,8 +14,9 @@ from winnow.config import unknown_name
 from winnow.errors import WinnowError
 
 
-class CheckPlanError(WinnowError, ValueError):
-    """An unknown check named in `checks` or `skip`; the message lists the known ones."""
+class AuditError(WinnowError, RuntimeError):
+    """The audit can't start (no manifest, an unknown check named in `checks` or `skip`);
+    the message says why and what to do."""
 
 
 def requested_checks(config: AuditConfig, registry: dict, against: bool) -> list:
@@ -24,11 +25,11 @@ def requested_checks(config: AuditConfig, registry: dict, against: bool) -> list
     try:
         requested = get_checks(config.checks)
     except KeyError as exc:
-        raise CheckPlanError(str(exc.args[0])) from None
+        raise AuditError(str(exc.args[0])) from None
     skipped = set(config.skip)
     unknown = sorted(skipped - set(registry))
     if unknown:
-        raise CheckPlanError(unknown_name("check", unknown[0], list(registry)))
+        raise AuditError(unknown_name("check", unknown[0], list(registry)))
     requested = [check for check in requested if check.name not in skipped]
     if against and "leak" in registry and all(c.name != "leak" for c in requested):
         requested.append(registry["leak"])  # --against is what the leak check compares with

@@ -29,7 +29,7 @@ import pyarrow as pa
 from winnow.audit.checks import available_checks
 from winnow.audit.checks.base import AuditContext, Check, CheckResult, ReferenceSet
 from winnow.audit.config import AuditConfig
-from winnow.audit.planning import CheckPlanError, order_checks, plan_checks, requested_checks
+from winnow.audit.planning import AuditError, order_checks, plan_checks, requested_checks
 from winnow.audit.summary import CheckOutcome, audit_summary
 from winnow.config import dump_config
 from winnow.data.cache import PixelCache
@@ -46,15 +46,10 @@ from winnow.data.manifest import (
     write_manifest,
 )
 from winnow.data.scan import scan
-from winnow.errors import WinnowError
 
 log = logging.getLogger(__name__)
 AUDIT_DIR = "audit"
 CONFIG_FILE = "config.yaml"  # the settings of the latest audit
-
-
-class AuditError(WinnowError, RuntimeError):
-    """The audit can't start; the message says why and what to do."""
 
 
 @dataclasses.dataclass
@@ -157,10 +152,7 @@ def _run_audit(
     started = time.perf_counter()
     out = run_dir / AUDIT_DIR
     registry = available_checks()
-    try:
-        requested = requested_checks(config, registry, against is not None)
-    except CheckPlanError as exc:
-        raise AuditError(str(exc)) from None
+    requested = requested_checks(config, registry, against is not None)
     earlier = _earlier_summary(out)
     mergeable = earlier.get("checks", {}) if config.checks is not None else {}
     checks, kept = plan_checks(requested, registry, mergeable, set(frame.columns))

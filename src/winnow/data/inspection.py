@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import os
 import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -78,11 +77,10 @@ def inspect_file(
 def decode_files(
     tasks: list[FoundFile], config: ScanConfig, file_hash: bool = True, engine: Engine | None = None
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]]:
-    """Decode files in worker processes (the local engine's pool; one of `config.workers`
-    processes when no engine is given), results in input order, or in Ray Data workers
-    with a `RayEngine`, results in no fixed order. Bad files give rows with a status and
-    reason, never exceptions; a file that kills its decoding process is a `corrupt` row.
-    Used by `scan` and `evaluate`.
+    """Decode files in worker processes (the local engine's pool), or in Ray Data workers
+    with a `RayEngine`; results arrive in no fixed order. Bad files give rows with a status
+    and reason, never exceptions; a file that kills its decoding process is a `corrupt`
+    row. Used by `scan` and `evaluate`.
 
     Largest files go first, so the tail of the run stays short; small files travel in
     batches (`file_batches`), so a folder of thumbnails is not paced by messages."""
@@ -92,17 +90,10 @@ def decode_files(
     if isinstance(engine, RayEngine):
         yield from _decode_on_ray(engine, tasks, config, file_hash)
         return
-    workers = min(config.workers or os.cpu_count() or 1, len(tasks))
-    if workers == 1:
-        prepare_worker()
-        for task in tasks:
-            yield inspect_file(task, config, file_hash)
-        return
-    if not isinstance(engine, LocalEngine):
-        with LocalEngine(workers) as local:
-            yield from _decode_in_pool(local, tasks, config, file_hash)
-        return
-    yield from _decode_in_pool(engine, tasks, config, file_hash)
+    # without an engine: a pool of config.workers processes for this call (the engine
+    # runs one worker, or a single batch, in this process)
+    local = engine if isinstance(engine, LocalEngine) else LocalEngine(config.workers)
+    yield from _decode_in_pool(local, tasks, config, file_hash)
 
 
 BATCH_FILES = 64  # at most this many files per decoding task
@@ -133,8 +124,7 @@ def _decode_in_pool(
     file_hash: bool,
     inspect: Inspect = inspect_file,
 ) -> Iterator[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]]:
-    """The batches on the engine's pool, yielded in input order whatever order the workers
-    finish them in (so the pixel cache is laid out as one process lays it out).
+    """The batches on the engine's pool, as the workers finish them.
 
     When a worker dies, the batches that were in flight go back one file per task; when
     one of those is in flight as a worker dies, it is decoded in a process of its own, so
@@ -142,18 +132,13 @@ def _decode_in_pool(
     remaining = {(key,): batch for key, batch in enumerate(file_batches(tasks))}
     shared = (config, file_hash, inspect)
     while remaining:
-        order = sorted(remaining)
-        finished: dict[int, list] = {}
-        expected = 0
+        order = sorted(remaining)  # largest files first, split batches where they were
         try:
             for position, results in engine.map_unordered(
                 _inspect_batch, [remaining[key] for key in order], shared
             ):
-                finished[position] = results
-                while expected in finished:
-                    del remaining[order[expected]]
-                    yield from finished.pop(expected)
-                    expected += 1
+                del remaining[order[position]]
+                yield from results
         except WorkersLost as lost:
             log.warning("a decoding process died: the files it held are decoded again")
             for position in lost.positions:
