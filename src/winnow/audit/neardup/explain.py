@@ -32,7 +32,7 @@ import pandas as pd
 from winnow.audit.checks.near_duplicate import CHECK as NEAR_DUPLICATE
 from winnow.audit.checks.near_duplicate import representatives
 from winnow.audit.config import AuditConfig
-from winnow.audit.neardup.alignment import verification_view
+from winnow.audit.neardup.alignment import Pictures, align, verification_view
 from winnow.audit.neardup.records import Comparison, Step, audit_record, leak_record, verdict
 from winnow.audit.neardup.same_size import same_size_change
 from winnow.audit.neardup.search import Items, NearDuplicateSettings, describe
@@ -292,14 +292,15 @@ def _pixel_steps(
         Items(rows, side.cache, np.zeros((1, 1)), np.zeros((1, 1))).regions(np.arange(1))[0]
         for rows, side in (first, second)
     ]
-    views = [verification_view(region)[None] for region in regions]
+    views = [Pictures.of(verification_view(region)[None]) for region in regions]
+    alignment = align(*views)  # the crop, fitted once for both sides as verification does
     resolution = np.minimum(longer_sides(row_a), longer_sides(row_b))
-    alike = pair_similarity(*views, resolution=resolution)
+    alike = pair_similarity(*views, resolution=resolution, alignment=alignment)
     steps = [
         _test_step(name, test, _MEANINGS[name])
         for name, test in verification_tests(alike, settings).items()
     ]
-    sharp = pair_similarity(*views, side=FULL_SIDE, colour=False)  # as verification does
+    sharp = pair_similarity(*views, side=FULL_SIDE, colour=False, alignment=alignment)
     steps.append(
         _test_step(
             "max_changed_area_full",
