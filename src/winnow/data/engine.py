@@ -163,13 +163,12 @@ class LocalEngine:
             while in_flight:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        self._pool = None
-                        raise WorkersLost(sorted(in_flight.values())) from None
+                    result = future.result()
                     yield in_flight.pop(future), result
                     submit(itertools.islice(items, 1))
+        except BrokenProcessPool:  # from a result, or from a submission after the death
+            self._pool = None
+            raise WorkersLost(sorted(in_flight.values())) from None
         finally:
             for future in in_flight:
                 future.cancel()
