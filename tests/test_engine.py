@@ -21,6 +21,7 @@ from conftest import TINY_TRAIN
 from winnow.audit.config import AuditConfig
 from winnow.audit.runner import run_audit
 from winnow.cli import app
+from winnow.data import engine as engine_module
 from winnow.data.cache import PixelCache
 from winnow.data.config import ScanConfig
 from winnow.data.engine import (
@@ -273,8 +274,10 @@ def test_an_unordered_map_gives_every_result_once_and_names_what_a_dead_worker_h
         with pytest.raises(WorkersLost) as lost:
             for _ in engine.map_unordered(_dies_on_five, range(20), 0):
                 pass
-        # the item that killed its worker is among those named, and nothing beyond the
-        # window of tasks in flight is
-        assert 5 in lost.value.positions and max(lost.value.positions) < 5 + 4
+        # the item that killed its worker is among those named, and no more items than the
+        # window of tasks in flight are (items after it may have finished on the other
+        # worker meanwhile, so the window is a count, not a range from 5)
+        assert 5 in lost.value.positions
+        assert len(lost.value.positions) <= engine_module.TASKS_IN_FLIGHT_PER_CPU * 2
         assert engine._pool is None
         assert sorted(p for p, _ in engine.map_unordered(_dies_on_five, [0, 1, 2], 0)) == [0, 1, 2]
