@@ -32,20 +32,19 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 import yaml
 from PIL import Image
 
 from bench_results import save_result
 from venvs import venv_python
+from winnow.config import build_config
 from winnow.curate.clean import run_clean
 from winnow.curate.export import export_clean
 from winnow.curate.split import run_split
 from winnow.evaluate.runner import calibration_of, evaluate
-from winnow.models import create_model
 from winnow.training.config import TrainConfig
 from winnow.training.loop import train
-from winnow.training.trainer import autocast, resolved_precision
+from winnow.training.sizing import step_images_per_second
 
 ROOT = Path(".bench")
 POLICY = {"leaks": "keep"}
@@ -80,25 +79,10 @@ def prepare(source_run: Path, data: Path, truth: dict) -> tuple[Path, Path]:
 
 def floor_images_per_second(config: TrainConfig, n_classes: int, steps: int = 8) -> float:
     """Forward + backward + AdamW step on random tensors: no data, no augmentation; at the
-    precision `winnow train` resolves for this machine (bf16 mixed where the CPU has AMX)."""
-    model = create_model(config.model, n_classes, **config.model_params).train()
-    size, batch = config.image_size, config.batch_size
-    images, targets = torch.randn(batch, 3, size, size), torch.randint(0, n_classes, (batch,))
-    if config.uses_channels_last:  # as training runs it
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    precision = resolved_precision(config, "cpu")
-    times = []
-    for _ in range(steps):
-        tick = time.perf_counter()
-        with autocast(precision, "cpu"):
-            loss = torch.nn.functional.cross_entropy(model(images), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - tick)
-    return batch / statistics.median(times[2:])
+    sizes and precision the run resolved on this machine (its config.yaml)."""
+    return step_images_per_second(
+        config, n_classes, "cpu", config.image_size, config.batch_size, steps
+    )
 
 
 def bench_train(
@@ -124,7 +108,10 @@ def bench_train(
         # every test file's prediction, for paired comparisons (benchmarks/paired.py)
         predictions = trained.out_dir / "test_predictions.csv"
         evaluation.rows[["path", "label", "predicted"]].to_csv(predictions, index=False)
-        floor = floor_images_per_second(config, len(trained.summary["classes"]))
+        resolved = build_config(
+            TrainConfig, yaml.safe_load((trained.out_dir / "config.yaml").read_text())
+        )
+        floor = floor_images_per_second(resolved, len(trained.summary["classes"]))
         achieved = trained.summary["plan"]["train_images_per_second"]
         results.append(
             {

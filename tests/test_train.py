@@ -3,6 +3,7 @@ imbalance strategies and batch augmentation."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -369,12 +370,17 @@ def test_ddp_killed_mid_epoch_resumes_to_the_uninterrupted_result(demo_run, tmp_
     assert all(torch.equal(ends[0][k], ends[1][k]) for k in ends[1])
 
 
-def test_devices_takes_a_count_or_auto(demo_run) -> None:
+def test_devices_and_sizes_take_a_count_or_auto(demo_run) -> None:
     _, run = demo_run
     for value in ("0", "two", "-1"):
         result = runner.invoke(app, ["train", str(run), "--devices", value])
         assert result.exit_code != 0
         assert "--devices takes a number of processes" in result.output
+        assert "Traceback" not in result.output
+    for option in ("--batch-size", "--image-size"):
+        result = runner.invoke(app, ["train", str(run), option, "big"])
+        assert result.exit_code != 0
+        assert f"{option} takes" in result.output and "or auto" in result.output
         assert "Traceback" not in result.output
 
 
@@ -476,3 +482,84 @@ def test_a_last_epoch_of_a_few_batches_is_left_out_of_the_train_curve(tmp_path) 
     assert written["train_items"].iloc[3] == 128
     plot_curves(history, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def _probe(rows: list[tuple[int, int, float | None]]) -> list[dict]:
+    return [{"side": s, "batch": b, "images_per_second": v} for s, b, v in rows]
+
+
+def test_auto_sizes_are_the_recipes_on_a_cpu_and_measured_choices_on_a_gpu() -> None:
+    from winnow.training.sizing import choose_sizes, resolve_sizes
+
+    config, sizing = resolve_sizes(TrainConfig(), 19, 4800, "cpu", 128, 600.0)
+    assert (config.batch_size, config.image_size, config.lr) == (128, 64, TrainConfig().lr)
+    assert sizing.probe == []  # nothing is timed on a CPU
+    probe = _probe(
+        [(64, 128, 20_000), (64, 256, 30_000), (64, 512, 31_000),
+         (96, 128, 10_000), (96, 256, 14_000), (96, 512, None),  # out of memory
+         (128, 128, 5_000), (128, 256, 6_000)]
+    )  # fmt: skip
+    # 600 s × 14,000 images/s / 4,800 = 1,750 epochs at 96 px, 750 at 128: the largest side
+    chosen = choose_sizes(TrainConfig(), probe, 4800, 600.0)
+    assert (chosen.image_size, chosen.batch_size) == (128, 256)  # 6,000 ≥ 0.9 × best at 128
+    assert chosen.lr == pytest.approx(TrainConfig().lr * 2**0.5, rel=1e-4)
+    # a short budget: 128 px gives 40 epochs, 96 px 58; only 64 px reaches 120
+    short = choose_sizes(TrainConfig(), probe, 4800, 20.0)
+    assert short.image_size == 64
+    assert short.batch_size == 256  # 512 adds 3 %: not worth half the steps
+    assert "120 epochs" in short.reason
+    # no time budget: the recipe's side; numbers that are set are kept
+    assert choose_sizes(TrainConfig(max_epochs=5), probe, 4800, None).image_size == 64
+    fixed = choose_sizes(TrainConfig(batch_size=128, image_size=96), probe, 4800, 600.0)
+    assert (fixed.batch_size, fixed.image_size, fixed.lr) == (128, 96, TrainConfig().lr)
+    with pytest.raises(TrainError, match="memory"):
+        choose_sizes(TrainConfig(), _probe([(64, 128, None)]), 4800, 600.0)
+
+
+def test_the_size_probe_times_real_steps_and_stops_a_side_at_out_of_memory(monkeypatch) -> None:
+    from winnow.training import sizing
+
+    config = TrainConfig(model="resnet10", model_params={"width": 8}, precision="32-true")
+    rows = sizing.probe_throughput(config, 3, "cpu", [16, 24], [2, 4], steps=3)
+    assert [(r["side"], r["batch"]) for r in rows] == [(16, 2), (16, 4), (24, 2), (24, 4)]
+    assert all(r["images_per_second"] > 0 for r in rows)
+
+    real = sizing.step_images_per_second
+
+    def no_memory_for_4(config, n_classes, device, side, batch, steps):
+        if batch >= 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(config, n_classes, device, side, batch, steps)
+
+    monkeypatch.setattr(sizing, "step_images_per_second", no_memory_for_4)
+    rows = sizing.probe_throughput(config, 3, "cpu", [16], [2, 4, 8], steps=3)
+    assert [(r["batch"], r["images_per_second"] is None) for r in rows] == [
+        (2, False),
+        (4, True),
+    ]  # 8 is never tried
+
+
+def test_measured_sizes_are_trained_and_written_down(demo_run, monkeypatch) -> None:
+    """The GPU path of `auto` sizes, run on the CPU: probe, choice, training at the chosen
+    side and batch, config.yaml and plan.json saying what was chosen and why."""
+    from winnow.training import sizing
+
+    monkeypatch.setattr(sizing, "measures_sizes", lambda device: True)
+    monkeypatch.setattr(sizing, "SIZE_LADDER", (16, 24, 32))
+    monkeypatch.setattr(sizing, "BATCH_LADDER", (8, 16))
+    monkeypatch.setattr(sizing, "SIZE_UP_EPOCHS", 1)  # every side fits: the largest wins
+    _, run = demo_run
+    settings = {k: v for k, v in TINY_TRAIN.items() if k not in ("image_size", "batch_size")}
+    settings = {**settings, "max_epochs": None, "max_minutes": 0.2, "precision": "32-true"}
+    result = train(run, TrainConfig(**settings), name="sized")
+    saved = yaml.safe_load((result.out_dir / "config.yaml").read_text())
+    plan = json.loads((result.out_dir / "plan.json").read_text())
+    assert saved["image_size"] == 32
+    assert saved["batch_size"] in (8, 16)
+    assert saved["lr"] == pytest.approx(TrainConfig().lr * (saved["batch_size"] / 128) ** 0.5)
+    assert {(r["side"], r["batch"]) for r in plan["sizing"]["probe"]} == {
+        (s, b) for s in (16, 24, 32) for b in (8, 16)
+    }
+    assert "32 px" in plan["sizing"]["reason"]
+    meta = torch.load(result.best, map_location="cpu", weights_only=True)["winnow"]
+    assert meta["preprocessing"]["image_size"] == 32

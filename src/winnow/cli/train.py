@@ -39,13 +39,21 @@ def _parse_params(items: list[str] | None) -> dict:
     return params
 
 
-def _devices(value: str | None) -> int | str | None:
-    """`--devices 2` → 2, `--devices auto` → "auto"; anything else is refused."""
-    if value is None or value == "auto":
-        return value
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    raise fail(f"--devices takes a number of processes (1, 2, …) or auto, got {value!r}")
+def _count_or_auto(option: str, what: str):
+    def parse(value: str | None) -> int | str | None:
+        """`--OPTION 2` → 2, `--OPTION auto` → "auto"; anything else is refused."""
+        if value is None or value == "auto":
+            return value
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+        raise fail(f"{option} takes {what} or auto, got {value!r}")
+
+    return parse
+
+
+_devices = _count_or_auto("--devices", "a number of processes (1, 2, …)")
+_batch_size = _count_or_auto("--batch-size", "a number of images per step")
+_image_size = _count_or_auto("--image-size", "a side in pixels")
 
 
 @command(epilog="Example: winnow train runs/exp1 --model resnet18 --max-minutes 10")
@@ -82,7 +90,18 @@ def train(
         typer.Option(help=f"none|shift|basic|mix|shift_mix (default: {DEFAULTS.augment})."),
     ] = None,
     image_size: Annotated[
-        int | None, typer.Option(help=f"Training side in pixels (default: {DEFAULTS.image_size}).")
+        str | None,
+        typer.Option(
+            help="Training side in pixels, or auto: 64 on a CPU, measured on a GPU "
+            f"(default: {DEFAULTS.image_size})."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        str | None,
+        typer.Option(
+            help="Images per step, or auto: 128 on a CPU, measured on a GPU, the learning "
+            f"rate scaled with it (default: {DEFAULTS.batch_size})."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help=f"Seed (default: {DEFAULTS.seed}).")] = None,
     cleaning: Annotated[
@@ -124,7 +143,8 @@ def train(
         max_epochs=max_epochs,
         imbalance=imbalance,
         augment=augment,
-        image_size=image_size,
+        image_size=_image_size(image_size),
+        batch_size=_batch_size(batch_size),
         seed=seed,
         cleaning=cleaning,
         logger=logger,
@@ -142,6 +162,8 @@ def train(
 
 
 def _print_train_summary(result) -> None:
+    from winnow.training.report import map_text
+
     summary = result.summary
     plan = summary["plan"]
     chosen = "final weights" if summary["select"] == "final" else "best validation epoch"
@@ -150,7 +172,8 @@ def _print_train_summary(result) -> None:
         f"trained {summary['model']} for {summary['epochs']} epochs in "
         f"{plan['seconds_trained']} s ({rate} images/s); best.ckpt = {chosen} (epoch "
         f"{summary['best_epoch']}), softmax "
-        f"temperature {summary['temperature']}",
+        f"temperature {summary['temperature']}, confidence map "
+        f"{map_text(summary.get('confidence_map'))}",
         soft_wrap=True,
     )
     for split, scores in summary["scores"].items():

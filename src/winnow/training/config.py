@@ -16,7 +16,13 @@ class TrainConfig(BaseModel):
 
     model, model_params: a registered model and its parameters (see `winnow models`).
     image_size: training side in pixels; the pixel cache is resized to it once, in RAM.
-    batch_size, lr, weight_decay: AdamW with a one-cycle schedule over the whole run.
+      `auto`: 64 on a CPU; on a GPU the largest of 64, 96, 128 (up to the cache's side)
+      that still trains 120 epochs in the budget, measured before the run
+      (training.sizing).
+    batch_size: `auto`: 128 on a CPU; on a GPU the smallest batch within 90 % of the best
+      measured images a second, with `lr` scaled by √(batch / 128) (training.sizing).
+    lr, weight_decay: AdamW with a one-cycle schedule over the whole run; `lr` is stated
+      for batch 128.
     decay: which parameters weight decay shrinks: `all` (every parameter, batch-norm
       scales included, as a plain `AdamW(model.parameters())` does; the default) or
       `weights` (convolution and linear weights; norms and biases are left alone).
@@ -74,8 +80,8 @@ class TrainConfig(BaseModel):
 
     model: str = "fastnet"  # the winner at a 10-minute CPU budget (docs/benchmarks.md)
     model_params: dict[str, Any] = {}
-    image_size: int = 64
-    batch_size: int = 128
+    image_size: int | Literal["auto"] = "auto"
+    batch_size: int | Literal["auto"] = "auto"
     lr: float = 3e-3
     weight_decay: float = 0.05
     decay: Literal["weights", "all"] = "all"
@@ -115,15 +121,15 @@ class TrainConfig(BaseModel):
 
     @field_validator("image_size")
     @classmethod
-    def _train_size(cls, value: int) -> int:
-        if not 16 <= value <= 1024:
+    def _train_size(cls, value: int | str) -> int | str:
+        if value != "auto" and not 16 <= value <= 1024:
             raise ValueError(f"image_size must be between 16 and 1024, got {value}")
         return value
 
     @field_validator("batch_size", "max_steps", "max_epochs", "threads", "num_nodes")
     @classmethod
-    def _positive_count(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
+    def _positive_count(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
             raise ValueError(f"must be at least 1, got {value}")
         return value
 

@@ -16,6 +16,7 @@ from winnow.training.augment import BatchAugment
 from winnow.training.config import TrainConfig
 from winnow.training.imbalance import STRATEGIES
 from winnow.training.schedule import BudgetSchedule, progressive_size
+from winnow.training.sizing import recipe_sizes
 
 STEP_SEED_STRIDE = 1_000_003  # distinct global seeds per (epoch, batch)
 
@@ -35,6 +36,9 @@ class ClassifierModule(L.LightningModule):
         meta: dict[str, Any],
     ) -> None:
         super().__init__()
+        # `winnow train` resolves `auto` sizes before building the module (training.sizing);
+        # a module built directly takes the recipe's
+        config = recipe_sizes(config)
         self.config = config
         self.classes = classes
         self.total_steps = total_steps

@@ -104,6 +104,8 @@ def run(context: AuditContext) -> CheckResult:
     train = TrainConfig(
         model="fastnet",
         model_params={"residual_down": False},
+        image_size=64,
+        batch_size=128,
         init="model",
         decay="weights",
         seed=settings.seed,
