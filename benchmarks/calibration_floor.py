@@ -3,7 +3,14 @@ checkpoint on the folder, the ECE a perfectly calibrated model would read on a f
 that size (its noise floor), and the ECE at the temperature fitted on the test folder itself
 (the best that temperature scaling could do there; a bound, not a method).
 
-    python benchmarks/calibration_floor.py TEST_DIR CHECKPOINT [CHECKPOINT ...]
+    python benchmarks/calibration_floor.py TEST_DIR CHECKPOINT [CHECKPOINT ...] [--run RUN]
+
+With --run (the split run the checkpoints were trained on), the calibration is fitted
+again on RUN's validation split as `winnow train` fits it, and the test ECE is reported
+with the temperature alone and with the temperature and the confidence map (for
+checkpoints trained before the map, and to show what each step does); and, as a second
+source that is not the test folder, the same two on RUN's validation split itself, fitted
+on a random half and scored on the other (HALVINGS times).
 
 The floor: each file's outcome is drawn as correct with the probability the model states
 (SIMULATIONS times), so the model is calibrated by construction and any ECE measured is
@@ -18,11 +25,21 @@ from pathlib import Path
 
 import numpy as np
 
+from winnow.data.cache import PixelCache
 from winnow.data.decode import decode_file
-from winnow.evaluate.calibration import fit_temperature, reliability, softmax
+from winnow.data.manifest import read_manifest
+from winnow.evaluate.calibration import (
+    fit_confidence_map,
+    fit_temperature,
+    map_confidence,
+    reliability,
+    softmax,
+)
 from winnow.inference.load import load_model
+from winnow.training.data import load_pixels, select_rows
 
 SIMULATIONS = 1000
+HALVINGS = 20
 RESULTS = Path(".bench/results/calibration_floor.json")
 
 
@@ -43,15 +60,63 @@ def labelled_logits(test_dir: Path, checkpoint: Path) -> tuple[np.ndarray, np.nd
     return model.logits(np.stack(pixels)), np.array(targets), model.temperature
 
 
-def ece_at(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
-    probabilities = softmax(logits, temperature)
+def ece_at(
+    logits: np.ndarray, targets: np.ndarray, temperature: float, confidence_map=None
+) -> float:
+    probabilities = map_confidence(softmax(logits, temperature), **(confidence_map or {}))
     confidence = probabilities.max(axis=1)
     return reliability(confidence, probabilities.argmax(axis=1) == targets)["ece"]
 
 
-def calibration_floor(test_dir: Path, checkpoint: Path, seed: int = 0) -> dict:
+def validation_logits(run: Path, checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:
+    model = load_model(checkpoint)
+    rows = select_rows(read_manifest(run), True)
+    if rows.classes != model.classes:
+        raise SystemExit(f"{checkpoint} was not trained on {run}: its classes differ")
+    images = load_pixels(PixelCache(run), rows.frames["val"], model.preprocessing.image_size)
+    return model.logits(images.permute(0, 2, 3, 1).numpy()), rows.frames["val"]["target"].to_numpy()
+
+
+def refit_on_validation(run: Path, checkpoint: Path) -> tuple[float, dict]:
+    """The temperature and confidence map `winnow train` fits on RUN's validation split."""
+    logits, targets = validation_logits(run, checkpoint)
+    temperature = fit_temperature(logits, targets)
+    return temperature, fit_confidence_map(softmax(logits, temperature), targets)
+
+
+def validation_halves(run: Path, checkpoint: Path, seed: int = 0) -> dict:
+    """Calibration fitted on a random half of RUN's validation split, scored on the other:
+    mean ECE with the temperature alone and with the map, and how often the map won."""
+    logits, targets = validation_logits(run, checkpoint)
+    rng = np.random.default_rng(seed)
+    alone, mapped = [], []
+    for _ in range(HALVINGS):
+        order = rng.permutation(len(targets))
+        fit, score = order[: len(order) // 2], order[len(order) // 2 :]
+        temperature = fit_temperature(logits[fit], targets[fit])
+        confidence_map = fit_confidence_map(softmax(logits[fit], temperature), targets[fit])
+        alone.append(ece_at(logits[score], targets[score], temperature))
+        mapped.append(ece_at(logits[score], targets[score], temperature, confidence_map))
+    return {
+        "validation_halves_items": int(len(targets) - len(targets) // 2),
+        "validation_halves_ece_temperature_only": round(float(np.mean(alone)), 4),
+        "validation_halves_ece_with_map": round(float(np.mean(mapped)), 4),
+        "validation_halves_map_better": int(sum(np.array(mapped) < np.array(alone))),
+    }
+
+
+def calibration_floor(test_dir: Path, checkpoint: Path, seed: int = 0, run=None) -> dict:
     logits, targets, temperature = labelled_logits(test_dir, checkpoint)
-    confidence = softmax(logits, temperature).max(axis=1)
+    confidence_map = load_model(checkpoint).confidence_map
+    refitted = {}
+    if run is not None:
+        temperature, confidence_map = refit_on_validation(run, checkpoint)
+        refitted = {
+            "ece_temperature_only": ece_at(logits, targets, temperature),
+            "ece_with_map": ece_at(logits, targets, temperature, confidence_map),
+            **validation_halves(run, checkpoint),
+        }
+    confidence = map_confidence(softmax(logits, temperature), **confidence_map).max(axis=1)
     rng = np.random.default_rng(seed)
     floor = [
         reliability(confidence, rng.random(len(confidence)) < confidence)["ece"]
@@ -64,7 +129,9 @@ def calibration_floor(test_dir: Path, checkpoint: Path, seed: int = 0) -> dict:
         "accuracy": round(float((logits.argmax(axis=1) == targets).mean()), 4),
         "mean_confidence": round(float(confidence.mean()), 4),
         "temperature": temperature,
-        "ece": ece_at(logits, targets, temperature),
+        "confidence_map": confidence_map,
+        "ece": ece_at(logits, targets, temperature, confidence_map),
+        **refitted,
         "floor_mean": round(float(np.mean(floor)), 4),
         "floor_95th_percentile": round(float(np.quantile(floor, 0.95)), 4),
         "temperature_fitted_on_test": on_test,
@@ -76,8 +143,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("test_dir", type=Path)
     parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser.add_argument("--run", type=Path, help="refit the calibration on RUN's validation")
     args = parser.parse_args()
-    results = [calibration_floor(args.test_dir, checkpoint) for checkpoint in args.checkpoints]
+    results = [
+        calibration_floor(args.test_dir, checkpoint, run=args.run)
+        for checkpoint in args.checkpoints
+    ]
     for result in results:
         print(json.dumps(result), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from factory import gradient
@@ -197,11 +198,14 @@ def test_onnx_export_matches_torch_and_predicts_without_torch(
     trained: Path, demo_run, tmp_path: Path
 ) -> None:
     data, _ = demo_run
+    # a checkpoint with a confidence map, so that the ONNX side has one to apply
+    checkpoint = torch.load(trained / "best.ckpt", map_location="cpu", weights_only=True)
+    checkpoint["winnow"]["confidence_map"] = {"slope": 1.7, "bias": -0.4}
+    mapped = tmp_path / "mapped.ckpt"
+    torch.save(checkpoint, mapped)
     onnx_file = tmp_path / "new" / "folder" / "model.onnx"  # made as needed
     env_dirs = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
-    result = runner.invoke(
-        app, ["export-onnx", str(trained / "best.ckpt"), str(onnx_file)], env=env_dirs
-    )
+    result = runner.invoke(app, ["export-onnx", str(mapped), str(onnx_file)], env=env_dirs)
     assert result.exit_code == 0, result.output
     diff = float(result.output.split("max abs diff:")[1].split()[0])
     assert diff <= 1e-4
@@ -220,10 +224,15 @@ def test_onnx_export_matches_torch_and_predicts_without_torch(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     onnx_preds = json.loads(done.stdout)
-    torch_preds = predict(files, trained / "best.ckpt")
-    for (labels, probs), expected in zip(onnx_preds, torch_preds, strict=True):
-        assert labels == expected.labels
+    torch_preds = predict(files, mapped)
+    assert load_model(onnx_file).confidence_map == {"slope": 1.7, "bias": -0.4}  # metadata
+    unmapped = predict(files, trained / "best.ckpt")
+    for (labels, probs), expected, plain in zip(onnx_preds, torch_preds, unmapped, strict=True):
+        assert labels == expected.labels == plain.labels  # the map never changes the order
         assert np.allclose(probs, expected.probabilities, atol=1e-4)
+    assert not np.allclose(
+        [p.probabilities[0] for p in torch_preds], [p.probabilities[0] for p in unmapped]
+    )
 
 
 def test_explain_writes_one_titled_png_per_image(trained: Path, demo_run, tmp_path: Path) -> None:

@@ -14,7 +14,15 @@ import torch
 import yaml
 
 from conftest import TINY_TRAIN
-from winnow.evaluate.calibration import coverage_curve, fit_temperature, reliability, softmax
+from winnow.evaluate.calibration import (
+    IDENTITY_MAP,
+    coverage_curve,
+    fit_confidence_map,
+    fit_temperature,
+    map_confidence,
+    reliability,
+    softmax,
+)
 from winnow.inference.load import load_model
 from winnow.models import create_model
 from winnow.training.config import TrainConfig
@@ -99,6 +107,41 @@ def test_temperature_scaling_recovers_a_known_temperature() -> None:
     assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 1.0
 
 
+def test_the_confidence_map_corrects_what_one_temperature_cannot() -> None:
+    """A model sure of too much in the middle and too little at the top: the right answer
+    comes with probability sigmoid(1.6 · logit(c) − 0.5) of its stated confidence c."""
+    rng = np.random.default_rng(0)
+    n, k = 3000, 6
+    logits = rng.normal(0, 2.5, size=(n, k))
+    stated = softmax(logits)
+    winner, confidence = stated.argmax(axis=1), stated.max(axis=1)
+    logit_c = np.log(confidence / (1 - np.clip(confidence, None, 1 - 1e-9)))
+    truly = 1 / (1 + np.exp(-(1.6 * logit_c - 0.5)))
+    right = rng.random(n) < truly
+    other = (winner + rng.integers(1, k, n)) % k  # a wrong answer: any other class
+    targets = np.where(right, winner, other)
+    fitted = fit_confidence_map(stated, targets)
+    assert fitted["slope"] == pytest.approx(1.6, abs=0.2)
+    assert fitted["bias"] == pytest.approx(-0.5, abs=0.2)
+    mapped = map_confidence(stated, **fitted)
+    # the order of the classes is kept, each row sums to one, the winner has the map's value
+    np.testing.assert_array_equal(np.argsort(mapped, axis=1), np.argsort(stated, axis=1))
+    np.testing.assert_allclose(mapped.sum(axis=1), 1, atol=1e-9)
+    z = fitted["slope"] * logit_c + fitted["bias"]
+    reachable = np.clip(1 / (1 + np.exp(-z)), 1 / k + 1e-6, 1 - 1e-6)
+    np.testing.assert_allclose(mapped.max(axis=1), reachable, atol=1e-6)
+    before = reliability(confidence, right)["ece"]
+    after = reliability(mapped.max(axis=1), right)["ece"]
+    best_temperature = softmax(logits, fit_temperature(logits, targets)).max(axis=1)
+    assert after < 0.03 < before
+    assert after < reliability(best_temperature, right)["ece"] - 0.02  # one T falls short
+    # too few items, or too few mistakes, to fit two numbers: the identity
+    assert fit_confidence_map(stated[:50], targets[:50]) == IDENTITY_MAP
+    assert fit_confidence_map(stated, winner) == IDENTITY_MAP
+    assert map_confidence(stated, **IDENTITY_MAP) is not None
+    np.testing.assert_array_equal(map_confidence(stated, **IDENTITY_MAP), stated)
+
+
 def test_the_checkpoint_declares_flip_tta_and_its_temperature(trained: Path) -> None:
     loaded = load_model(trained / "best.ckpt")
     meta = loaded.meta
@@ -112,9 +155,13 @@ def test_the_checkpoint_declares_flip_tta_and_its_temperature(trained: Path) -> 
     np.testing.assert_allclose(
         loaded.probabilities(pixels), loaded.probabilities(mirrored), atol=1e-5
     )
-    # the probabilities are softmax(logits / temperature)
+    # the probabilities are softmax(logits / temperature), then the confidence map (the
+    # identity here: the demo's validation split is under MAP_MIN_ITEMS)
+    assert meta["confidence_map"] == summary["confidence_map"] == IDENTITY_MAP
     expected = softmax(loaded.logits(pixels), loaded.temperature)
     np.testing.assert_allclose(loaded.probabilities(pixels), expected, atol=1e-5)
+    card = (trained / "model_card.md").read_text()
+    assert "then the confidence map identity (both fitted on validation)" in card
 
 
 def test_with_ema_the_checkpoint_loads_the_averaged_weights(demo_run) -> None:

@@ -97,8 +97,9 @@ def predict(
         float,
         typer.Option(
             help="Below this calibrated probability (the checkpoint's softmax temperature "
-            "applied) a prediction is marked uncertain; 0 marks none. The evaluation page's "
-            "threshold-coverage curve shows what each value keeps (default: 0.7)."
+            "and confidence map applied) a prediction is marked uncertain; 0 marks none. "
+            "The evaluation page's threshold-coverage curve shows what each value keeps "
+            "(default: 0.7)."
         ),
     ] = 0.7,
     top_k: Annotated[int, typer.Option(help="Labels per image.")] = 3,

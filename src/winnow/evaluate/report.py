@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from winnow.data.bad_files import bad_files_listing
 from winnow.data.io import atomic_output, atomic_write_bytes
 from winnow.data.scan import companions
+from winnow.evaluate.calibration import IDENTITY_MAP
 from winnow.pages import CSS, png_base64, templates, thumbnail_uri
 
 GALLERY = 60
@@ -77,8 +78,13 @@ def calibration_png(calibration: dict[str, Any], path: Path) -> None:
     left.set_xlabel("confidence (calibrated probability of the predicted class)")
     left.set_ylabel("accuracy")
     left.set_title(
-        f"reliability: ECE {calibration['ece']:.3f} over {calibration['items']} items "
-        f"(temperature {calibration['temperature']:.2f})",
+        f"reliability: ECE {calibration['ece']:.3f} over {calibration['items']} items\n"
+        f"temperature {calibration['temperature']:.2f}"
+        + (
+            f", confidence map: slope {cmap['slope']:.2f}, bias {cmap['bias']:+.2f}"
+            if (cmap := calibration.get("confidence_map")) and cmap != IDENTITY_MAP
+            else ""
+        ),
         fontsize=10,
     )
     left.legend(loc="upper left", fontsize=8)
@@ -125,6 +131,9 @@ def _cards(evaluation) -> list[dict[str, Any]]:
     ]
     if evaluation.model is not None:
         cards.append(("softmax temperature", f"{evaluation.model.temperature:.2f}"))
+        cmap = evaluation.model.confidence_map
+        if cmap != IDENTITY_MAP:
+            cards.append(("confidence map", f"slope {cmap['slope']:.2f}, bias {cmap['bias']:+.2f}"))
     bad = evaluation.bad_files
     others = int(companions(bad).sum())
     cards.append(("files that can't be read", str(len(bad) - others)))

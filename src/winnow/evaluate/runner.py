@@ -301,10 +301,11 @@ def calibration_of(evaluation: Evaluation) -> dict[str, Any]:
     confidence = scored["confidence"].to_numpy(dtype=float)
     correct = (scored["predicted"] == scored["label"]).to_numpy()
     table = reliability(confidence, correct)
-    temperature = evaluation.model.temperature if evaluation.model is not None else 1.0
+    model = evaluation.model
     return {
         "ece": table["ece"],
-        "temperature": temperature,
+        "temperature": model.temperature if model is not None else 1.0,
+        "confidence_map": model.confidence_map if model is not None else None,
         "items": int(len(scored)),
         "bins": table["bins"],
         "coverage": coverage_curve(confidence, correct),

@@ -48,6 +48,7 @@ def model_summary(meta: dict[str, Any]) -> dict[str, Any]:
         "trained_from_scratch": True,
         "tta": meta.get("tta", "none"),
         "temperature": float(meta.get("temperature", 1.0)),
+        "confidence_map": meta.get("confidence_map") or {"slope": 1.0, "bias": 0.0},
     }
     summary |= meta.get("summary", {})  # an ONNX file carries its checkpoint's summary
     counts = meta.get("data", {}).get("train_counts")
@@ -101,17 +102,25 @@ class LoadedModel:
         return float(self.meta.get("temperature", 1.0))
 
     @property
+    def confidence_map(self) -> dict[str, float]:
+        """Slope and bias of the confidence map fitted on validation after the temperature
+        (evaluate.calibration; the identity for checkpoints without one)."""
+        found = self.meta.get("confidence_map") or {}
+        return {"slope": float(found.get("slope", 1.0)), "bias": float(found.get("bias", 0.0))}
+
+    @property
     def tta(self) -> str:
         """Test-time augmentation the checkpoint declares: `flip` or `none`."""
         return str(self.meta.get("tta", "none"))
 
     def probabilities(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(n, s, s, 3) uint8 at cache size or image size → (n, classes) calibrated
-        probabilities: softmax(logits / temperature)."""
-        logits = self.logits(pixels, batch_size) / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        probabilities: softmax(logits / temperature), then the confidence map (both fitted
+        on validation; evaluate.calibration)."""
+        from winnow.inference.calibrated import map_confidence, softmax
+
+        probabilities = softmax(self.logits(pixels, batch_size), self.temperature)
+        return map_confidence(probabilities, **self.confidence_map)
 
     def logits(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(n, s, s, 3) uint8 → (n, classes) logits before temperature scaling, averaged

@@ -2,7 +2,8 @@
 its classes, preprocessing and softmax temperature as metadata, checked against PyTorch
 with onnxruntime. The checkpoint's test-time augmentation is part of the graph: its
 `logits` output is already averaged over the image and its mirror image when the
-checkpoint declares `tta: flip`; probabilities are softmax(logits / temperature)."""
+checkpoint declares `tta: flip`; probabilities are softmax(logits / temperature), then the
+confidence map (`confidence_map`: slope, bias; evaluate.calibration.map_confidence)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def export_onnx(weights: Path, out: Path, seed: int = 0) -> ExportResult:
         k: loaded.meta[k] for k in ("format", "model", "model_params", "classes", "preprocessing")
     } | {
         "temperature": loaded.temperature,
+        "confidence_map": loaded.confidence_map,
         "tta": loaded.tta,
         "tta_in_graph": True,
         "summary": model_summary(loaded.meta),

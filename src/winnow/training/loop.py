@@ -2,14 +2,17 @@
 run the loop, then score the best checkpoint on the run's test split and write the card.
 
 RUN/train/NAME/
-    config.yaml      the resolved TrainConfig (max_steps = the steps the run trained,
-                     precision and compile as `auto` resolved them on this machine): a
+    config.yaml      the resolved TrainConfig (max_steps = the steps the run trained;
+                     precision, compile, batch and image size as `auto` resolved them
+                     on this machine, lr scaled with the batch): a
                      run with it repeats this one step for step (a budgeted run's learning
                      rate followed the clock; the repeat follows the steps)
-    plan.json        how the budget became steps (measured step time, epochs)
+    plan.json        how the budget became steps (measured step time, epochs) and,
+                     on a GPU, the size probe (training.sizing)
     best.ckpt        the weights inference uses (select: final = end of the annealed
                      schedule, or the best validation macro-F1 epoch), with the softmax
-                     temperature fitted on validation; last.ckpt: latest state, for --resume
+                     temperature and confidence map fitted on validation; last.ckpt:
+                     latest state, for --resume
     metrics.csv      one row per epoch; curves.png; model_card.md; summary.json
 """
 
@@ -45,6 +48,7 @@ from winnow.training.data import (
     select_rows,
 )
 from winnow.training.planner import build_module, plan_run
+from winnow.training.sizing import Sizing, needs_sizing, resolve_sizes
 from winnow.training.trainer import (
     TrainError,
     device_for,
@@ -83,7 +87,8 @@ def train(
     out_dir, config, plan = _output_dir(run_dir, config, name, resume)
     require_logger(config)
     torch.set_num_threads(threads_for(config))
-    data = _load_split(run_dir, config)
+    device = device_for(config)
+    data, config, sizing = _load_split(run_dir, config, device, started)
     if plan is not None and plan["fingerprint"] != data.rows.fingerprint:
         raise TrainError(
             f"The training data of {run_dir} changed since this run started (fingerprint "
@@ -103,11 +108,12 @@ def train(
     val = EvalBatches(
         data.images["val"], rows.frames["val"]["target"].to_numpy(), config.batch_size
     )
-    device = device_for(config)
     if plan is None:
         plan = plan_run(
             config, stream, val, rows, counts, data.mean, data.std, data.meta, device, started
         )
+        if sizing is not None:
+            plan.update(sizing.as_plan())
         config = _settle_plan(config, plan, out_dir)
     module = build_module(
         config,
@@ -161,10 +167,10 @@ def _finish(
         done = config.model_copy(update={"max_steps": plan["steps_done"]})
         atomic_write_bytes(out_dir / "config.yaml", dump_config(done).encode())
     val_rows = data.rows.frames["val"]
-    plan["temperature"] = (
+    plan["temperature"], plan["confidence_map"] = (
         calibrate_checkpoint(out_dir / "best.ckpt", data.images["val"], val_rows)
         if config.calibrate
-        else 1.0
+        else (1.0, {"slope": 1.0, "bias": 0.0})
     )
     from winnow.training.report import write_outputs
 
@@ -204,20 +210,38 @@ def _output_dir(
     return out_dir, config, None
 
 
-def _load_split(run_dir: Path, config: TrainConfig) -> _SplitData:
+def _load_split(
+    run_dir: Path, config: TrainConfig, device: str, started: float
+) -> tuple[_SplitData, TrainConfig, Sizing | None]:
+    """The split's rows and pixels, at the sizes `auto` resolves to (training.sizing)."""
     try:
         frame = read_manifest(run_dir)
         rows = select_rows(frame, config.cleaning)
         cache = PixelCache(run_dir)
     except (TrainingDataError, FileNotFoundError) as exc:
         raise TrainError(str(exc)) from None
+    sizing = None
+    if needs_sizing(config):
+        budget = (
+            config.max_minutes * 60 - (time.perf_counter() - started)
+            if config.max_steps is None and config.max_epochs is None
+            else None
+        )
+        config, sizing = resolve_sizes(
+            config,
+            len(rows.classes),
+            len(rows.frames["train"]),
+            device,
+            cache.image_size,
+            budget,
+        )
     images = {
         split: load_pixels(cache, frame, config.image_size) for split, frame in rows.frames.items()
     }
     mean, std = channel_stats(images["train"].permute(0, 2, 3, 1).numpy())
     preprocessing = Preprocessing(cache.image_size, config.image_size, cache.background, mean, std)
     meta = _checkpoint_meta(config, rows, preprocessing, run_dir, frame)
-    return _SplitData(rows, images, mean, std, meta)
+    return _SplitData(rows, images, mean, std, meta), config, sizing
 
 
 def _settle_plan(config: TrainConfig, plan: dict, out_dir: Path) -> TrainConfig:
@@ -243,21 +267,27 @@ def _settle_plan(config: TrainConfig, plan: dict, out_dir: Path) -> TrainConfig:
     return config
 
 
-def calibrate_checkpoint(path: Path, val_images: torch.Tensor, val_rows: pd.DataFrame) -> float:
-    """Fit the softmax temperature of `path`'s weights on the validation split and store
-    it in the checkpoint (meta `temperature`); returns it."""
-    from winnow.evaluate.calibration import fit_temperature
+def calibrate_checkpoint(
+    path: Path, val_images: torch.Tensor, val_rows: pd.DataFrame
+) -> tuple[float, dict[str, float]]:
+    """Fit the softmax temperature of `path`'s weights on the validation split, then the
+    confidence map on the temperature-scaled probabilities (evaluate.calibration), and
+    store both in the checkpoint (meta `temperature`, `confidence_map`)."""
+    from winnow.evaluate.calibration import fit_confidence_map, fit_temperature, softmax
     from winnow.inference.load import load_model
 
     loaded = load_model(path)
     logits = loaded.logits(val_images.permute(0, 2, 3, 1).numpy())
-    temperature = fit_temperature(logits, val_rows["target"].to_numpy())
+    targets = val_rows["target"].to_numpy()
+    temperature = fit_temperature(logits, targets)
+    confidence_map = fit_confidence_map(softmax(logits, temperature), targets)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint["winnow"]["temperature"] = temperature
+    checkpoint["winnow"]["confidence_map"] = confidence_map
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     atomic_write_bytes(path, buffer.getvalue())
-    return temperature
+    return temperature, confidence_map
 
 
 def _launched_rank() -> int:
@@ -307,6 +337,7 @@ def _checkpoint_meta(
         "weights_prefix": "ema.module." if config.ema_decay > 0 else "model.",
         "tta": config.tta,
         "temperature": 1.0,  # fitted on validation after training (calibrate_checkpoint)
+        "confidence_map": {"slope": 1.0, "bias": 0.0},
         "data": {
             "run": str(run_dir.resolve()),
             "fingerprint": rows.fingerprint,

@@ -64,6 +64,7 @@ def write_outputs(
         "select": config.select,
         "val_items": int(len(rows.frames["val"])),
         "temperature": plan.get("temperature", 1.0),
+        "confidence_map": plan.get("confidence_map", {"slope": 1.0, "bias": 0.0}),
         "plan": plan,
         "scores": {
             split: {k: v for k, v in s.items() if k not in ("report_text", "confusion")}
@@ -160,7 +161,8 @@ def model_card(config, rows, plan, scores, best_epoch, run_dir) -> str:
         )
         + f", epoch {int(best_epoch.get('epoch', 0))}, validation macro-F1 "
         f"{best_epoch.get('val_macro_f1', float('nan')):.3f} on {len(rows.frames['val'])} items",
-        f"- softmax temperature {plan.get('temperature', 1.0)} (fitted on validation)",
+        f"- softmax temperature {plan.get('temperature', 1.0)}, then the confidence map "
+        f"{map_text(plan.get('confidence_map'))} (both fitted on validation)",
         "",
         "## Scores of best.ckpt",
     ]
@@ -184,3 +186,12 @@ def model_card(config, rows, plan, scores, best_epoch, run_dir) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def map_text(confidence_map: dict | None) -> str:
+    """`sigmoid(1.52 · logit(c) − 0.47)`, or `identity` when the map changes nothing."""
+    found = confidence_map or {"slope": 1.0, "bias": 0.0}
+    slope, bias = float(found["slope"]), float(found["bias"])
+    if (slope, bias) == (1.0, 0.0):
+        return "identity"
+    return f"sigmoid({slope:g} · logit(c) {'−' if bias < 0 else '+'} {abs(bias):g})"

@@ -66,7 +66,9 @@ def resolved_precision(config: TrainConfig, device: str) -> str:
 
 def cpu_multiplies_bf16() -> bool:
     """Whether this CPU has bf16 matrix units (Intel AMX tiles), asked of PyTorch's CPU
-    feature detection; False where the check is missing or fails."""
+    feature detection; False where the check is missing or fails. AVX-512 BF16 without
+    AMX (e.g. AMD Zen 4) does not count: its steps are faster but a 10-minute run did not
+    score better than fp32 (docs/benchmarks.md)."""
     check = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
         return bool(check is not None and check())
