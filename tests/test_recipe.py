@@ -105,6 +105,11 @@ def test_temperature_scaling_recovers_a_known_temperature() -> None:
     assert coverage[0] == 1.0 and coverage == sorted(coverage, reverse=True)
     assert curve[-1]["accuracy"] > curve[0]["accuracy"]  # keeping the confident pays
     assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 1.0
+    # a validation split without mistakes (a tiny one, typically) can't set a temperature:
+    # its likelihood would pick the smallest allowed and make every prediction near-certain
+    winners = logits.argmax(axis=1)
+    assert fit_temperature(logits, winners) == 1.0
+    assert fit_temperature(logits[:20], targets[:20]) == 1.0
 
 
 def test_the_confidence_map_corrects_what_one_temperature_cannot() -> None:

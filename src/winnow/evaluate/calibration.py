@@ -29,6 +29,11 @@ __all__ = ["IDENTITY_MAP", "map_confidence", "softmax"]
 
 ECE_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)
+# the temperature is fitted only on this many validation items with at least this many
+# mistakes: without mistakes the likelihood is best at the smallest temperature allowed,
+# which makes every later prediction near-certain
+TEMPERATURE_MIN_ITEMS = 30
+TEMPERATURE_MIN_WRONG = 3
 # the confidence map is fitted only on this many validation items, of which at least
 # MAP_MIN_EACH right and as many wrong; its slope is kept in MAP_SLOPE_RANGE (monotone)
 MAP_MIN_ITEMS = 100
@@ -42,9 +47,13 @@ def nll(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """The T in TEMPERATURE_RANGE minimising the NLL of softmax(logits / T); 1.0 without data."""
+    """The T in TEMPERATURE_RANGE minimising the NLL of softmax(logits / T); 1.0 when the
+    items can't support it (under TEMPERATURE_MIN_ITEMS, or under TEMPERATURE_MIN_WRONG
+    mistakes)."""
     logits, targets = np.asarray(logits), np.asarray(targets, dtype=np.int64)
-    if len(targets) == 0:
+    if len(targets) < TEMPERATURE_MIN_ITEMS:
+        return 1.0
+    if (logits.argmax(axis=1) != targets).sum() < TEMPERATURE_MIN_WRONG:
         return 1.0
     from scipy.optimize import minimize_scalar
 
