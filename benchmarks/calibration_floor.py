@@ -29,13 +29,13 @@ from winnow.data.cache import PixelCache
 from winnow.data.decode import decode_file
 from winnow.data.manifest import read_manifest
 from winnow.evaluate.calibration import (
-    fit_confidence_map,
+    fit_calibration,
     fit_temperature,
     map_confidence,
     reliability,
     softmax,
 )
-from winnow.inference.load import load_model
+from winnow.inference.load import LoadedModel, load_model
 from winnow.training.data import load_pixels, select_rows
 
 SIMULATIONS = 1000
@@ -43,10 +43,9 @@ HALVINGS = 20
 RESULTS = Path(".bench/results/calibration_floor.json")
 
 
-def labelled_logits(test_dir: Path, checkpoint: Path) -> tuple[np.ndarray, np.ndarray, float]:
+def labelled_logits(test_dir: Path, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
     """Logits (before temperature) and class indices of the readable files of the folder's
-    classes that the model knows, and the checkpoint's own temperature."""
-    model = load_model(checkpoint)
+    classes that the model knows."""
     config = model.scan_config()
     pixels, targets = [], []
     for folder in sorted(p for p in test_dir.iterdir() if p.is_dir()):
@@ -57,7 +56,7 @@ def labelled_logits(test_dir: Path, checkpoint: Path) -> tuple[np.ndarray, np.nd
             if decoded.pixels is not None:
                 pixels.append(decoded.pixels)
                 targets.append(model.classes.index(folder.name))
-    return model.logits(np.stack(pixels)), np.array(targets), model.temperature
+    return model.logits(np.stack(pixels)), np.array(targets)
 
 
 def ece_at(
@@ -68,33 +67,24 @@ def ece_at(
     return reliability(confidence, probabilities.argmax(axis=1) == targets)["ece"]
 
 
-def validation_logits(run: Path, checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:
-    model = load_model(checkpoint)
+def validation_logits(run: Path, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and class indices of RUN's validation split, as `winnow train` calibrates on."""
     rows = select_rows(read_manifest(run), True)
     if rows.classes != model.classes:
-        raise SystemExit(f"{checkpoint} was not trained on {run}: its classes differ")
+        raise SystemExit(f"the checkpoint was not trained on {run}: its classes differ")
     images = load_pixels(PixelCache(run), rows.frames["val"], model.preprocessing.image_size)
     return model.logits(images.permute(0, 2, 3, 1).numpy()), rows.frames["val"]["target"].to_numpy()
 
 
-def refit_on_validation(run: Path, checkpoint: Path) -> tuple[float, dict]:
-    """The temperature and confidence map `winnow train` fits on RUN's validation split."""
-    logits, targets = validation_logits(run, checkpoint)
-    temperature = fit_temperature(logits, targets)
-    return temperature, fit_confidence_map(softmax(logits, temperature), targets)
-
-
-def validation_halves(run: Path, checkpoint: Path, seed: int = 0) -> dict:
-    """Calibration fitted on a random half of RUN's validation split, scored on the other:
+def validation_halves(logits: np.ndarray, targets: np.ndarray, seed: int = 0) -> dict:
+    """Calibration fitted on a random half of the validation split, scored on the other:
     mean ECE with the temperature alone and with the map, and how often the map won."""
-    logits, targets = validation_logits(run, checkpoint)
     rng = np.random.default_rng(seed)
     alone, mapped = [], []
     for _ in range(HALVINGS):
         order = rng.permutation(len(targets))
         fit, score = order[: len(order) // 2], order[len(order) // 2 :]
-        temperature = fit_temperature(logits[fit], targets[fit])
-        confidence_map = fit_confidence_map(softmax(logits[fit], temperature), targets[fit])
+        temperature, confidence_map = fit_calibration(logits[fit], targets[fit])
         alone.append(ece_at(logits[score], targets[score], temperature))
         mapped.append(ece_at(logits[score], targets[score], temperature, confidence_map))
     return {
@@ -106,15 +96,17 @@ def validation_halves(run: Path, checkpoint: Path, seed: int = 0) -> dict:
 
 
 def calibration_floor(test_dir: Path, checkpoint: Path, seed: int = 0, run=None) -> dict:
-    logits, targets, temperature = labelled_logits(test_dir, checkpoint)
-    confidence_map = load_model(checkpoint).confidence_map
+    model = load_model(checkpoint)
+    logits, targets = labelled_logits(test_dir, model)
+    temperature, confidence_map = model.temperature, model.confidence_map
     refitted = {}
-    if run is not None:
-        temperature, confidence_map = refit_on_validation(run, checkpoint)
+    if run is not None:  # the calibration `winnow train` fits, on RUN's validation split
+        val_logits, val_targets = validation_logits(run, model)
+        temperature, confidence_map = fit_calibration(val_logits, val_targets)
         refitted = {
             "ece_temperature_only": ece_at(logits, targets, temperature),
             "ece_with_map": ece_at(logits, targets, temperature, confidence_map),
-            **validation_halves(run, checkpoint),
+            **validation_halves(val_logits, val_targets),
         }
     confidence = map_confidence(softmax(logits, temperature), **confidence_map).max(axis=1)
     rng = np.random.default_rng(seed)

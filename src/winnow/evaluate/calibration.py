@@ -99,6 +99,13 @@ def fit_confidence_map(probabilities: np.ndarray, targets: np.ndarray) -> dict[s
     return {"slope": round(float(result.x[0]), 4), "bias": round(float(result.x[1]), 4)}
 
 
+def fit_calibration(logits: np.ndarray, targets: np.ndarray) -> tuple[float, dict[str, float]]:
+    """Both steps, as `winnow train` fits them on validation: the temperature on the
+    logits, then the confidence map on the temperature-scaled probabilities."""
+    temperature = fit_temperature(logits, targets)
+    return temperature, fit_confidence_map(softmax(logits, temperature), targets)
+
+
 def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> dict:
     """Equal-width confidence bins: items, mean confidence and accuracy per bin, and the
     expected calibration error (items-weighted |accuracy - confidence|)."""

@@ -10,6 +10,16 @@ IDENTITY_MAP = {"slope": 1.0, "bias": 0.0}
 _EDGE = 1e-6
 
 
+def confidence_map_of(meta: dict) -> dict[str, float]:
+    """The confidence map a checkpoint's or ONNX file's `winnow` metadata declares; the
+    identity for those trained before the map."""
+    found = meta.get("confidence_map") or {}
+    return {
+        "slope": float(found.get("slope", IDENTITY_MAP["slope"])),
+        "bias": float(found.get("bias", IDENTITY_MAP["bias"])),
+    }
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
     z -= z.max(axis=1, keepdims=True)

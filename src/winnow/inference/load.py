@@ -18,6 +18,7 @@ import numpy as np
 
 from winnow.data.config import ScanConfig
 from winnow.errors import WinnowError
+from winnow.inference.calibrated import confidence_map_of, map_confidence, softmax
 from winnow.inference.preprocess import Preprocessing, resize_square, to_input
 
 
@@ -48,7 +49,7 @@ def model_summary(meta: dict[str, Any]) -> dict[str, Any]:
         "trained_from_scratch": True,
         "tta": meta.get("tta", "none"),
         "temperature": float(meta.get("temperature", 1.0)),
-        "confidence_map": meta.get("confidence_map") or {"slope": 1.0, "bias": 0.0},
+        "confidence_map": confidence_map_of(meta),
     }
     summary |= meta.get("summary", {})  # an ONNX file carries its checkpoint's summary
     counts = meta.get("data", {}).get("train_counts")
@@ -105,8 +106,7 @@ class LoadedModel:
     def confidence_map(self) -> dict[str, float]:
         """Slope and bias of the confidence map fitted on validation after the temperature
         (evaluate.calibration; the identity for checkpoints without one)."""
-        found = self.meta.get("confidence_map") or {}
-        return {"slope": float(found.get("slope", 1.0)), "bias": float(found.get("bias", 0.0))}
+        return confidence_map_of(self.meta)
 
     @property
     def tta(self) -> str:
@@ -117,8 +117,6 @@ class LoadedModel:
         """(n, s, s, 3) uint8 at cache size or image size → (n, classes) calibrated
         probabilities: softmax(logits / temperature), then the confidence map (both fitted
         on validation; evaluate.calibration)."""
-        from winnow.inference.calibrated import map_confidence, softmax
-
         probabilities = softmax(self.logits(pixels, batch_size), self.temperature)
         return map_confidence(probabilities, **self.confidence_map)
 

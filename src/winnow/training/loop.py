@@ -36,6 +36,7 @@ from winnow.config import ConfigError, build_config, dump_config
 from winnow.data.cache import PixelCache
 from winnow.data.io import atomic_write_bytes
 from winnow.data.manifest import read_manifest
+from winnow.inference.calibrated import IDENTITY_MAP
 from winnow.inference.preprocess import Preprocessing, channel_stats
 from winnow.models import ModelError, get_spec
 from winnow.training.config import UNMIXED, TrainConfig
@@ -170,7 +171,7 @@ def _finish(
     plan["temperature"], plan["confidence_map"] = (
         calibrate_checkpoint(out_dir / "best.ckpt", data.images["val"], val_rows)
         if config.calibrate
-        else (1.0, {"slope": 1.0, "bias": 0.0})
+        else (1.0, dict(IDENTITY_MAP))
     )
     from winnow.training.report import write_outputs
 
@@ -273,14 +274,12 @@ def calibrate_checkpoint(
     """Fit the softmax temperature of `path`'s weights on the validation split, then the
     confidence map on the temperature-scaled probabilities (evaluate.calibration), and
     store both in the checkpoint (meta `temperature`, `confidence_map`)."""
-    from winnow.evaluate.calibration import fit_confidence_map, fit_temperature, softmax
+    from winnow.evaluate.calibration import fit_calibration
     from winnow.inference.load import load_model
 
     loaded = load_model(path)
     logits = loaded.logits(val_images.permute(0, 2, 3, 1).numpy())
-    targets = val_rows["target"].to_numpy()
-    temperature = fit_temperature(logits, targets)
-    confidence_map = fit_confidence_map(softmax(logits, temperature), targets)
+    temperature, confidence_map = fit_calibration(logits, val_rows["target"].to_numpy())
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint["winnow"]["temperature"] = temperature
     checkpoint["winnow"]["confidence_map"] = confidence_map
@@ -337,7 +336,7 @@ def _checkpoint_meta(
         "weights_prefix": "ema.module." if config.ema_decay > 0 else "model.",
         "tta": config.tta,
         "temperature": 1.0,  # fitted on validation after training (calibrate_checkpoint)
-        "confidence_map": {"slope": 1.0, "bias": 0.0},
+        "confidence_map": dict(IDENTITY_MAP),
         "data": {
             "run": str(run_dir.resolve()),
             "fingerprint": rows.fingerprint,

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from winnow.config import dump_config
 from winnow.data.io import atomic_output, atomic_write_bytes
 from winnow.evaluate.scoring import score
+from winnow.inference.calibrated import IDENTITY_MAP
 from winnow.inference.load import load_model
 from winnow.training.config import UNMIXED, TrainConfig
 from winnow.training.data import SplitRows
@@ -64,7 +65,7 @@ def write_outputs(
         "select": config.select,
         "val_items": int(len(rows.frames["val"])),
         "temperature": plan.get("temperature", 1.0),
-        "confidence_map": plan.get("confidence_map", {"slope": 1.0, "bias": 0.0}),
+        "confidence_map": plan.get("confidence_map", dict(IDENTITY_MAP)),
         "plan": plan,
         "scores": {
             split: {k: v for k, v in s.items() if k not in ("report_text", "confusion")}
@@ -190,8 +191,8 @@ def model_card(config, rows, plan, scores, best_epoch, run_dir) -> str:
 
 def map_text(confidence_map: dict | None) -> str:
     """`sigmoid(1.52 · logit(c) − 0.47)`, or `identity` when the map changes nothing."""
-    found = confidence_map or {"slope": 1.0, "bias": 0.0}
+    found = confidence_map or IDENTITY_MAP
     slope, bias = float(found["slope"]), float(found["bias"])
-    if (slope, bias) == (1.0, 0.0):
+    if {"slope": slope, "bias": bias} == IDENTITY_MAP:
         return "identity"
     return f"sigmoid({slope:g} · logit(c) {'−' if bias < 0 else '+'} {abs(bias):g})"
