@@ -75,6 +75,57 @@ def test_checks_the_last_audit_did_not_run_are_named_not_silently_skipped(
     assert "not applied" in result.output and "near_duplicate" in result.output
 
 
+def test_a_row_a_rule_drops_does_not_wait_for_review() -> None:
+    """Blank pictures filed under two classes are blank (dropped), not label conflicts that
+    wait for a person; a conflict that no rule drops still waits."""
+    frame = pd.DataFrame(
+        {
+            "path": ["a/x.png", "b/x.png", "a/y.png", "b/y.png"],
+            "label": ["a", "b", "a", "b"],
+            "status": ["ok"] * 4,
+            "is_label_conflict_issue": [True, True, True, True],
+            "is_blank_issue": [True, True, False, False],
+        }
+    )
+    decided = decide(frame, CleanPolicy(), None)
+    assert list(decided["reason"]) == ["blank", "blank", *["label_conflict:review"] * 2]
+    assert not decided["keep"].any()
+    kept = decide(frame, CleanPolicy(label_conflicts="keep"), None)
+    assert list(kept["reason"]) == ["blank", "blank", "kept", "kept"]
+
+
+def test_clean_names_the_classes_it_empties_or_halves(tmp_path: Path) -> None:
+    """A class whose pictures are all also filed under another class waits for review as a
+    whole: the summary and the command line say it has no file left, and why."""
+    from typer.testing import CliRunner
+
+    from winnow.cli import app
+
+    write_dataset(tmp_path)
+    train = tmp_path / "train"
+    (train / "copies").mkdir()
+    for i in range(4):
+        (train / "copies" / f"house_{i}.png").write_bytes(
+            (train / f"house/house_{i}.png").read_bytes()
+        )
+    run = tmp_path / "run"
+    scan(train, run, ScanConfig(image_size=64, workers=1))
+    run_audit(run, AuditConfig(checks=["exact_duplicate", "near_duplicate", "label_conflict"]))
+    summary = run_clean(run)
+    assert summary["classes_emptied"] == {
+        "copies": {"rows": 4, "kept": 0, "label_conflict:review": 4}
+    }
+    assert (
+        summary["classes_halved"]["house"]["kept"] < summary["classes_halved"]["house"]["rows"] / 2
+    )
+    assert "star" not in summary["classes_halved"] and "star" not in summary["classes_emptied"]
+    result = CliRunner().invoke(app, ["clean", str(run)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "class 'copies' has no file left (of 4: label_conflict:review 4)" in output
+    assert "class 'house' keeps" in output and "winnow review" in output
+
+
 def test_decisions_override_rules_and_relabel(audited_run, tmp_path: Path) -> None:
     _, run, planted = audited_run
     decisions = tmp_path / "review.csv"

@@ -223,7 +223,15 @@ def test_run_takes_the_audit_config_policy_decisions_split_and_seed(tmp_path: Pa
     first, second = sorted(p.relative_to(training).as_posix() for p in training.rglob("*.png"))[:2]
     other_class = next(p.name for p in training.iterdir() if p.name != first.split("/")[0])
     decisions = tmp_path / "decisions.csv"
-    decisions.write_text(f"path,keep,label\n{first},false,\n{second},true,{other_class}\n")
+    # and a whole class dropped by a person: clean empties it, and the run says so
+    emptied = next(
+        p.name for p in training.iterdir() if p.name not in (first.split("/")[0], other_class)
+    )
+    gone = sorted(p.relative_to(training).as_posix() for p in (training / emptied).iterdir())
+    decisions.write_text(
+        f"path,keep,label\n{first},false,\n{second},true,{other_class}\n"
+        + "".join(f"{path},false,\n" for path in gone)
+    )
     (tmp_path / "audit.yaml").write_text("skip: [label_issue]\n")
     (tmp_path / "policy.yaml").write_text("out_of_domain: keep\nout_of_domain_borderline: keep\n")
     (tmp_path / "train.yaml").write_text(yaml.safe_dump({**TINY_TRAIN, "max_epochs": 1}))
@@ -238,8 +246,13 @@ def test_run_takes_the_audit_config_policy_decisions_split_and_seed(tmp_path: Pa
     args += ["--decisions", str(decisions), "--val", "0.3", "--seed", "3"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert f"decisions applied from {decisions}" in " ".join(result.output.split())
+    output = " ".join(result.output.split())
+    assert f"decisions applied from {decisions}" in output
     rows = read_manifest(run).set_index("path")
+    readable = int(((rows["label"] == emptied) & (rows["status"] == "ok")).sum())
+    lost = f"class '{emptied}' has no file left (of {readable}: review {readable})"
+    assert readable and f"clean: {lost}" in output
+    assert lost in (run / "index.html").read_text().replace("&#39;", "'")
     assert not rows.at[first, "keep"] and rows.at[first, "reason"] == "review"
     assert rows.at[second, "final_label"] == other_class
     audited = json.loads((run / "audit" / "summary.json").read_text())

@@ -58,6 +58,7 @@ def clean(
     out.print(f"kept {summary['kept']} of {summary['rows']} files; dropped {summary['dropped']}:")
     for reason, count in summary["dropped_by_reason"].items():
         out.print(f"  {reason:<24} {count}", highlight=False)
+    _warn_lost_classes(summary, run)
     if summary["kept_by_decision"]:
         relabelled = f", {summary['relabelled']} relabelled" if summary["relabelled"] else ""
         out.print(
@@ -71,6 +72,14 @@ def clean(
             f"run 'winnow audit {run}' to apply every check.",
             soft_wrap=True,
         )
+
+
+def _warn_lost_classes(summary: dict, run: Path) -> None:
+    """Say which classes `clean` emptied or more than halved, and why."""
+    from winnow.curate.clean import lost_classes
+
+    for line in lost_classes(summary, run):
+        console.print(f"[yellow]{escape(line)}[/]", soft_wrap=True, highlight=False)
 
 
 @command(epilog="Example: winnow export runs/exp1 cleaned/ (a model as ONNX: winnow export-onnx)")

@@ -7,6 +7,7 @@ Reasons (the `reason` column) are rule names a person can read:
     unlabeled               not in a class folder
     duplicate               a copy of the group's kept member (`duplicate_of` says which)
     label_conflict:review   same picture under several labels; dropped until reviewed
+                            (a `:review` reason is given only where no rule drops the row)
     leak                    a copy of a test item (would inflate test scores)
     odd_size                tiny or extreme aspect (only if the policy drops them)
     blank                   one colour, nothing drawn (a failed render, an empty PNG)
@@ -157,12 +158,16 @@ def decide(
 
     from winnow.audit.checks import available_checks
 
-    # in the registry's order: the first rule that drops a row names its reason
-    for check in available_checks().values():
-        for rule in check.rules:
-            rows = check.rule_rows(rule, frame)
+    # in the registry's order, the rules that drop first: the first rule that drops a row
+    # names its reason, and a row waits for review only when no rule drops it (a blank
+    # picture filed under two classes is blank, not a question for a person)
+    rules = [(check, rule) for check in available_checks().values() for rule in check.rules]
+    for wanted in ("drop", "review"):
+        for check, rule in rules:
+            action = policy.action(rule)
+            rows = check.rule_rows(rule, frame) if action == wanted else None
             if rows is not None:
-                apply(rows, policy.action(rule), rule.reason)
+                apply(rows, action, rule.reason)
 
     duplicate_of = pd.Series(None, index=frame.index, dtype=object)
     if policy.duplicates == "keep_one" and "duplicate_group" in frame:
@@ -192,6 +197,56 @@ def decide(
     return pd.DataFrame(
         {"keep": keep, "reason": reason, "duplicate_of": duplicate_of, "final_label": final_label}
     )
+
+
+def classes_losing_rows(cleaned: pd.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
+    """The classes (folder labels) `clean` empties (`classes_emptied`: no row kept) and those
+    it leaves with under half of their readable rows (`classes_halved`), each with its rows
+    dropped by reason: a whole class can go without any rule being about it (e.g. its
+    pictures are all also filed under another class, so all wait for review)."""
+    labelled = cleaned[cleaned["label"].notna() & (cleaned["status"] == "ok")]
+    emptied: dict[str, dict[str, int]] = {}
+    halved: dict[str, dict[str, int]] = {}
+    for label, rows in labelled.groupby("label", sort=True):
+        kept = int(rows["keep"].sum())
+        if kept * 2 >= len(rows):
+            continue
+        dropped = rows.loc[~rows["keep"], "reason"].value_counts().to_dict()
+        (emptied if kept == 0 else halved)[str(label)] = {
+            "rows": int(len(rows)),
+            "kept": kept,
+            **{str(reason): int(count) for reason, count in dropped.items()},
+        }
+    return {"classes_emptied": emptied, "classes_halved": halved}
+
+
+def lost_classes(summary: dict, run_dir: Path) -> list[str]:
+    """Lines for a person: the classes `clean` emptied or more than halved, and why (from
+    `clean_summary.json`'s `classes_emptied` / `classes_halved`); none when no class lost
+    half of its files."""
+
+    def why(counts: dict[str, int]) -> str:
+        reasons = {k: v for k, v in counts.items() if k not in ("rows", "kept")}
+        return ", ".join(f"{reason} {count}" for reason, count in reasons.items())
+
+    lines, waiting = [], False
+    for label, counts in summary.get("classes_emptied", {}).items():
+        lines.append(
+            f"class {label!r} has no file left (of {counts['rows']}: {why(counts)}): "
+            "a model trained now will not know it."
+        )
+        waiting |= ":review" in why(counts)
+    for label, counts in summary.get("classes_halved", {}).items():
+        lines.append(
+            f"class {label!r} keeps {counts['kept']} of {counts['rows']} files ({why(counts)})."
+        )
+        waiting |= ":review" in why(counts)
+    if waiting:
+        lines.append(
+            f"Files waiting for review are dropped until decided: 'winnow review {run_dir}' "
+            "decides them; a policy key set to keep (e.g. label_conflicts: keep) keeps them."
+        )
+    return lines
 
 
 def run_clean(
@@ -247,6 +302,7 @@ def _run_clean(run_dir: Path, policy_path: Path | None, decisions_path: Path | N
             ).sum()
         ),
         "kept_per_class": cleaned[cleaned["keep"]]["final_label"].value_counts().to_dict(),
+        **classes_losing_rows(cleaned),
     }
     atomic_write_bytes(
         run_dir / "clean_summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode()

@@ -44,7 +44,7 @@ def run_pipeline(
     `split_seed` to split; `with_progress(work)` calls `work(on_progress)` with a progress
     callback for scan and audit, and `progress` shows training's bar."""
     from winnow.audit.runner import run_audit
-    from winnow.curate.clean import run_clean
+    from winnow.curate.clean import lost_classes, run_clean
     from winnow.curate.split import run_split
     from winnow.data.scan import scan
     from winnow.evaluate.runner import evaluate, write_outputs
@@ -78,6 +78,8 @@ def run_pipeline(
         f"clean: kept {cleaned['kept']} of {cleaned['rows']} files"
         + (f" (decisions applied from {cleaned['decisions']})" if cleaned["decisions"] else "")
     )
+    for line in lost_classes(cleaned, run_dir):
+        say(f"clean: {line}")
     from winnow.curate.review.findings import awaiting_review
 
     to_review = awaiting_review(run_dir)
@@ -112,7 +114,13 @@ def run_pipeline(
         "scan": {"files": scanned.files, "bad": len(scanned.bad_files)},
         "audit": {"report": audited["report"], "flagged": flagged},
         "review": {"awaiting": to_review, "command": f"winnow review {run_dir}"},
-        "clean": {"kept": cleaned["kept"], "rows": cleaned["rows"], "reasons": cleaned["reasons"]},
+        "clean": {
+            "kept": cleaned["kept"],
+            "rows": cleaned["rows"],
+            "reasons": cleaned["reasons"],
+            "classes_emptied": cleaned["classes_emptied"],
+            "classes_halved": cleaned["classes_halved"],
+        },
         "split": split["counts"],
         "train": _training_summary(trained, split),
         "evaluate": evaluation,
@@ -167,6 +175,7 @@ def _link(run_dir: Path, target: str | Path, text: str) -> dict[str, str]:
 
 
 def write_index(run_dir: Path, summary: dict[str, Any]) -> Path:
+    from winnow.curate.clean import lost_classes
     from winnow.pages import CSS, templates
 
     train = summary["train"]
@@ -244,6 +253,7 @@ def write_index(run_dir: Path, summary: dict[str, Any]) -> Path:
             awaiting=summary["review"]["awaiting"],
             review_command=summary["review"]["command"],
             reasons=list(summary["clean"]["reasons"].items()),
+            lost_classes=lost_classes(summary["clean"], run_dir),
             stages=list(summary["stages"].items()),
         )
     )
