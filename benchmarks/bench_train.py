@@ -14,9 +14,13 @@ decoded: the benchmark's two 623-megapixel stop signs) would stop it at the firs
 they are left out of its copy, as a notebook user would do after the crash, and listed.
 The plain PyTorch script (benchmarks/plain_torch.py, no winnow) reads the same copy.
 
+`--data subcategories` runs the same comparison on the held-out benchmark
+(`build_subcategories.py`: openclipart's 20 largest second-level categories), scanned and
+audited here with every default when its run is missing, its results saved as `sub-*`.
+
 Usage: python benchmarks/bench_train.py [--minutes 10] [--seeds 0 1 2]
            [--set model=simple_cnn augment=basic] [--reuse] [--keras-only | --no-keras]
-           [--no-plain]
+           [--no-plain] [--data clipart|subcategories]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import yaml
@@ -37,10 +42,13 @@ from PIL import Image
 
 from bench_results import save_result
 from venvs import venv_python
+from winnow.audit.runner import run_audit
 from winnow.config import build_config
 from winnow.curate.clean import run_clean
 from winnow.curate.export import export_clean
 from winnow.curate.split import run_split
+from winnow.data.manifest import read_manifest
+from winnow.data.scan import scan
 from winnow.evaluate.runner import calibration_of, evaluate
 from winnow.training.config import TrainConfig
 from winnow.training.loop import train
@@ -52,9 +60,46 @@ KERAS_VENV = ROOT / "keras-venv"
 KERAS_PINS = ["tensorflow-cpu==2.21.0", "scikit-learn==1.9.1"]
 
 
-def prepare(source_run: Path, data: Path, truth: dict) -> tuple[Path, Path]:
-    """A cleaned, split copy of the audited benchmark run, and the clean test folder."""
-    run = ROOT / "runs" / "train-bench"
+class Bench(NamedTuple):
+    """Where one training benchmark's folders and runs live."""
+
+    prefix: str  # of its result files
+    data: Path  # training/ and test/ class folders, truth.json
+    source_run: Path  # data/training scanned and audited against data/test
+    run: Path  # the cleaned, split copy that training reads
+    baselines: Path  # the rows `clean` kept, as class folders, for the baselines
+
+
+CLIPART = Bench(
+    "",
+    ROOT / "clipart",
+    ROOT / "runs" / "train",
+    ROOT / "runs" / "train-bench",
+    ROOT / "runs" / "baseline-train",
+)
+SUBCATEGORIES = Bench(
+    "sub-",
+    ROOT / "subcategories",
+    ROOT / "runs" / "sub-train",
+    ROOT / "runs" / "sub-train-bench",
+    ROOT / "runs" / "sub-baseline-train",
+)
+
+
+def audited(bench: Bench) -> Path:
+    """`bench.source_run`: its training folder scanned and audited against its test folder
+    with every default, as a user would, unless that was done already."""
+    if not (bench.source_run / "audit" / "leaks.csv").exists():
+        scan(bench.data / "training", bench.source_run)
+        run_audit(bench.source_run, against=bench.data / "test")
+    return bench.source_run
+
+
+def prepare(
+    source_run: Path, data: Path, truth: dict, run: Path = CLIPART.run
+) -> tuple[Path, Path]:
+    """A cleaned, split copy (`run`) of the audited benchmark run, and the clean test
+    folder (data/test-clean)."""
     if run.exists():
         shutil.rmtree(run)
     shutil.copytree(source_run, run, ignore=shutil.ignore_patterns("train", "experiments"))
@@ -63,14 +108,18 @@ def prepare(source_run: Path, data: Path, truth: dict) -> tuple[Path, Path]:
     run_clean(run, policy)
     run_split(run, val=0.1, test=0.0, seed=0)
     leaks = pd.read_csv(run / "audit" / "leaks.csv")
-    photos = {p.split("/", 1)[1] for p in truth["photos"] if p.startswith("test/")}
+    photos = {p.split("/", 1)[1] for p in truth.get("photos", []) if p.startswith("test/")}
     dropped = set(leaks["test_path"]) | photos
-    clean_test = ROOT / "clipart" / "test-clean"
+    # a class `clean` emptied is one no system can learn: its test files are left out (winnow
+    # and the plain script would skip them; Keras' loader refuses a folder it has no class for)
+    manifest = read_manifest(run)
+    trained = set(manifest.loc[manifest["keep"].astype(bool), "final_label"].astype(str))
+    clean_test = data / "test-clean"
     if clean_test.exists():
         shutil.rmtree(clean_test)
     for path in sorted((data / "test").rglob("*")):
         relative = path.relative_to(data / "test").as_posix()
-        if path.is_file() and relative not in dropped:
+        if path.is_file() and relative not in dropped and relative.split("/")[0] in trained:
             target = clean_test / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             os.link(path, target)
@@ -146,46 +195,55 @@ def bench_train(
     }
 
 
-BASELINE_DATA = ROOT / "runs" / "baseline-train"
-
-
-def export_for_baselines(run: Path) -> list[str]:
-    """The rows `clean` kept, as class folders (BASELINE_DATA), for the baselines that read
+def export_for_baselines(run: Path, folder: Path = CLIPART.baselines) -> list[str]:
+    """The rows `clean` kept, as class folders (`folder`), for the baselines that read
     folders; returns the files left out because the Keras decoder refuses them."""
-    if BASELINE_DATA.exists():
-        shutil.rmtree(BASELINE_DATA)
-    export_clean(run, BASELINE_DATA, copy=True)
-    return drop_undecodable(BASELINE_DATA)
+    if folder.exists():
+        shutil.rmtree(folder)
+    export_clean(run, folder, copy=True)
+    return drop_undecodable(folder)
 
 
-def _baseline_runs(command: list[str], name: str, clean_test: Path, minutes, seeds) -> list:
+def _baseline_runs(
+    command: list[str], name: str, clean_test: Path, minutes, seeds, folder: Path
+) -> list:
     results = []
     for seed in seeds:
         out = ROOT / "results" / f"{name}-seed{seed}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        args = [str(BASELINE_DATA), str(clean_test), str(out), "--minutes", str(minutes)]
+        args = [str(folder), str(clean_test), str(out), "--minutes", str(minutes)]
         subprocess.run([*command, *args, "--seed", str(seed)], check=True)
         results.append(json.loads(out.read_text()))
     return results
 
 
 def keras_baseline(
-    run: Path, clean_test: Path, minutes: float, seeds: list[int], export: bool = True
+    run: Path,
+    clean_test: Path,
+    minutes: float,
+    seeds: list[int],
+    export: bool = True,
+    bench: Bench = CLIPART,
 ) -> dict:
     """The Keras notebook baseline on the rows `clean` kept, in its own environment."""
     python = venv_python(KERAS_VENV, KERAS_PINS, "Keras (tensorflow-cpu)")
-    left_out = export_for_baselines(run) if export else []
+    left_out = export_for_baselines(run, bench.baselines) if export else []
     script = Path(__file__).parent / "keras_baseline.py"
-    results = _baseline_runs([str(python), str(script)], "keras", clean_test, minutes, seeds)
+    command = [str(python), str(script)]
+    name = f"{bench.prefix}keras"
+    results = _baseline_runs(command, name, clean_test, minutes, seeds, bench.baselines)
     done = [r for r in results if "error" not in r]
     spread = f1_spread(done) if done else {}
     return {"minutes": minutes, "left_out": left_out, "runs": results, **spread}
 
 
-def plain_baseline(clean_test: Path, minutes: float, seeds: list[int]) -> dict:
-    """benchmarks/plain_torch.py (no winnow) on BASELINE_DATA, in this environment."""
+def plain_baseline(
+    clean_test: Path, minutes: float, seeds: list[int], bench: Bench = CLIPART
+) -> dict:
+    """benchmarks/plain_torch.py (no winnow) on `bench.baselines`, in this environment."""
     script = Path(__file__).parent / "plain_torch.py"
-    results = _baseline_runs([sys.executable, str(script)], "plain", clean_test, minutes, seeds)
+    command, name = [sys.executable, str(script)], f"{bench.prefix}plain"
+    results = _baseline_runs(command, name, clean_test, minutes, seeds, bench.baselines)
     return {"minutes": minutes, "runs": results, **f1_spread(results)}
 
 
@@ -325,29 +383,43 @@ def main() -> None:
     which.add_argument("--keras-only", action="store_true", help="only the Keras baseline")
     which.add_argument("--no-keras", action="store_true", help="skip the Keras baseline")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain PyTorch script")
+    parser.add_argument(
+        "--data",
+        choices=["clipart", "subcategories"],
+        default="clipart",
+        help="the project benchmark, or the held-out one (build_subcategories.py)",
+    )
     args = parser.parse_args()
-    data = ROOT / "clipart"
-    truth = json.loads((data / "truth.json").read_text())
-    if args.reuse:
-        run, clean_test = ROOT / "runs" / "train-bench", data / "test-clean"
+    if args.data == "subcategories":
+        from build_subcategories import current
+
+        bench, truth = SUBCATEGORIES, {}
+        current(ROOT)
+        source_run = audited(bench)
     else:
-        run, clean_test = prepare(ROOT / "runs" / "train", data, truth)
+        bench = CLIPART
+        truth = json.loads((bench.data / "truth.json").read_text())
+        source_run = bench.source_run
+    if args.reuse:
+        run, clean_test = bench.run, bench.data / "test-clean"
+    else:
+        run, clean_test = prepare(source_run, bench.data, truth, bench.run)
     keras = plain = None
     if not args.no_keras:
-        keras = keras_baseline(run, clean_test, args.minutes, args.seeds)
-        save_result("keras", keras)
+        keras = keras_baseline(run, clean_test, args.minutes, args.seeds, bench=bench)
+        save_result(f"{bench.prefix}keras", keras)
         print(keras_report(keras), flush=True)
     if args.keras_only:
         return
     if not args.no_plain:
         if args.no_keras:
-            export_for_baselines(run)
-        plain = plain_baseline(clean_test, args.minutes, args.seeds)
-        save_result("plain", plain)
+            export_for_baselines(run, bench.baselines)
+        plain = plain_baseline(clean_test, args.minutes, args.seeds, bench)
+        save_result(f"{bench.prefix}plain", plain)
     settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     prefix = "bench" if not settings else "bench-" + "-".join(map(str, settings.values()))
     result = bench_train(run, clean_test, args.minutes, args.seeds, settings, prefix)
-    save_result(prefix.replace("bench", "train", 1), result)
+    save_result(bench.prefix + prefix.replace("bench", "train", 1), result)
     print(report(result))
     if keras and plain:
         print(side_by_side(result, keras, plain))
