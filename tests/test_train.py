@@ -139,9 +139,9 @@ def test_the_progress_line_and_lightnings_csv_logger(demo_run, monkeypatch) -> N
     args = ["train", str(run), "--config", str(config), "--logger", "csv"]
     result = runner.invoke(app, [*args, "--name", "logged"])
     assert result.exit_code == 0, result.output
-    # the one progress line: epoch of those planned, loss, validation macro-F1 and its size
+    # the one progress line: epochs (exact once finished), loss, validation macro-F1, its size
     val_items = int((read_manifest(run)["split"] == "val").sum())
-    assert "epoch 2/~2" in result.output and "loss " in result.output
+    assert "epoch 2/2" in result.output and "loss " in result.output
     assert "val macro-F1 " in result.output and f"({val_items} items)" in result.output
     logged = pd.read_csv(run / "train" / "logged" / "logs" / "metrics.csv")
     assert {"val_macro_f1", "loss"} <= set(logged.columns)
@@ -563,3 +563,24 @@ def test_measured_sizes_are_trained_and_written_down(demo_run, monkeypatch) -> N
     assert "32 px" in plan["sizing"]["reason"]
     meta = torch.load(result.best, map_location="cpu", weights_only=True)["winnow"]
     assert meta["preprocessing"]["image_size"] == 32
+
+
+def test_the_progress_line_re_estimates_the_epochs_from_the_budget_spent() -> None:
+    """A plan timed while another job ran says 12 epochs; the run, on a faster machine, is
+    at epoch 20 with half its budget spent: the line says ~40, and the epochs done at the
+    end."""
+    from types import SimpleNamespace
+
+    from winnow.training.progress import BudgetProgressBar
+
+    bar = BudgetProgressBar(planned_epochs=12.3, val_items=360)
+    schedule = SimpleNamespace(progress=lambda step: 0.5, budget=None)
+    module = SimpleNamespace(schedule=schedule, history=[])
+    trainer = SimpleNamespace(
+        current_epoch=19, global_step=500, num_training_batches=25, callback_metrics={}
+    )
+    assert bar.status(trainer, module).startswith("epoch 20/~40")
+    assert bar.status(trainer, module, finished=True).startswith("epoch 19/19")
+    schedule.progress = lambda step: 0.05  # too early to tell: the plan's number
+    trainer.current_epoch, trainer.global_step = 0, 10
+    assert bar.status(trainer, module).startswith("epoch 1/~12")

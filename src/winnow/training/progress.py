@@ -70,11 +70,22 @@ class BudgetProgressBar(ProgressBar):
     def _ticks(self, trainer, module) -> int:
         return int(TICKS * module.schedule.progress(int(trainer.global_step)))
 
+    def expected_epochs(self, trainer, module) -> float:
+        """The plan's epochs, re-estimated from the run's progress once a tenth is done: a
+        run on a time budget trains as many epochs as the machine's speed allows (a plan
+        timed while another job ran can be half of what the run then trains)."""
+        progress = module.schedule.progress(int(trainer.global_step))
+        batches = trainer.num_training_batches
+        if progress < 0.1 or not batches or batches == float("inf"):
+            return self.planned_epochs
+        return trainer.global_step / batches / progress
+
     def status(self, trainer, module, finished: bool = False) -> str:
         """`epoch 12/~140 · loss 0.912 · val macro-F1 0.412 (708 items) · 3:12 left`: the
         epoch under way, or once finished the epochs done."""
         epoch = trainer.current_epoch if finished else trainer.current_epoch + 1
-        parts = [f"epoch {epoch}/~{max(1, round(self.planned_epochs))}"]
+        total = epoch if finished else max(epoch, round(self.expected_epochs(trainer, module)))
+        parts = [f"epoch {epoch}/{'' if finished else '~'}{max(1, total)}"]
         loss = trainer.callback_metrics.get("loss")
         if loss is not None:
             parts.append(f"loss {float(loss):.3f}")
