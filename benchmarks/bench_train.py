@@ -47,7 +47,6 @@ from winnow.config import build_config
 from winnow.curate.clean import run_clean
 from winnow.curate.export import export_clean
 from winnow.curate.split import run_split
-from winnow.data.manifest import read_manifest
 from winnow.data.scan import scan
 from winnow.evaluate.runner import calibration_of, evaluate
 from winnow.training.config import TrainConfig
@@ -105,21 +104,19 @@ def prepare(
     shutil.copytree(source_run, run, ignore=shutil.ignore_patterns("train", "experiments"))
     policy = run / "bench_policy.yaml"
     policy.write_text(yaml.safe_dump(POLICY))
-    run_clean(run, policy)
+    learnable = set(run_clean(run, policy)["kept_per_class"])  # classes with kept rows
     run_split(run, val=0.1, test=0.0, seed=0)
     leaks = pd.read_csv(run / "audit" / "leaks.csv")
     photos = {p.split("/", 1)[1] for p in truth.get("photos", []) if p.startswith("test/")}
     dropped = set(leaks["test_path"]) | photos
     # a class `clean` emptied is one no system can learn: its test files are left out (winnow
     # and the plain script would skip them; Keras' loader refuses a folder it has no class for)
-    manifest = read_manifest(run)
-    trained = set(manifest.loc[manifest["keep"].astype(bool), "final_label"].astype(str))
     clean_test = data / "test-clean"
     if clean_test.exists():
         shutil.rmtree(clean_test)
     for path in sorted((data / "test").rglob("*")):
         relative = path.relative_to(data / "test").as_posix()
-        if path.is_file() and relative not in dropped and relative.split("/")[0] in trained:
+        if path.is_file() and relative not in dropped and relative.split("/")[0] in learnable:
             target = clean_test / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             os.link(path, target)

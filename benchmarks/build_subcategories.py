@@ -34,9 +34,9 @@ CLASSES = 20
 VERSION = 1
 
 
-def categories(clipart: Path) -> list[tuple[str, list[Path]]]:
-    """Every second-level category with its PNGs (recursively), largest first (ties by
-    name)."""
+def categories(clipart: Path) -> list[tuple[str, list[Path], Path]]:
+    """Every second-level category as (class name, its PNGs recursively, its folder),
+    largest first (ties by name)."""
     found = []
     for top in sorted(p for p in clipart.iterdir() if p.is_dir()):
         for sub in sorted(p for p in top.iterdir() if p.is_dir()):
@@ -44,7 +44,7 @@ def categories(clipart: Path) -> list[tuple[str, list[Path]]]:
             if files:
                 found.append((f"{top.name}-{sub.name}", files, sub))
     found.sort(key=lambda item: (-len(item[1]), item[0]))
-    return [(name, files, sub) for name, files, sub in found]
+    return found
 
 
 def build(root: Path) -> Path:

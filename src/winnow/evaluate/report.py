@@ -81,8 +81,8 @@ def calibration_png(calibration: dict[str, Any], path: Path) -> None:
         f"reliability: ECE {calibration['ece']:.3f} over {calibration['items']} items\n"
         f"temperature {calibration['temperature']:.2f}"
         + (
-            f", confidence map: slope {cmap['slope']:.2f}, bias {cmap['bias']:+.2f}"
-            if (cmap := calibration.get("confidence_map")) and cmap != IDENTITY_MAP
+            f", confidence map: {label}"
+            if (label := _map_label(calibration.get("confidence_map")))
             else ""
         ),
         fontsize=10,
@@ -121,6 +121,13 @@ def _f1_chart(scores: dict[str, Any]) -> str:
     return png_base64(fig)
 
 
+def _map_label(confidence_map: dict[str, float] | None) -> str:
+    """`slope 1.52, bias -0.47` for the page; empty for no map or the identity."""
+    if not confidence_map or confidence_map == IDENTITY_MAP:
+        return ""
+    return f"slope {confidence_map['slope']:.2f}, bias {confidence_map['bias']:+.2f}"
+
+
 def _cards(evaluation) -> list[dict[str, Any]]:
     s = evaluation.scores
     cards = [
@@ -131,9 +138,8 @@ def _cards(evaluation) -> list[dict[str, Any]]:
     ]
     if evaluation.model is not None:
         cards.append(("softmax temperature", f"{evaluation.model.temperature:.2f}"))
-        cmap = evaluation.model.confidence_map
-        if cmap != IDENTITY_MAP:
-            cards.append(("confidence map", f"slope {cmap['slope']:.2f}, bias {cmap['bias']:+.2f}"))
+        if label := _map_label(evaluation.model.confidence_map):
+            cards.append(("confidence map", label))
     bad = evaluation.bad_files
     others = int(companions(bad).sum())
     cards.append(("files that can't be read", str(len(bad) - others)))
